@@ -1,0 +1,195 @@
+"""Benchmarks of the numba kernels against their plain-numpy references: ``python -m toymodels.bench``.
+
+Every workload is a fixed, deterministic problem (documented in the module that defines it, e.g.
+:mod:`toymodels.bench.dln`) timed on the kernel call itself, not on the Python wrappers:
+
+* ``numpy_s`` / ``numba_s`` — best wall-clock time over ``--repeats`` repeats (default 3), each on a
+  freshly copied initial state with the same data and the same pre-drawn mini-batches. The numpy
+  reference stops repeating early once its repeats have used ``numpy_budget_s`` seconds; the number
+  it actually ran is reported as ``numpy_repeats`` (and noted below the table).
+* ``compile_s`` — the first call of the kernel in this process, on a tiny input with exactly the
+  argument types of the timed calls, so that no timed call compiles. With numba's on-disk cache
+  (``cache=True``) this is the cache load rather than a full compile; ``compile_cached`` says which.
+* ``speedup = numpy_s / numba_s``; ``meets_target`` compares it (or ``parallel_speedup`` for the
+  ensemble workload, see ``target_metric``) with ``target_speedup``. Under ``--quick`` (step counts
+  divided by 10, for smoke tests) targets are not applicable: ``meets_target`` is ``null``.
+
+Adding a workload for another model: in ``toymodels/bench/<model>.py`` decorate a function
+``fn(ctx: BenchContext) -> dict`` with :func:`workload` and add the module to ``BUILTIN_MODULES``.
+The function returns at least ``numpy_s``, ``numba_s`` and ``compile_s`` (plus free-form problem
+sizes such as ``steps``, ``n``, ``d``); :func:`run_workload` adds the name, speed-up and target.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+__all__ = [
+    "Workload", "BenchContext", "WORKLOADS", "BUILTIN_MODULES", "workload", "load_builtin",
+    "best_of", "first_call", "run_workload", "device_info", "numba_threads",
+]
+
+#: modules whose import registers workloads (in this order, which is also the table order)
+BUILTIN_MODULES: tuple[str, ...] = ("toymodels.bench.dln",)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One registered benchmark. ``target_speedup`` applies to the result key ``target_metric``."""
+
+    name: str
+    func: Callable[["BenchContext"], dict]
+    target_speedup: float | None
+    target_metric: str = "speedup"
+    description: str = ""
+    #: the target only makes sense with at least this many numba threads (parallel workloads)
+    min_threads: int = 1
+
+
+#: name -> Workload, in registration order
+WORKLOADS: dict[str, Workload] = {}
+
+
+def workload(name: str, *, target: float | None, metric: str = "speedup", description: str = "",
+             min_threads: int = 1):
+    """Decorator registering ``fn(ctx) -> dict`` as the workload ``name``."""
+
+    def deco(fn: Callable[[BenchContext], dict]):
+        if name in WORKLOADS:
+            raise ValueError(f"benchmark workload {name!r} registered twice")
+        WORKLOADS[name] = Workload(name, fn, target, metric, description or (fn.__doc__ or "").strip(),
+                                   min_threads)
+        return fn
+
+    return deco
+
+
+def load_builtin() -> dict[str, Workload]:
+    for mod in BUILTIN_MODULES:
+        importlib.import_module(mod)
+    return WORKLOADS
+
+
+@dataclass
+class BenchContext:
+    """Run-wide settings handed to every workload."""
+
+    repeats: int = 3
+    quick: bool = False
+    #: the numpy reference stops repeating once its repeats took this long (it always runs once)
+    numpy_budget_s: float = 10.0
+    notes: list[str] = field(default_factory=list)
+
+    def steps(self, full: int) -> int:
+        """The step count of a workload: ``full``, or ``full // 10`` under ``--quick``."""
+        return max(1, full // 10) if self.quick else full
+
+
+def best_of(call: Callable[..., Any], setup: Callable[[], tuple], repeats: int,
+            budget_s: float | None = None) -> tuple[float, int, Any]:
+    """Best wall-clock time of ``call(*setup())`` over ``repeats`` repeats (``setup`` is not timed).
+
+    With ``budget_s``, stop after the first repeat that brings the total past the budget. Returns
+    ``(best_s, repeats_run, args_of_last_repeat)`` so that callers can check the outputs."""
+    best, total, done, args = float("inf"), 0.0, 0, None
+    for _ in range(max(1, int(repeats))):
+        args = setup()
+        t = time.perf_counter()
+        call(*args)
+        dt = time.perf_counter() - t
+        best, total, done = min(best, dt), total + dt, done + 1
+        if budget_s is not None and total >= budget_s:
+            break
+    return best, done, args
+
+
+_FIRST_CALL: dict[str, tuple[float, bool | None]] = {}
+
+
+def _cache_hits(dispatcher) -> int | None:
+    try:
+        return int(sum(dispatcher.stats.cache_hits.values()))
+    except Exception:  # not a numba dispatcher, or an API change
+        return None
+
+
+def first_call(key: str, dispatcher, args: tuple) -> tuple[float, bool | None]:
+    """Time the first call of a numba ``dispatcher`` in this process (memoized under ``key``).
+
+    Returns ``(seconds, from_cache)``: ``from_cache`` is True when numba loaded the machine code
+    from its on-disk cache instead of compiling (None if unknown). Later calls with the same key
+    return the first measurement: the one-time cost is paid once per process."""
+    if key not in _FIRST_CALL:
+        hits = _cache_hits(dispatcher)
+        t = time.perf_counter()
+        dispatcher(*args)
+        dt = time.perf_counter() - t
+        after = _cache_hits(dispatcher)
+        _FIRST_CALL[key] = (dt, None if hits is None or after is None else after > hits)
+    return _FIRST_CALL[key]
+
+
+def numba_threads() -> int:
+    import numba
+
+    return int(numba.get_num_threads())
+
+
+def device_info() -> dict:
+    """CPU model string and core counts of this machine."""
+    model = None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    model = model or platform.processor() or platform.machine() or "unknown CPU"
+    total = os.cpu_count() or 1
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = total
+    return {"device": f"{model} ({usable} cores)", "cpu_model": model, "cpu_count": total,
+            "usable_cores": usable}
+
+
+def run_workload(wl: Workload, ctx: BenchContext) -> dict:
+    """Run one workload and add name, speed-up, target and whether it is met."""
+    res = dict(wl.func(ctx))
+    numpy_s, numba_s = float(res["numpy_s"]), float(res["numba_s"])
+    speedup = numpy_s / numba_s if numba_s > 0 else float("inf")
+    res.setdefault("speedup", speedup)
+    threads = numba_threads()
+    applicable = (wl.target_speedup is not None and not ctx.quick and threads >= wl.min_threads)
+    value = res.get(wl.target_metric)
+    met = bool(value >= wl.target_speedup) if applicable and value is not None else None
+    out = {"name": wl.name, "numpy_s": numpy_s, "numba_s": numba_s, "speedup": res["speedup"],
+           "compile_s": res.get("compile_s"), "target_speedup": wl.target_speedup,
+           "target_metric": wl.target_metric, "target_applicable": applicable, "meets_target": met}
+    for k, v in res.items():
+        out.setdefault(k, v)
+    out.setdefault("description", wl.description)
+    return out
+
+
+def select(names: Sequence[str]) -> list[Workload]:
+    """The workloads named (all when empty); an unknown name raises :class:`UsageError`."""
+    from .._cli import UsageError
+
+    reg = load_builtin()
+    if not names:
+        return list(reg.values())
+    unknown = [n for n in names if n not in reg]
+    if unknown:
+        raise UsageError(f"unknown workload {unknown[0]!r}; valid names: {', '.join(reg)}")
+    seen: dict[str, Workload] = {}
+    for n in names:
+        seen.setdefault(n, reg[n])
+    return list(seen.values())

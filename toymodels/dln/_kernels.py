@@ -1,0 +1,219 @@
+"""Numba kernels for diagonal linear networks (private; see :mod:`toymodels.dln.train`).
+
+One kernel covers every algorithm of the DLN model. A step t with descent batch D (|D| = b, the
+full data set for GD) and step sizes γ = lr[t], ρ = rho[t] is
+
+    chunked ascent (mode 0): D is split into consecutive chunks G of m examples; for each chunk
+        a_G = (1/m) Σ_{j∈G} r_j x_j                    (r_j = ⟨β, x_j⟩ − y_j at w)
+        ρ_G = ρ, or ρ / ‖∇L_G(w)‖₂ with normalization
+        w̃_G = (w₊ ⊙ (1 + ρ_G a_G), w₋ ⊙ (1 − ρ_G a_G))  (= w + ρ_G ∇L_G(w))
+        then  w ← w − (γ/b) Σ_G Σ_{i∈G} ∇ℓᵢ(w̃_G).
+      m = 1 is 1-SAM, m = b is n-SAM (full batch) or m-SAM with the same batch (eq. 5.4);
+      ρ = 0 is plain GD/SGD.
+    independent ascent (mode 1, eq. 5.21): one ascent point from a separate batch A = aidx[t],
+        w ← w − (γ/b) Σ_{i∈D} ∇ℓᵢ(w + ρ_A ∇L_A(w)).
+
+Alongside the iterates the kernel accumulates two per-coordinate logs used by the implicit-bias
+theory (see ``theory.py``):
+    log_flow  −= γ ρ_G (m/b) a_G²  summed over chunks   (mode 0; mode 1: γ ρ_A a_A ⊙ g_D)
+    log_disc  −= ½ γ² g_D²,  g_D = (1/b) Σ_{i∈D} rᵢ xᵢ at w   (the O(γ) discretization term)
+so that α · exp(log_flow) is the leading-order effective scale of Thm 5.9.2/5.9.3 in this
+project's normalization, evaluated along the simulated trajectory.
+"""
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+
+# Only the dot products may be reassociated (vectorized with several partial sums): every other
+# operation keeps IEEE order. No 'nnan'/'ninf' flags, so divergence (inf/NaN) still propagates.
+_DOT_MATH = {"reassoc", "contract"}
+
+
+@nb.njit(cache=True, fastmath=_DOT_MATH)
+def _dot(X, i, v):
+    """⟨X[i], v⟩."""
+    s = 0.0
+    for k in range(v.shape[0]):
+        s += X[i, k] * v[k]
+    return s
+
+
+@nb.njit(cache=True, fastmath=False)
+def _loss(X, y, wp, wm):
+    """(1/(4n)) Σ (⟨w₊² − w₋², xᵢ⟩ − yᵢ)²."""
+    n, d = X.shape
+    beta = np.empty(d)
+    for k in range(d):
+        beta[k] = wp[k] * wp[k] - wm[k] * wm[k]
+    s = 0.0
+    for i in range(n):
+        r = _dot(X, i, beta) - y[i]
+        s += r * r
+    return 0.25 * s / n
+
+
+@nb.njit(cache=True, fastmath=False)
+def _run(X, y, Xte, yte, wp, wm, lr, rho, t0, t1, idx, aidx, mode, m, normalize,
+         log_flow, log_disc, rec_every, rec_train, rec_test):
+    """Advance (wp, wm) in place over steps t0 ≤ t < t1. Returns the step at which the iterate became
+    non-finite, or -1. ``idx`` (t1-t0, b) holds the descent batches of these steps (row t-t0; shape (·, 0): full batch);
+    ``aidx`` (t1-t0, ba) the independent ascent batches of mode 1. After step t, if (t+1) % rec_every == 0,
+    the train/test loss are written to rec_*[(t+1)//rec_every]."""
+    n, d = X.shape
+    full = idx.shape[1] == 0
+    b = n if full else idx.shape[1]
+    beta = np.empty(d)      # β(w), fixed during a step
+    bt = np.empty(d)        # β at an ascent point
+    S = np.empty(d)         # Σ_{i∈D} rᵢ xᵢ at w
+    a = np.empty(d)
+    gD = np.empty(d)
+    gp = np.empty(d)
+    gm = np.empty(d)
+    wpa = np.empty(d)
+    wma = np.empty(d)
+    ga = np.empty(d)
+    r = np.empty(b)
+    rows = np.empty(b, dtype=np.int64)
+    inv_b = 1.0 / b
+    nch = b // m if mode == 0 else 1
+    for t in range(t0, t1):
+        gamma = lr[t]
+        rh = rho[t]
+        for jj in range(b):
+            rows[jj] = jj if full else idx[t - t0, jj]
+        for k in range(d):
+            beta[k] = wp[k] * wp[k] - wm[k] * wm[k]
+            S[k] = 0.0
+            gp[k] = 0.0
+            gm[k] = 0.0
+        # residuals at w on the descent batch; also the divergence check
+        s = 0.0
+        for jj in range(b):
+            i = rows[jj]
+            rj = _dot(X, i, beta) - y[i]
+            r[jj] = rj
+            s += rj * rj
+            for k in range(d):
+                S[k] += rj * X[i, k]
+        if not (s < np.inf):
+            return t
+        for k in range(d):
+            gD[k] = S[k] * inv_b
+        if mode == 0:
+            for c in range(nch):
+                # a_G = (1/m) Σ_{i∈G} rᵢ xᵢ
+                if nch == 1:
+                    for k in range(d):
+                        a[k] = S[k] / m
+                elif m == 1:
+                    rj = r[c]
+                    i = rows[c]
+                    for k in range(d):
+                        a[k] = rj * X[i, k]
+                else:
+                    for k in range(d):
+                        a[k] = 0.0
+                    for jj in range(c * m, (c + 1) * m):
+                        rj = r[jj]
+                        i = rows[jj]
+                        for k in range(d):
+                            a[k] += rj * X[i, k]
+                    for k in range(d):
+                        a[k] /= m
+                rc = rh
+                if rh != 0.0 and normalize:
+                    nrm = 0.0
+                    for k in range(d):
+                        nrm += a[k] * a[k] * (wp[k] * wp[k] + wm[k] * wm[k])
+                    rc = rh / np.sqrt(nrm) if nrm > 0.0 else 0.0
+                if rc == 0.0:
+                    # descent at w itself: Σ_{i∈G} ∇ℓᵢ(w) = m a_G ⊙ (w₊, −w₋)
+                    for k in range(d):
+                        gp[k] += m * a[k] * wp[k]
+                        gm[k] -= m * a[k] * wm[k]
+                    continue
+                coef = gamma * rc * (m * inv_b)
+                for k in range(d):
+                    wpa[k] = wp[k] * (1.0 + rc * a[k])
+                    wma[k] = wm[k] * (1.0 - rc * a[k])
+                    bt[k] = wpa[k] * wpa[k] - wma[k] * wma[k]
+                    log_flow[k] -= coef * a[k] * a[k]
+                if m == 1:
+                    i = rows[c]
+                    ra = _dot(X, i, bt) - y[i]
+                    for k in range(d):
+                        gk = ra * X[i, k]
+                        gp[k] += gk * wpa[k]
+                        gm[k] -= gk * wma[k]
+                    continue
+                for k in range(d):
+                    ga[k] = 0.0
+                for jj in range(c * m, (c + 1) * m):
+                    i = rows[jj]
+                    ra = _dot(X, i, bt) - y[i]
+                    for k in range(d):
+                        ga[k] += ra * X[i, k]
+                for k in range(d):
+                    gp[k] += ga[k] * wpa[k]
+                    gm[k] -= ga[k] * wma[k]
+        else:
+            ba = aidx.shape[1]
+            for k in range(d):
+                a[k] = 0.0
+            for jj in range(ba):
+                i = aidx[t - t0, jj]
+                ri = _dot(X, i, beta) - y[i]
+                for k in range(d):
+                    a[k] += ri * X[i, k]
+            for k in range(d):
+                a[k] /= ba
+            rc = rh
+            if rh != 0.0 and normalize:
+                nrm = 0.0
+                for k in range(d):
+                    nrm += a[k] * a[k] * (wp[k] * wp[k] + wm[k] * wm[k])
+                rc = rh / np.sqrt(nrm) if nrm > 0.0 else 0.0
+            for k in range(d):
+                wpa[k] = wp[k] * (1.0 + rc * a[k])
+                wma[k] = wm[k] * (1.0 - rc * a[k])
+                bt[k] = wpa[k] * wpa[k] - wma[k] * wma[k]
+                ga[k] = 0.0
+                log_flow[k] -= gamma * rc * a[k] * gD[k]
+            for jj in range(b):
+                i = rows[jj]
+                ra = _dot(X, i, bt) - y[i]
+                for k in range(d):
+                    ga[k] += ra * X[i, k]
+            for k in range(d):
+                gp[k] = ga[k] * wpa[k]
+                gm[k] = -ga[k] * wma[k]
+        step = gamma * inv_b
+        hg2 = 0.5 * gamma * gamma
+        for k in range(d):
+            wp[k] -= step * gp[k]
+            wm[k] -= step * gm[k]
+            log_disc[k] -= hg2 * gD[k] * gD[k]
+        if (t + 1) % rec_every == 0:
+            j = (t + 1) // rec_every
+            rec_train[j] = _loss(X, y, wp, wm)
+            rec_test[j] = _loss(Xte, yte, wp, wm)
+            if not (rec_train[j] < np.inf):
+                return t
+    return -1
+
+
+@nb.njit(cache=True, parallel=True)
+def _run_many(X, y, Xte, yte, wp, wm, lr, rho, t0, t1, idx, aidx, mode, m, normalize,
+              log_flow, log_disc, rec_every, rec_train, rec_test, status):
+    """``_run`` for S independent runs in parallel (prange over the leading axis of every per-run
+    array). ``status[s]`` keeps the first divergence step of run s (-1 while finite); diverged runs
+    are not advanced further."""
+    S = wp.shape[0]
+    for s in nb.prange(S):
+        if status[s] >= 0:
+            continue
+        status[s] = _run(X[s], y[s], Xte[s], yte[s], wp[s], wm[s], lr[s], rho[s], t0, t1, idx[s],
+                         aidx[s], mode[s], m[s], normalize[s], log_flow[s], log_disc[s], rec_every,
+                         rec_train[s], rec_test[s])
