@@ -19,7 +19,7 @@ from toymodels._cli import UsageError
 __all__ = ["TOPICS", "Check", "check", "registry", "run_checks"]
 
 #: Topic modules imported (in this order) to populate the registry.
-TOPICS: tuple[str, ...] = ("dln",)
+TOPICS: tuple[str, ...] = ("dln", "fgsm", "cnn_lemma2")
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,11 @@ def registry() -> dict[str, Check]:
     """All registered checks, by name, after importing every topic module."""
     for topic in TOPICS:
         importlib.import_module(f"{__name__}.{topic}")
-    return dict(_REGISTRY)
+    # order by topic (TOPICS order), then definition order: independent of which topic module a
+    # caller happened to import first
+    rank = {t: i for i, t in enumerate(TOPICS)}
+    topic_of = {n: c.func.__module__.rsplit(".", 1)[-1] for n, c in _REGISTRY.items()}
+    return dict(sorted(_REGISTRY.items(), key=lambda kv: rank.get(topic_of[kv[0]], len(rank))))
 
 
 def run_checks(names: Iterable[str] | None = None) -> list[dict]:

@@ -4,8 +4,6 @@ Exit status: 0 if every selected check passes, 1 if any fails, 2 on bad usage (u
 """
 from __future__ import annotations
 
-import sys
-import textwrap
 from typing import Sequence
 
 from toymodels._cli import Parser, emit_json, run_main
@@ -50,11 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         rows = []
         for r in results:
-            detail = textwrap.shorten(r["detail"], width=110, placeholder=" ...")
-            rows.append([r["name"], r["ref"], "PASS" if r["passed"] else "FAIL", detail])
+            rows.append([r["name"], r["ref"], "PASS" if r["passed"] else "FAIL", r["detail"]])
         print(_table(rows, ["name", "ref", "result", "detail"]))
         n_fail = sum(not r["passed"] for r in results)
-        print(f"\n{len(results) - n_fail}/{len(results)} passed", file=sys.stdout)
+        print(f"\n{len(results) - n_fail}/{len(results)} passed")
     return 1 if any(not r["passed"] for r in results) else 0
 
 

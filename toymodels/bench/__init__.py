@@ -25,16 +25,16 @@ import importlib
 import os
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 __all__ = [
-    "Workload", "BenchContext", "WORKLOADS", "BUILTIN_MODULES", "workload", "load_builtin",
-    "best_of", "first_call", "run_workload", "device_info", "numba_threads",
+    "Workload", "BenchContext", "Timing", "WORKLOADS", "BUILTIN_MODULES", "LOAD_ERRORS", "workload", "load_builtin",
+    "best_of", "timed", "first_call", "run_workload", "device_info", "numba_threads",
 ]
 
 #: modules whose import registers workloads (in this order, which is also the table order)
-BUILTIN_MODULES: tuple[str, ...] = ("toymodels.bench.dln",)
+BUILTIN_MODULES: tuple[str, ...] = ("toymodels.bench.dln", "toymodels.bench.fgsm", "toymodels.bench.cnn")
 
 
 @dataclass(frozen=True)
@@ -68,9 +68,19 @@ def workload(name: str, *, target: float | None, metric: str = "speedup", descri
     return deco
 
 
+#: module -> "ExceptionType: message" for workload modules that failed to import (their workloads
+#: are missing; the others still run, and the CLI reports these under ``load_errors``)
+LOAD_ERRORS: dict[str, str] = {}
+
+
 def load_builtin() -> dict[str, Workload]:
     for mod in BUILTIN_MODULES:
-        importlib.import_module(mod)
+        if mod in LOAD_ERRORS:
+            continue
+        try:
+            importlib.import_module(mod)
+        except Exception as exc:  # one broken model must not take the other benchmarks down
+            LOAD_ERRORS[mod] = f"{type(exc).__name__}: {exc}".replace("\n", " ")
     return WORKLOADS
 
 
@@ -82,29 +92,55 @@ class BenchContext:
     quick: bool = False
     #: the numpy reference stops repeating once its repeats took this long (it always runs once)
     numpy_budget_s: float = 10.0
-    notes: list[str] = field(default_factory=list)
 
     def steps(self, full: int) -> int:
         """The step count of a workload: ``full``, or ``full // 10`` under ``--quick``."""
         return max(1, full // 10) if self.quick else full
 
 
-def best_of(call: Callable[..., Any], setup: Callable[[], tuple], repeats: int,
-            budget_s: float | None = None) -> tuple[float, int, Any]:
-    """Best wall-clock time of ``call(*setup())`` over ``repeats`` repeats (``setup`` is not timed).
+@dataclass
+class Timing:
+    """Result of :func:`best_of`: the best wall-clock time, the process CPU time (all threads) of
+    that repeat, how many repeats ran, and the arguments of the last repeat (to check outputs)."""
 
-    With ``budget_s``, stop after the first repeat that brings the total past the budget. Returns
-    ``(best_s, repeats_run, args_of_last_repeat)`` so that callers can check the outputs."""
-    best, total, done, args = float("inf"), 0.0, 0, None
+    best_s: float
+    cpu_s: float
+    repeats: int
+    args: Any
+
+    @property
+    def cores_used(self) -> float:
+        """CPU time / wall time of the best repeat: ≈ the number of busy threads on an idle
+        machine, less when other processes compete for the cores."""
+        return self.cpu_s / self.best_s if self.best_s > 0 else float("nan")
+
+
+def timed(call: Callable[..., Any], setup: Callable[[], tuple], repeats: int,
+          budget_s: float | None = None) -> Timing:
+    """Best wall-clock time of ``call(*setup())`` over ``repeats`` repeats (``setup`` is not timed),
+    with the process CPU time of that repeat. With ``budget_s``, stop after the first repeat that
+    brings the total past the budget."""
+    best, cpu, total, done, args = float("inf"), float("nan"), 0.0, 0, None
     for _ in range(max(1, int(repeats))):
         args = setup()
+        c = time.process_time()
         t = time.perf_counter()
         call(*args)
         dt = time.perf_counter() - t
-        best, total, done = min(best, dt), total + dt, done + 1
+        dc = time.process_time() - c
+        if dt < best:
+            best, cpu = dt, dc
+        total, done = total + dt, done + 1
         if budget_s is not None and total >= budget_s:
             break
-    return best, done, args
+    return Timing(best, cpu, done, args)
+
+
+def best_of(call: Callable[..., Any], setup: Callable[[], tuple], repeats: int,
+            budget_s: float | None = None) -> tuple[float, int, Any]:
+    """:func:`timed` as ``(best_s, repeats_run, args_of_last_repeat)``."""
+    t = timed(call, setup, repeats, budget_s)
+    return t.best_s, t.repeats, t.args
 
 
 _FIRST_CALL: dict[str, tuple[float, bool | None]] = {}
@@ -188,7 +224,8 @@ def select(names: Sequence[str]) -> list[Workload]:
         return list(reg.values())
     unknown = [n for n in names if n not in reg]
     if unknown:
-        raise UsageError(f"unknown workload {unknown[0]!r}; valid names: {', '.join(reg)}")
+        broken = f" (modules that failed to import: {', '.join(LOAD_ERRORS)})" if LOAD_ERRORS else ""
+        raise UsageError(f"unknown workload {unknown[0]!r}; valid names: {', '.join(reg)}{broken}")
     seen: dict[str, Workload] = {}
     for n in names:
         seen.setdefault(n, reg[n])

@@ -2,6 +2,7 @@
 numpy references on fixed workloads (see :mod:`toymodels.bench` and :mod:`toymodels.bench.dln`)."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -33,6 +34,9 @@ def build_parser() -> Parser:
                         "always runs once)")
     p.add_argument("--quick", action="store_true",
                    help="divide all step counts by 10 (smoke test); targets become not applicable")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="numba threads for the parallel kernels (default: numba's, i.e. "
+                        "NUMBA_NUM_THREADS or the number of cores)")
     p.add_argument("--list", action="store_true", help="list the workloads and exit")
     add_common(p, seed=False, out=True)
     return p
@@ -41,7 +45,7 @@ def build_parser() -> Parser:
 def _target_str(target, metric: str) -> str:
     if target is None:
         return "-"
-    return f">={target:g}x" + ("" if metric == "speedup" else f" ({metric})")
+    return f">={target:g}x" + ("" if metric == "speedup" else " (par)")
 
 
 def _fmt_s(x) -> str:
@@ -68,8 +72,15 @@ def format_notes(rows: list[dict], repeats: int) -> list[str]:
     notes = []
     for r in rows:
         if "parallel_speedup" in r:
-            notes.append(f"{r['name']}: serial_s={r['serial_s']:.4f} (16 x _run), parallel_s="
-                         f"{r['parallel_s']:.4f} (_run_many), parallel_speedup={r['parallel_speedup']:.2f}x")
+            notes.append(f"{r['name']}: serial_s={r['serial_s']:.4f} ({r.get('runs', '?')} x _run), parallel_s="
+                         f"{r['parallel_s']:.4f} (_run_many), parallel_speedup={r['parallel_speedup']:.2f}x "
+                         f"(the target column's '(par)': {_target_str(r['target_speedup'], 'speedup')} on "
+                         f"{r.get('numba_threads', '?')} numba threads)")
+            used, thr = r.get("parallel_cores_used"), r.get("numba_threads") or 1
+            if used is not None and thr >= 2 and used < 0.8 * min(thr, r.get("runs", thr)):
+                notes.append(f"{r['name']}: WARNING the parallel run got only {used:.2f} cores' worth of "
+                             f"CPU time for {thr} threads (other processes busy): parallel_speedup is "
+                             f"not meaningful on this run")
         if r.get("numpy_estimated"):
             notes.append(f"{r['name']}: * numpy_s estimated as {r.get('numpy_estimate', 'an extrapolation')}")
         if r.get("numpy_repeats", repeats) < repeats:
@@ -82,17 +93,23 @@ def format_notes(rows: list[dict], repeats: int) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from . import BenchContext, device_info, numba_threads, run_workload, select
+    from . import LOAD_ERRORS, BenchContext, device_info, numba_threads, run_workload, select
 
     args = build_parser().parse_args(argv)
-    check_int_range("repeats", args.repeats, 1)
-    check_positive("numpy-budget", args.numpy_budget)
+    check_int_range("--repeats", args.repeats, 1)
+    check_positive("--numpy-budget", args.numpy_budget)
+    if args.threads is not None:
+        import numba
+
+        check_int_range("--threads", args.threads, 1, numba.config.NUMBA_NUM_THREADS)
+        numba.set_num_threads(args.threads)
     wls = select(args.names)
     if args.list:
         for w in wls:
             print(f"{w.name}\t{w.description}\ttarget {_target_str(w.target_speedup, w.target_metric)}")
         return 0
     ctx = BenchContext(repeats=args.repeats, quick=args.quick, numpy_budget_s=args.numpy_budget)
+    load_before = _loadavg()
     rows = []
     with progress(len(wls), disable=args.json, desc="bench", unit="workload") as bar:
         for w in wls:
@@ -102,10 +119,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     dev = device_info()
     out = {"workloads": rows, "device": dev["device"], "cpu_model": dev["cpu_model"],
            "cpu_count": dev["cpu_count"], "usable_cores": dev["usable_cores"],
-           "numba_threads": numba_threads(), "python": sys.version.split()[0],
+           "numba_threads": numba_threads(), "load_avg_1min": [load_before, _loadavg()],
+           "load_errors": dict(LOAD_ERRORS),
+           "python": sys.version.split()[0],
            "numba_version": _version("numba"), "numpy_version": _version("numpy"),
            "config": {"names": [w.name for w in wls], "repeats": args.repeats, "quick": args.quick,
-                      "numpy_budget_s": args.numpy_budget, "step_divisor": 10 if args.quick else 1}}
+                      "numpy_budget_s": args.numpy_budget, "threads": args.threads,
+                      "step_divisor": 10 if args.quick else 1}}
     if args.out:
         from .._io import write_json
         from .. import __version__
@@ -119,9 +139,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(rows))
     for line in format_notes(rows, args.repeats):
         print("  " + line)
+    for mod, err in LOAD_ERRORS.items():
+        print(f"  WARNING workload module {mod} failed to import ({err}); its workloads were skipped")
+    busy = max((x for x in out["load_avg_1min"] if x is not None), default=None)
+    if busy is not None and busy > 0.5:
+        print(f"  note: 1-min load average {busy:.2f} during the run: other processes shared the CPU, "
+              "timings (parallel_speedup above all) may be pessimistic")
     if args.out:
         print(f"wrote {Path(args.out) / 'bench.json'}")
     return 0
+
+
+def _loadavg() -> float | None:
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return None
 
 
 def _version(mod: str) -> str | None:

@@ -1,0 +1,196 @@
+"""Training loop of the single-layer CNN (toymodels.cnn.train): CO detector on hand-written histories,
+schedule / λ / Adam against independent values, a tiny run that learns, the result contract and
+reproducibility. Tiny sizes only (the whole file runs in a few seconds after numba's cache)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from toymodels._cli import UsageError
+from toymodels.cnn.datasets import ImageData
+from toymodels.cnn.train import (HISTORY_KEYS, TrainConfig, _Adam, cyclic_lr, default_lambda, detect_co,
+                                 parse_eps, resolve, train)
+
+TINY = dict(n_eval=24, eval_pgd_steps=2, final_n=24, final_pgd_steps=2, final_restarts=2, batch=32)
+
+
+def _hist(pgd, fgsm):
+    return [{"epoch": t, "pgd_acc": p, "fgsm_acc": f} for t, (p, f) in enumerate(zip(pgd, fgsm))]
+
+
+# ---------------------------------------------------------------------------------------------
+# CO detector on synthetic histories written by hand
+# ---------------------------------------------------------------------------------------------
+def test_detect_co_finds_the_collapse_epoch():
+    # Fig. 2.11-like: PGD accuracy builds up to 0.30, collapses at epoch 6 while FGSM jumps
+    pgd = [0.08, 0.15, 0.22, 0.27, 0.29, 0.30, 0.04, 0.01, 0.00, 0.00]
+    fgsm = [0.09, 0.18, 0.25, 0.30, 0.32, 0.33, 0.45, 0.60, 0.70, 0.72]
+    assert detect_co(_hist(pgd, fgsm)) == 6
+
+
+def test_detect_co_none_for_healthy_training():
+    # GradAlign / PGD-like: accuracies fluctuate by a few points, FGSM stays close to PGD
+    pgd = [0.08, 0.15, 0.22, 0.25, 0.24, 0.27, 0.26, 0.28, 0.29, 0.29]
+    fgsm = [0.09, 0.18, 0.25, 0.28, 0.27, 0.30, 0.29, 0.31, 0.32, 0.33]
+    assert detect_co(_hist(pgd, fgsm)) is None
+
+
+def test_detect_co_needs_both_conditions():
+    # PGD drop without an FGSM/PGD gap (plain loss of robustness): not CO
+    assert detect_co(_hist([0.1, 0.3, 0.1, 0.05], [0.1, 0.32, 0.12, 0.08])) is None
+    # a gap without a collapse: not CO
+    assert detect_co(_hist([0.1, 0.3, 0.2, 0.25], [0.1, 0.32, 0.45, 0.50])) is None
+    # a collapse by half but of only 3 points (within evaluation noise): not CO
+    assert detect_co(_hist([0.02, 0.06, 0.03], [0.02, 0.06, 0.2])) is None
+    # the first qualifying epoch is returned even if PGD accuracy recovers later
+    assert detect_co(_hist([0.1, 0.3, 0.1, 0.3, 0.0], [0.1, 0.3, 0.4, 0.3, 0.5])) == 2
+
+
+def test_detect_co_boundaries_are_inclusive():
+    # exactly half and exactly a 10-point gap count (thresholds are ≤ / ≥)
+    assert detect_co(_hist([0.0, 0.4, 0.2], [0.0, 0.4, 0.3])) == 2
+    assert detect_co(_hist([0.0, 0.4, 0.2001], [0.0, 0.4, 0.3])) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# hyperparameters against thesis values / closed forms
+# ---------------------------------------------------------------------------------------------
+def test_default_lambda_matches_table_2_2():
+    # thesis Table 2.2 (CIFAR-10 row), printed to two decimals
+    table = {1: 0.03, 2: 0.04, 3: 0.05, 4: 0.06, 5: 0.08, 6: 0.11, 7: 0.15, 8: 0.20, 9: 0.27, 10: 0.36,
+             11: 0.47, 12: 0.63, 13: 0.84, 14: 1.12, 15: 1.50, 16: 2.00}
+    for e, lam in table.items():
+        assert abs(default_lambda(e / 255) - lam) <= 0.005 + 1e-12, e
+
+
+def test_cyclic_lr_is_the_triangle():
+    E, lr = 30, 0.003
+    assert cyclic_lr(0, E, lr) == 0 and cyclic_lr(E, E, lr) == 0
+    assert cyclic_lr(12, E, lr) == pytest.approx(lr)
+    assert cyclic_lr(6, E, lr) == pytest.approx(lr / 2)
+    assert cyclic_lr(21, E, lr) == pytest.approx(lr / 2)
+
+
+def test_adam_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    theta = rng.standard_normal(7)
+    grads = rng.standard_normal((5, 7))
+    lrs = [0.1, 0.05, 0.02, 0.2, 0.01]
+    tp = torch.tensor(theta.copy(), requires_grad=True)
+    opt = torch.optim.Adam([tp], lr=1.0)
+    ours = _Adam(7)
+    th = theta.copy()
+    for g, lr in zip(grads, lrs):
+        for grp in opt.param_groups:
+            grp["lr"] = lr
+        tp.grad = torch.tensor(g)
+        opt.step()
+        ours.step(th, g, lr)
+    np.testing.assert_allclose(th, tp.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_resolve_defaults_and_ranges():
+    eps = 8 / 255
+    assert resolve(TrainConfig(attack="fgsm", eps=eps)).alpha == pytest.approx(eps)
+    assert resolve(TrainConfig(attack="fgsm-rs", eps=eps)).alpha == pytest.approx(1.25 * eps)
+    assert resolve(TrainConfig(attack="pgd", eps=eps, pgd_steps=2)).alpha == pytest.approx(eps / 2)
+    assert resolve(TrainConfig(attack="pgd", eps=eps, pgd_steps=10)).alpha == pytest.approx(eps / 5)
+    assert resolve(TrainConfig(attack="none")).alpha == 0.0
+    assert resolve(TrainConfig(grad_align="default", eps=eps)).grad_align == pytest.approx(0.2)
+    assert parse_eps("10/255") == pytest.approx(10 / 255) and parse_eps("0.5") == 0.5
+    for bad in (dict(eps=0.0), dict(eps=-0.1), dict(eps=1.5), dict(eps=math.nan),
+                dict(attack="fgsm", alpha=2 * eps, eps=eps), dict(attack="fgsm-rs", alpha=2.1 * eps, eps=eps),
+                dict(attack="pgd", alpha=0.0), dict(pgd_steps=0), dict(filters=0), dict(epochs=0),
+                dict(grad_align=-0.1), dict(attack="bim"), dict(attack="none", alpha=0.01)):
+        with pytest.raises(UsageError):
+            resolve(TrainConfig(**bad))
+
+
+# ---------------------------------------------------------------------------------------------
+# training runs (tiny)
+# ---------------------------------------------------------------------------------------------
+def _easy_data(seed=0, n=256, n_test=120, K=3, size=8):
+    """K classes, each a fixed random ±0.2 pattern around grey plus N(0, 0.05²) pixel noise: linearly
+    separable with a wide margin, so a few epochs of standard training must beat chance (1/K)."""
+    rng = np.random.default_rng(seed)
+    protos = 0.2 * rng.choice([-1.0, 1.0], size=(K, 3, size, size))
+
+    def draw(m):
+        y = rng.integers(0, K, m)
+        x = np.clip(0.5 + protos[y] + 0.05 * rng.standard_normal((m, 3, size, size)), 0, 1)
+        return x, y.astype(np.int64)
+
+    xtr, ytr = draw(n)
+    xte, yte = draw(n_test)
+    return ImageData("easy", xtr, ytr, xte, yte, K)
+
+
+def test_tiny_standard_training_beats_chance():
+    data = _easy_data()
+    res = train(data, TrainConfig(attack="none", epochs=3, lr=0.01, **TINY))
+    acc = res.history[-1]["clean_acc"]
+    # chance is 1/3; with 120 test points its s.e. is √(2/9/120) ≈ 0.043; demand chance + 5 s.e.
+    assert acc > 1 / 3 + 5 * 0.043
+    assert res.history[-1]["clean_loss"] < res.history[0]["clean_loss"]
+
+
+@pytest.mark.parametrize("attack, lam", [("fgsm", 0.0), ("fgsm-rs", 0.0), ("pgd", 0.0), ("fgsm", 0.5)])
+def test_train_result_contract(attack, lam):
+    data = _easy_data(1, n=64, n_test=40)
+    res = train(data, TrainConfig(attack=attack, eps=8 / 255, epochs=2, grad_align=lam, pgd_steps=2,
+                                  filters=3, seed=4, **TINY))
+    out = res.to_json()
+    assert [h["epoch"] for h in out["history"]] == [0, 1, 2]
+    for rec in out["history"] + [out["final"]]:
+        for k in HISTORY_KEYS:
+            assert k in rec and rec[k] is not None and math.isfinite(rec[k])
+        assert 0 <= rec["clean_acc"] <= 1 and -1 <= rec["grad_alignment"] <= 1
+        # PGD starts inside the ball and keeps the worst restart: never easier than clean on these points
+    for rec in out["history"][1:]:
+        assert rec["train_loss"] is not None
+        assert (rec["grad_align_reg"] is not None) == (lam > 0)
+    assert out["co_epoch"] is None or 1 <= out["co_epoch"] <= 2
+    assert out["final"]["n_points"] == 24
+    assert 0 <= out["culprit_filter"] < 3
+    assert len(out["grad_alignment_without_filter"]) == 3
+    assert out["grad_alignment_without_culprit"] == out["grad_alignment_without_filter"][out["culprit_filter"]]
+    assert res.filters.shape == (3, 3, 3, 3, 3) and res.out_norms.shape == (3, 3)
+    assert out["config"]["attack"] == attack and out["config"]["grad_align"] == lam
+    # the last snapshot is the final parameters
+    np.testing.assert_array_equal(res.filters[-1], res.params.Wc)
+
+
+def test_zeroing_the_culprit_is_what_is_reported():
+    # independent recomputation: zero the culprit filter by hand and compute alignment with torch-free
+    # numpy cosines of the model's input gradients on the same points and noise
+    from toymodels.cnn import model
+
+    data = _easy_data(2, n=64, n_test=40)
+    res = train(data, TrainConfig(attack="fgsm", epochs=1, filters=2, seed=1, **TINY))
+    assert res.culprit_filter in (0, 1)
+    growth = np.asarray(res.filter_growth)
+    assert res.culprit_filter == int(np.argmax(growth))
+    m = res.culprit_filter
+    p = res.params.copy()
+    p.Wc[m] = 0
+    p.bc[m] = 0
+    # with the filter zeroed its feature map is ReLU(0) = 0: logits ignore U's block of that filter
+    x = data.x_test[:5]
+    z0 = model.logits(p, x)
+    p2 = p.copy()
+    K = p2.U.shape[0]
+    p2.U.reshape(K, 2, -1)[:, m] = 123.0
+    np.testing.assert_allclose(model.logits(p2, x), z0, rtol=0, atol=1e-12)
+
+
+def test_reproducible_with_seed():
+    data = _easy_data(3, n=64, n_test=40)
+    cfg = TrainConfig(attack="fgsm-rs", epochs=2, grad_align=0.3, seed=11, **TINY)
+    a, b = train(data, cfg), train(data, cfg)
+    assert a.history == b.history and a.final == b.final
+    np.testing.assert_array_equal(a.params.flat(), b.params.flat())
+    c = train(data, TrainConfig(**{**cfg.as_dict(), "seed": 12}))
+    assert not np.array_equal(a.params.flat(), c.params.flat())

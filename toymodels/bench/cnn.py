@@ -1,0 +1,134 @@
+"""Single-layer CNN benchmark workloads: one training epoch of FGSM AT and of FGSM AT + GradAlign.
+
+Fixed workload (both): 10,000 synthetic 32×32×3 images (``make_synthetic(10000, seed=0)``, 10
+classes), the 4-filter CNN initialized with seed 0, batch 128 (79 steps, the same pre-drawn batch
+order), ε = 10/255, Adam at a constant learning rate 0.003; GradAlign with λ = 0.36 (thesis Table 2.2
+at ε = 10/255), η drawn from seed 1. One repeat = one full epoch of
+:func:`toymodels.cnn.train._step` (attack, CE gradient, GradAlign gradient, Adam) from fresh copies of
+the initial parameters and optimizer state.
+
+* ``numba_s`` — the numba kernels (``backend="numba"``);
+* ``numpy_s`` — the same epoch with the plain-numpy reference (``backend="numpy"``);
+* ``torch_s`` — the same model, attack and loss in torch on the CPU (float64 like the kernels,
+  ``torch.set_num_threads`` = numba's thread count; GradAlign by double backprop with
+  ``create_graph=True``, differentiating through ∇ₓℓ(x + η) only, as the numba default) — the
+  baseline of the target: ``torch_speedup = torch_s / numba_s ≥ 1``. Absent torch, ``torch_s`` is
+  null and the target is not applicable.
+* ``gradalign_over_fgsm`` (GradAlign workload) — its numba epoch time over the FGSM epoch's (goal ≤ 2).
+
+Under ``--quick`` the epoch has 1,000 images (8 steps).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import BenchContext, best_of, numba_threads, workload
+
+N_FULL = 10_000
+BATCH = 128
+EPS = 10 / 255
+LAM = 0.36
+LR = 0.003
+_CACHE: dict = {}
+
+
+def _setup(ctx: BenchContext):
+    from ..cnn import model
+    from ..cnn.datasets import make_synthetic
+
+    n = ctx.steps(N_FULL)
+    key = n
+    if key not in _CACHE:
+        x, y = make_synthetic(n, seed=0)
+        p0 = model.init_params(3, 32, 32, 4, 10, seed=0)
+        perm = np.random.default_rng(0).permutation(n)
+        batches = [np.sort(perm[i:i + BATCH]) for i in range(0, n, BATCH)]
+        _CACHE[key] = (x, y, p0, batches)
+    return _CACHE[key]
+
+
+def _epoch_ours(x, y, p0, batches, lam, backend):
+    from ..cnn.model import CNNParams
+    from ..cnn.train import TrainConfig, _Adam, _step, resolve
+
+    cfg = resolve(TrainConfig(attack="fgsm", eps=EPS, grad_align=lam, schedule="constant", lr=LR))
+    theta = p0.flat()
+    params = CNNParams.from_flat(theta, p0.shapes)
+    opt = _Adam(theta.size)
+    rng = np.random.default_rng(1)
+    for idx in batches:
+        _step(params, theta, opt, x[idx], y[idx], cfg, rng, LR, backend)
+    return theta
+
+
+def _epoch_torch(torch, x, y, p0, batches, lam):
+    from ..cnn.torch_twin import to_torch
+
+    F = torch.nn.functional
+    net = to_torch(p0)
+    opt = torch.optim.Adam(net.parameters(), lr=LR)
+    X, Y = torch.from_numpy(x), torch.from_numpy(y)
+    gen = torch.Generator().manual_seed(1)
+    for idx in batches:
+        xb, yb = X[idx], Y[idx]
+        xr = xb.clone().requires_grad_(True)
+        g1, = torch.autograd.grad(F.cross_entropy(net(xr), yb, reduction="sum"), xr)
+        xa = (xb + EPS * g1.sign()).clamp(0, 1)
+        loss = F.cross_entropy(net(xa), yb)
+        if lam > 0:
+            eta = (torch.rand(xb.shape, generator=gen, dtype=xb.dtype) * 2 - 1) * EPS
+            x2 = (xb + eta).requires_grad_(True)
+            g2, = torch.autograd.grad(F.cross_entropy(net(x2), yb, reduction="sum"), x2, create_graph=True)
+            cos = F.cosine_similarity(g1.flatten(1), g2.flatten(1), dim=1)
+            loss = loss + lam * (1 - cos).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return net
+
+
+def _run(ctx: BenchContext, lam: float) -> dict:
+    x, y, p0, batches = _setup(ctx)
+    t = time.perf_counter()
+    _epoch_ours(x, y, p0, [np.arange(min(BATCH, len(y)))], lam, "numba")      # compile / cache load
+    compile_s = time.perf_counter() - t
+    numba_s, _, _ = best_of(lambda: _epoch_ours(x, y, p0, batches, lam, "numba"), lambda: (), ctx.repeats)
+    numpy_s, numpy_rep, _ = best_of(lambda: _epoch_ours(x, y, p0, batches, lam, "numpy"), lambda: (),
+                                    ctx.repeats, ctx.numpy_budget_s)
+    out = {"numba_s": numba_s, "numpy_s": numpy_s, "numpy_repeats": numpy_rep, "compile_s": compile_s,
+           "images": len(y), "batch": BATCH, "filters": 4, "threads": numba_threads(), "torch_s": None,
+           "torch_speedup": None}
+    try:
+        import torch
+    except ImportError:
+        ctx.notes.append("torch not installed: torch_s baseline skipped")
+        return out
+    prev = torch.get_num_threads()
+    torch.set_num_threads(numba_threads())
+    try:
+        torch_s, _, _ = best_of(lambda: _epoch_torch(torch, x, y, p0, batches, lam), lambda: (), ctx.repeats)
+    finally:
+        torch.set_num_threads(prev)
+    out.update({"torch_s": torch_s, "torch_speedup": torch_s / numba_s, "torch_version": torch.__version__})
+    return out
+
+
+@workload("cnn_epoch_fgsm", target=1.0, metric="torch_speedup",
+          description="one FGSM-AT epoch, 10k 32×32×3 images, 4 filters, batch 128 (target: ≥ torch CPU)")
+def cnn_epoch_fgsm(ctx: BenchContext) -> dict:
+    res = _run(ctx, 0.0)
+    _CACHE[("fgsm_numba_s", res["images"])] = res["numba_s"]
+    return res
+
+
+@workload("cnn_epoch_gradalign", target=1.0, metric="torch_speedup",
+          description="one FGSM+GradAlign epoch (λ = 0.36), same problem; also reports gradalign_over_fgsm")
+def cnn_epoch_gradalign(ctx: BenchContext) -> dict:
+    res = _run(ctx, LAM)
+    key = ("fgsm_numba_s", res["images"])
+    if key not in _CACHE:
+        cnn_epoch_fgsm(ctx)
+    res["gradalign_over_fgsm"] = res["numba_s"] / _CACHE[key]
+    return res

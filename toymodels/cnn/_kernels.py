@@ -1,0 +1,827 @@
+"""Numba kernels of the single-layer CNN (private; public API in :mod:`toymodels.cnn.model`).
+
+Model (channels-first, float64; see ``notes/CNN_SPEC.md``): for one example x ∈ R^{C×H×W},
+
+    a = conv(x, Wc) + bc      (3×3 cross-correlation, stride 1, zero padding 1; a ∈ R^{M×H×W})
+    h = ReLU(a)               (mask = 1[a > 0], ReLU'(0) := 0 as in torch)
+    z = U vec(h) + c          (vec = C-order flatten over (M, H, W); z ∈ R^K)
+    ℓ = logsumexp(z) − z_y,   p = softmax(z),   s = ∂ℓ/∂z = p − e_y.
+
+Backward pass (per example):
+
+    ga = mask ⊙ Uᵀ s                         (∂ℓ/∂a)
+    ∇ₓℓ = convᵀ(ga, Wc)                       (transposed convolution)
+    ∇U = s vec(h)ᵀ,  ∇c = s,  ∇Wc[m,c,u,v] = Σ_ij ga[m,i,j] x̄[c,i+u,j+v],  ∇bc[m] = Σ_ij ga[m,i,j]
+
+(x̄ = x zero-padded by one pixel). GradAlign (eq. 2.7) needs ∇_θ cos(g₁, g₂), gᵢ = ∇ₓℓ at x₁ = x and
+x₂ = x + η. With nᵢ = ‖gᵢ‖ and cos = ⟨g₁, g₂⟩/(n₁n₂),
+
+    d cos = ⟨dg₁, v₁⟩ + ⟨dg₂, v₂⟩,   v₁ = g₂/(n₁n₂) − cos g₁/n₁²,   v₂ = g₁/(n₁n₂) − cos g₂/n₂²,
+
+and for a fixed direction v, ψ(θ) = ⟨∇ₓℓ(x; θ), v⟩ = sᵀ q with the Jacobian-vector product
+q = U vec(r), r = mask ⊙ conv(v, Wc) (no bias: the jvp of an affine map). The masks are piecewise
+constant in θ (zero derivative almost everywhere), so by the chain rule through softmax, U and Wc:
+
+    t = (diag p − p pᵀ) q = p ⊙ (q − pᵀq),   ua = mask ⊙ Uᵀ t
+    ∇U ψ = t vec(h)ᵀ + s vec(r)ᵀ,   ∇c ψ = t,   ∇bc ψ = Σ_ij ua,
+    ∇Wc ψ = wgrad(ua, x̄) + wgrad(ga, v̄)
+
+(the first terms are an ordinary backward pass with upstream gradient t instead of s; the
+``s vec(r)ᵀ`` and ``wgrad(ga, v̄)`` terms come from U and Wc inside the jvp).
+
+Memory layout ("padded rows"). Per example, images live in a flat zero-padded buffer
+``xp[c·P + i'·Wp + j']`` (Wp = W + 2, P = (H + 2)·Wp, plus 2 slack zeros at the end), and every
+M×H×W map (a, h, r) in ``a[m·Q + i·Wp + j]`` with Q = H·Wp: each row carries two extra "garbage"
+columns j ∈ {W, W+1}. Then a 3×3 tap (u, v) is the constant shift u·Wp + v, and conv, transposed
+conv and the weight gradient become single contiguous loops of length Q (long, vectorizable,
+9 taps unrolled) instead of W-length row loops. Garbage activations are forced to 0 after the
+ReLU, so the mask is 0 there and they never contribute (U is zero-padded to the same layout,
+``Up``, and ∇U is compacted back at the end). ∂ℓ/∂a is stored with zero margins (stride
+G = Q + 4·Wp + 2, offset MG = 2·Wp + 2) so the transposed convolution can be written as a gather
+(9·M taps summed per output pixel, one store) instead of a scatter.
+
+Parallelism: ``prange`` over a fixed number of example chunks (it depends on N only, so the
+summation order — and the result — does not depend on the number of threads); parameter
+gradients go to per-chunk rows of ``gbuf`` and are reduced at the end (``_reduce_grad``). Work
+buffers are allocated once per chunk, never per example.
+"""
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+from numba import prange
+
+# Reductions (dot products, accumulations) may be reassociated so that they vectorize; no
+# 'nnan'/'ninf' flags, so NaN/inf still propagate (divergence stays detectable).
+_FM = {"reassoc", "contract"}
+
+#: block length (in features) of the dense-layer loops, so that the feature vectors of a block stay
+#: in L1 while all K rows of U (or ∇U) pass over it
+_FB = 256
+
+#: maximal number of example chunks (and per-chunk gradient buffers) of one kernel call
+MAX_CHUNKS = 16
+
+
+def n_chunks(N: int) -> int:
+    return max(1, min(N, MAX_CHUNKS))
+
+
+def grad_row_size(M: int, C: int, H: int, W: int, K: int) -> int:
+    """Length of one per-chunk gradient row: Wc, bc, Up (K × M·H·(W+2)), c."""
+    return M * C * 9 + M + K * M * H * (W + 2) + K
+
+
+# ----------------------------------------------------------------------------------------------
+# per-example building blocks (work on preallocated flat buffers)
+# ----------------------------------------------------------------------------------------------
+@nb.njit(cache=True)
+def _chunk_bounds(N, T, t):
+    return (t * N) // T, ((t + 1) * N) // T
+
+
+@nb.njit(cache=True)
+def _pad_U(U, M, H, W):
+    """Up (K, M·H·(W+2)): U in the padded-row layout, zero on the garbage columns."""
+    K = U.shape[0]
+    Wp = W + 2
+    Q = H * Wp
+    Up = np.zeros((K, M * Q))
+    for k in range(K):
+        for m in range(M):
+            for i in range(H):
+                for j in range(W):
+                    Up[k, m * Q + i * Wp + j] = U[k, (m * H + i) * W + j]
+    return Up
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def _load(x, n, xp):
+    """Interior of the padded buffer xp ← x[n] (the zero border is never written)."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    Wp = W + 2
+    P = (H + 2) * Wp
+    for ch in range(C):
+        for i in range(H):
+            o = ch * P + (i + 1) * Wp + 1
+            row = xp[o:o + W]
+            for j in range(W):
+                row[j] = x[n, ch, i, j]
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def _load_sum(x, d, n, xp):
+    """Interior of xp ← x[n] + d[n]."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    Wp = W + 2
+    P = (H + 2) * Wp
+    for ch in range(C):
+        for i in range(H):
+            o = ch * P + (i + 1) * Wp + 1
+            row = xp[o:o + W]
+            for j in range(W):
+                row[j] = x[n, ch, i, j] + d[n, ch, i, j]
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def _conv(xp, Wc, bc, use_bias, a, H, W):
+    """a[m·Q + q] = Σ_{c,u,v} Wc[m,c,u,v] xp[c·P + q + u·Wp + v] (+ bc[m]) for q < Q."""
+    M, C = Wc.shape[0], Wc.shape[1]
+    Wp = W + 2
+    P = (H + 2) * Wp
+    Q = H * Wp
+    # (slices, not computed indices: numba's negative-index handling of `xp[o + q]` would block
+    # vectorization; slice views index with the non-negative loop variable only)
+    for m in range(M):
+        am = a[m * Q:(m + 1) * Q]
+        b = bc[m] if use_bias else 0.0
+        for q in range(Q):
+            am[q] = b
+        for ch in range(C):
+            o = ch * P
+            w00, w01, w02 = Wc[m, ch, 0, 0], Wc[m, ch, 0, 1], Wc[m, ch, 0, 2]
+            w10, w11, w12 = Wc[m, ch, 1, 0], Wc[m, ch, 1, 1], Wc[m, ch, 1, 2]
+            w20, w21, w22 = Wc[m, ch, 2, 0], Wc[m, ch, 2, 1], Wc[m, ch, 2, 2]
+            x00, x01, x02 = xp[o:o + Q], xp[o + 1:o + 1 + Q], xp[o + 2:o + 2 + Q]
+            o = o + Wp
+            x10, x11, x12 = xp[o:o + Q], xp[o + 1:o + 1 + Q], xp[o + 2:o + 2 + Q]
+            o = o + Wp
+            x20, x21, x22 = xp[o:o + Q], xp[o + 1:o + 1 + Q], xp[o + 2:o + 2 + Q]
+            for q in range(Q):
+                am[q] += (w00 * x00[q] + w01 * x01[q] + w02 * x02[q]
+                          + w10 * x10[q] + w11 * x11[q] + w12 * x12[q]
+                          + w20 * x20[q] + w21 * x21[q] + w22 * x22[q])
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def _relu(a, M, H, W):
+    """In place a ← max(a, 0), and 0 on the garbage columns; afterwards mask = (a > 0)."""
+    Wp = W + 2
+    Q = H * Wp
+    for f in range(M * Q):
+        if not a[f] > 0.0:
+            a[f] = 0.0
+    for r in range(M * H):
+        a[r * Wp + W] = 0.0
+        a[r * Wp + W + 1] = 0.0
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def _dense(Up, c, use_bias, h, z):
+    """z = Up h (+ c)."""
+    K, F = Up.shape
+    for k in range(K):
+        z[k] = c[k] if use_bias else 0.0
+    for f0 in range(0, F, _FB):
+        f1 = min(f0 + _FB, F)
+        hb = h[f0:f1]
+        for k in range(K):
+            uk = Up[k, f0:f1]
+            s = 0.0
+            for f in range(f1 - f0):
+                s += uk[f] * hb[f]
+            z[k] += s
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def _dense2(Up, c, use_bias, h1, h2, z1, z2):
+    """z1 = Up h1 (+ c), z2 = Up h2 (+ c) in one pass over Up."""
+    K, F = Up.shape
+    for k in range(K):
+        z1[k] = c[k] if use_bias else 0.0
+        z2[k] = z1[k]
+    for f0 in range(0, F, _FB):
+        f1 = min(f0 + _FB, F)
+        a = h1[f0:f1]
+        b = h2[f0:f1]
+        for k in range(K):
+            uk = Up[k, f0:f1]
+            s1 = 0.0
+            s2 = 0.0
+            for f in range(f1 - f0):
+                s1 += uk[f] * a[f]
+                s2 += uk[f] * b[f]
+            z1[k] += s1
+            z2[k] += s2
+
+
+@nb.njit(cache=True)
+def _softmax_ce(z, yn, p):
+    """p = softmax(z); returns ℓ = logsumexp(z) − z_y (max-shifted)."""
+    K = z.shape[0]
+    zmax = z[0]
+    for k in range(1, K):
+        if z[k] > zmax:
+            zmax = z[k]
+    tot = 0.0
+    for k in range(K):
+        e = np.exp(z[k] - zmax)
+        p[k] = e
+        tot += e
+    for k in range(K):
+        p[k] /= tot
+    return np.log(tot) + zmax - z[yn]
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def _backh(Up, s, h, g, M, H, W):
+    """g[m·G + MG + q] = 1[h[m·Q + q] > 0] · (Upᵀ s)[m·Q + q]  (the margins of g stay 0)."""
+    K = Up.shape[0]
+    Wp = W + 2
+    Q = H * Wp
+    G = Q + 4 * Wp + 2
+    MG = 2 * Wp + 2
+    for m in range(M):
+        gm = g[m * G + MG:m * G + MG + Q]
+        hm = h[m * Q:(m + 1) * Q]
+        for q in range(Q):
+            gm[q] = 0.0
+        for k in range(K):
+            sk = s[k]
+            uk = Up[k, m * Q:(m + 1) * Q]
+            for q in range(Q):
+                gm[q] += sk * uk[q]
+        for q in range(Q):
+            if not hm[q] > 0.0:
+                gm[q] = 0.0
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def _backh2(Up, s1, s2, h1, h2, g1, g2, M, H, W):
+    """``_backh`` for two points (s1, h1 → g1; s2, h2 → g2) in one pass over Up."""
+    K = Up.shape[0]
+    Wp = W + 2
+    Q = H * Wp
+    G = Q + 4 * Wp + 2
+    MG = 2 * Wp + 2
+    for m in range(M):
+        g1m = g1[m * G + MG:m * G + MG + Q]
+        g2m = g2[m * G + MG:m * G + MG + Q]
+        h1m = h1[m * Q:(m + 1) * Q]
+        h2m = h2[m * Q:(m + 1) * Q]
+        for q in range(Q):
+            g1m[q] = 0.0
+            g2m[q] = 0.0
+        for k in range(K):
+            a = s1[k]
+            b = s2[k]
+            uk = Up[k, m * Q:(m + 1) * Q]
+            for q in range(Q):
+                g1m[q] += a * uk[q]
+                g2m[q] += b * uk[q]
+        for q in range(Q):
+            if not h1m[q] > 0.0:
+                g1m[q] = 0.0
+            if not h2m[q] > 0.0:
+                g2m[q] = 0.0
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def _convT(g, Wc, gq, H, W):
+    """Transposed convolution as a gather: for the padded position p' = Wp + q (q < Q, i.e. the
+    padded rows 1..H), gq[c·Q + q] = Σ_{m,u,v} Wc[m,c,u,v] ga[m, p' − u·Wp − v]. The input
+    gradient of pixel (i, j) is gq[c·Q + i·Wp + j + 1]."""
+    M, C = Wc.shape[0], Wc.shape[1]
+    Wp = W + 2
+    Q = H * Wp
+    G = Q + 4 * Wp + 2
+    MG = 2 * Wp + 2
+    for ch in range(C):
+        out = gq[ch * Q:(ch + 1) * Q]
+        for q in range(Q):
+            out[q] = 0.0
+        for m in range(M):
+            w00, w01, w02 = Wc[m, ch, 0, 0], Wc[m, ch, 0, 1], Wc[m, ch, 0, 2]
+            w10, w11, w12 = Wc[m, ch, 1, 0], Wc[m, ch, 1, 1], Wc[m, ch, 1, 2]
+            w20, w21, w22 = Wc[m, ch, 2, 0], Wc[m, ch, 2, 1], Wc[m, ch, 2, 2]
+            o = m * G + MG + Wp          # ga index of p' = Wp + q for the tap (0, 0)
+            g00, g01, g02 = g[o:o + Q], g[o - 1:o - 1 + Q], g[o - 2:o - 2 + Q]
+            o = o - Wp
+            g10, g11, g12 = g[o:o + Q], g[o - 1:o - 1 + Q], g[o - 2:o - 2 + Q]
+            o = o - Wp
+            g20, g21, g22 = g[o:o + Q], g[o - 1:o - 1 + Q], g[o - 2:o - 2 + Q]
+            for q in range(Q):
+                out[q] += (w00 * g00[q] + w01 * g01[q] + w02 * g02[q]
+                           + w10 * g10[q] + w11 * g11[q] + w12 * g12[q]
+                           + w20 * g20[q] + w21 * g21[q] + w22 * g22[q])
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def _wgrad(g, xp, dW, db, H, W):
+    """dW[m,c,u,v] += Σ_q ga[m,q] xp[c·P + q + u·Wp + v];  db[m] += Σ_q ga[m,q]  (ga in the
+    margin layout of ``_backh``; garbage and margin entries are 0)."""
+    M, C = dW.shape[0], dW.shape[1]
+    Wp = W + 2
+    P = (H + 2) * Wp
+    Q = H * Wp
+    G = Q + 4 * Wp + 2
+    MG = 2 * Wp + 2
+    for m in range(M):
+        gm = g[m * G + MG:m * G + MG + Q]
+        sb = 0.0
+        for q in range(Q):
+            sb += gm[q]
+        db[m] += sb
+        for ch in range(C):
+            o = ch * P
+            x00, x01, x02 = xp[o:o + Q], xp[o + 1:o + 1 + Q], xp[o + 2:o + 2 + Q]
+            o = o + Wp
+            x10, x11, x12 = xp[o:o + Q], xp[o + 1:o + 1 + Q], xp[o + 2:o + 2 + Q]
+            o = o + Wp
+            x20, x21, x22 = xp[o:o + Q], xp[o + 1:o + 1 + Q], xp[o + 2:o + 2 + Q]
+            s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = s22 = 0.0
+            for q in range(Q):
+                gv = gm[q]
+                s00 += gv * x00[q]
+                s01 += gv * x01[q]
+                s02 += gv * x02[q]
+                s10 += gv * x10[q]
+                s11 += gv * x11[q]
+                s12 += gv * x12[q]
+                s20 += gv * x20[q]
+                s21 += gv * x21[q]
+                s22 += gv * x22[q]
+            dW[m, ch, 0, 0] += s00
+            dW[m, ch, 0, 1] += s01
+            dW[m, ch, 0, 2] += s02
+            dW[m, ch, 1, 0] += s10
+            dW[m, ch, 1, 1] += s11
+            dW[m, ch, 1, 2] += s12
+            dW[m, ch, 2, 0] += s20
+            dW[m, ch, 2, 1] += s21
+            dW[m, ch, 2, 2] += s22
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def _wgrad2(g1, xp1, g2, xp2, dW, H, W):
+    """dW[m,c,u,v] += Σ_q (g1[m,q] xp1[c,q+u·Wp+v] + g2[m,q] xp2[c,q+u·Wp+v]) (margin layout)."""
+    M, C = dW.shape[0], dW.shape[1]
+    Wp = W + 2
+    P = (H + 2) * Wp
+    Q = H * Wp
+    G = Q + 4 * Wp + 2
+    MG = 2 * Wp + 2
+    for m in range(M):
+        ga = g1[m * G + MG:m * G + MG + Q]
+        gb = g2[m * G + MG:m * G + MG + Q]
+        for ch in range(C):
+            o = ch * P
+            a00, a01, a02 = xp1[o:o + Q], xp1[o + 1:o + 1 + Q], xp1[o + 2:o + 2 + Q]
+            b00, b01, b02 = xp2[o:o + Q], xp2[o + 1:o + 1 + Q], xp2[o + 2:o + 2 + Q]
+            o = o + Wp
+            a10, a11, a12 = xp1[o:o + Q], xp1[o + 1:o + 1 + Q], xp1[o + 2:o + 2 + Q]
+            b10, b11, b12 = xp2[o:o + Q], xp2[o + 1:o + 1 + Q], xp2[o + 2:o + 2 + Q]
+            o = o + Wp
+            a20, a21, a22 = xp1[o:o + Q], xp1[o + 1:o + 1 + Q], xp1[o + 2:o + 2 + Q]
+            b20, b21, b22 = xp2[o:o + Q], xp2[o + 1:o + 1 + Q], xp2[o + 2:o + 2 + Q]
+            s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = s22 = 0.0
+            for q in range(Q):
+                a = ga[q]
+                b = gb[q]
+                s00 += a * a00[q] + b * b00[q]
+                s01 += a * a01[q] + b * b01[q]
+                s02 += a * a02[q] + b * b02[q]
+                s10 += a * a10[q] + b * b10[q]
+                s11 += a * a11[q] + b * b11[q]
+                s12 += a * a12[q] + b * b12[q]
+                s20 += a * a20[q] + b * b20[q]
+                s21 += a * a21[q] + b * b21[q]
+                s22 += a * a22[q] + b * b22[q]
+            dW[m, ch, 0, 0] += s00
+            dW[m, ch, 0, 1] += s01
+            dW[m, ch, 0, 2] += s02
+            dW[m, ch, 1, 0] += s10
+            dW[m, ch, 1, 1] += s11
+            dW[m, ch, 1, 2] += s12
+            dW[m, ch, 2, 0] += s20
+            dW[m, ch, 2, 1] += s21
+            dW[m, ch, 2, 2] += s22
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def _sum_margin(g, db, M, H, W):
+    """db[m] += Σ_q ga[m, q] (margin layout)."""
+    Wp = W + 2
+    Q = H * Wp
+    G = Q + 4 * Wp + 2
+    MG = 2 * Wp + 2
+    for m in range(M):
+        gm = g[m * G + MG:m * G + MG + Q]
+        s = 0.0
+        for q in range(Q):
+            s += gm[q]
+        db[m] += s
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def _outer(s, h, dU, dc):
+    """dU += s hᵀ, dc += s."""
+    K, F = dU.shape
+    for k in range(K):
+        dc[k] += s[k]
+    for f0 in range(0, F, _FB):
+        f1 = min(f0 + _FB, F)
+        hb = h[f0:f1]
+        for k in range(K):
+            sk = s[k]
+            dk = dU[k, f0:f1]
+            for f in range(f1 - f0):
+                dk[f] += sk * hb[f]
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def _outer4(a1, h1, a2, h2, a3, h3, a4, h4, dU):
+    """dU += a1 h1ᵀ + a2 h2ᵀ + a3 h3ᵀ + a4 h4ᵀ."""
+    K, F = dU.shape
+    for f0 in range(0, F, _FB):
+        f1 = min(f0 + _FB, F)
+        b1 = h1[f0:f1]
+        b2 = h2[f0:f1]
+        b3 = h3[f0:f1]
+        b4 = h4[f0:f1]
+        for k in range(K):
+            c1 = a1[k]
+            c2 = a2[k]
+            c3 = a3[k]
+            c4 = a4[k]
+            dk = dU[k, f0:f1]
+            for f in range(f1 - f0):
+                dk[f] += c1 * b1[f] + c2 * b2[f] + c3 * b3[f] + c4 * b4[f]
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def _outer2(a1, h1, a2, h2, dU):
+    """dU += a1 h1ᵀ + a2 h2ᵀ."""
+    K, F = dU.shape
+    for f0 in range(0, F, _FB):
+        f1 = min(f0 + _FB, F)
+        b1 = h1[f0:f1]
+        b2 = h2[f0:f1]
+        for k in range(K):
+            c1 = a1[k]
+            c2 = a2[k]
+            dk = dU[k, f0:f1]
+            for f in range(f1 - f0):
+                dk[f] += c1 * b1[f] + c2 * b2[f]
+
+
+@nb.njit(cache=True, parallel=True)
+def _reduce_grad(gbuf, scale, M, C, H, W, K, out):
+    """out (flat Wc, bc, U, c) = scale · Σ_t gbuf[t], compacting Up (K, M·H·(W+2)) to U (K, M·H·W);
+    the chunk sum runs in a fixed order."""
+    T = gbuf.shape[0]
+    Wp = W + 2
+    Q = H * Wp
+    nW = M * C * 9
+    head = nW + M
+    for l in range(head):
+        s = 0.0
+        for t in range(T):
+            s += gbuf[t, l]
+        out[l] = scale * s
+    for r in prange(K * M * H):
+        k = r // (M * H)
+        mi = r % (M * H)
+        src = head + k * M * Q + mi * Wp
+        dst = head + r * W
+        for j in range(W):
+            s = 0.0
+            for t in range(T):
+                s += gbuf[t, src + j]
+            out[dst + j] = scale * s
+    srcc = head + K * M * Q
+    dstc = head + K * M * H * W
+    for k in range(K):
+        s = 0.0
+        for t in range(T):
+            s += gbuf[t, srcc + k]
+        out[dstc + k] = scale * s
+
+
+@nb.njit(cache=True)
+def _grad_views(row, M, C, H, W, K):
+    nW = M * C * 9
+    Q = H * (W + 2)
+    dW = row[0:nW].reshape((M, C, 3, 3))
+    db = row[nW:nW + M]
+    dU = row[nW + M:nW + M + K * M * Q].reshape((K, M * Q))
+    dc = row[nW + M + K * M * Q:nW + M + K * M * Q + K]
+    return dW, db, dU, dc
+
+
+# ----------------------------------------------------------------------------------------------
+# kernels
+# ----------------------------------------------------------------------------------------------
+@nb.njit(cache=True, parallel=True, fastmath=_FM)
+def _logits(x, Wc, bc, U, c, z_out):
+    """z_out[n] = logits of x[n]."""
+    N, C, H, W = x.shape
+    M = Wc.shape[0]
+    Wp = W + 2
+    P = (H + 2) * Wp
+    Q = H * Wp
+    Up = _pad_U(U, M, H, W)
+    T = min(N, MAX_CHUNKS)
+    for t in prange(T):
+        lo, hi = _chunk_bounds(N, T, t)
+        xp = np.zeros(C * P + 2)
+        a = np.empty(M * Q)
+        for n in range(lo, hi):
+            _load(x, n, xp)
+            _conv(xp, Wc, bc, True, a, H, W)
+            _relu(a, M, H, W)
+            _dense(Up, c, True, a, z_out[n])
+
+
+@nb.njit(cache=True, parallel=True, fastmath=_FM)
+def _loss_grad(x, y, Wc, bc, U, c, losses, gbuf):
+    """Per-example losses ``losses[n]`` and the *summed* parameter gradient Σₙ ∇_θ ℓₙ in per-chunk
+    rows of ``gbuf`` (T, grad_row_size); reduce with ``_reduce_grad``."""
+    N, C, H, W = x.shape
+    M = Wc.shape[0]
+    K = U.shape[0]
+    Wp = W + 2
+    P = (H + 2) * Wp
+    Q = H * Wp
+    G = Q + 4 * Wp + 2
+    Up = _pad_U(U, M, H, W)
+    T = gbuf.shape[0]
+    for t in prange(T):
+        lo, hi = _chunk_bounds(N, T, t)
+        row = gbuf[t]
+        row[:] = 0.0
+        dW, db, dU, dc = _grad_views(row, M, C, H, W, K)
+        xp = np.zeros(C * P + 2)
+        a = np.empty(M * Q)
+        g = np.zeros(M * G)
+        z = np.empty(K)
+        p = np.empty(K)
+        for n in range(lo, hi):
+            _load(x, n, xp)
+            _conv(xp, Wc, bc, True, a, H, W)
+            _relu(a, M, H, W)
+            _dense(Up, c, True, a, z)
+            losses[n] = _softmax_ce(z, y[n], p)
+            p[y[n]] -= 1.0
+            _backh(Up, p, a, g, M, H, W)
+            _wgrad(g, xp, dW, db, H, W)
+            _outer(p, a, dU, dc)
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def _point(xp, yn, Wc, bc, Up, c, a, z, p, g, gq, H, W):
+    """Forward and backward-to-input at the padded point xp: h in ``a``, s = p − e_y in ``p``,
+    ∂ℓ/∂a in ``g`` (margin layout), the input gradient in ``gq``; returns ℓ."""
+    M = Wc.shape[0]
+    _conv(xp, Wc, bc, True, a, H, W)
+    _relu(a, M, H, W)
+    _dense(Up, c, True, a, z)
+    loss = _softmax_ce(z, yn, p)
+    p[yn] -= 1.0
+    _backh(Up, p, a, g, M, H, W)
+    _convT(g, Wc, gq, H, W)
+    return loss
+
+
+@nb.njit(cache=True, parallel=True, fastmath=_FM)
+def _input_grad(x, y, Wc, bc, U, c, losses, gx):
+    """gx[n] = ∇ₓ ℓ(x[n], y[n]) (per-example loss, not divided by N); losses[n] = ℓ(x[n], y[n])."""
+    N, C, H, W = x.shape
+    M = Wc.shape[0]
+    K = U.shape[0]
+    Wp = W + 2
+    P = (H + 2) * Wp
+    Q = H * Wp
+    G = Q + 4 * Wp + 2
+    Up = _pad_U(U, M, H, W)
+    T = min(N, MAX_CHUNKS)
+    for t in prange(T):
+        lo, hi = _chunk_bounds(N, T, t)
+        xp = np.zeros(C * P + 2)
+        a = np.empty(M * Q)
+        g = np.zeros(M * G)
+        gq = np.empty(C * Q)
+        z = np.empty(K)
+        p = np.empty(K)
+        for n in range(lo, hi):
+            _load(x, n, xp)
+            losses[n] = _point(xp, y[n], Wc, bc, Up, c, a, z, p, g, gq, H, W)
+            for ch in range(C):
+                for i in range(H):
+                    o = ch * Q + i * Wp + 1
+                    src = gq[o:o + W]
+                    for j in range(W):
+                        gx[n, ch, i, j] = src[j]
+
+
+@nb.njit(cache=True, parallel=True, fastmath=_FM)
+def _attack(x, y, Wc, bc, U, c, delta, eps, alpha, steps, want_loss, losses):
+    """ℓ∞ sign-gradient ascent, in place on ``delta`` (N, C, H, W):
+
+        repeat ``steps`` times:  δ ← Π(δ + α sign ∇ₓℓ(x + δ))
+
+    where Π clips to [−ε, ε] and then to the box (δ = clip(x + δ, 0, 1) − x). The initial ``delta``
+    must already be feasible. FGSM is δ₀ = 0, α = ε, one step; FGSM-RS is δ₀ = Π(η), one step;
+    PGD-k is k steps. With ``want_loss``, ``losses[n] = ℓ(x[n] + δ[n])`` at the end."""
+    N, C, H, W = x.shape
+    M = Wc.shape[0]
+    K = U.shape[0]
+    Wp = W + 2
+    P = (H + 2) * Wp
+    Q = H * Wp
+    G = Q + 4 * Wp + 2
+    Up = _pad_U(U, M, H, W)
+    T = min(N, MAX_CHUNKS)
+    for t in prange(T):
+        lo, hi = _chunk_bounds(N, T, t)
+        xp = np.zeros(C * P + 2)
+        a = np.empty(M * Q)
+        g = np.zeros(M * G)
+        gq = np.empty(C * Q)
+        z = np.empty(K)
+        p = np.empty(K)
+        for n in range(lo, hi):
+            for _ in range(steps):
+                _load_sum(x, delta, n, xp)
+                _point(xp, y[n], Wc, bc, Up, c, a, z, p, g, gq, H, W)
+                for ch in range(C):
+                    for i in range(H):
+                        o = ch * Q + i * Wp + 1
+                        src = gq[o:o + W]
+                        for j in range(W):
+                            gr = src[j]
+                            d = delta[n, ch, i, j]
+                            if gr > 0.0:
+                                d += alpha
+                            elif gr < 0.0:
+                                d -= alpha
+                            d = min(max(d, -eps), eps)
+                            xv = x[n, ch, i, j]
+                            delta[n, ch, i, j] = min(max(xv + d, 0.0), 1.0) - xv
+            if want_loss:
+                _load_sum(x, delta, n, xp)
+                _conv(xp, Wc, bc, True, a, H, W)
+                _relu(a, M, H, W)
+                _dense(Up, c, True, a, z)
+                losses[n] = _softmax_ce(z, y[n], p)
+
+
+@nb.njit(cache=True)
+def _tvec(p, q, t):
+    """t = (diag p − p pᵀ) q = p ⊙ (q − pᵀq)."""
+    pq = 0.0
+    for k in range(p.shape[0]):
+        pq += p[k] * q[k]
+    for k in range(p.shape[0]):
+        t[k] = p[k] * (q[k] - pq)
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def _jvp_t(vp, Wc, bc, Up, h, r, q, p, t, H, W):
+    """For the padded direction vp at a point with activations h (mask = h > 0) and softmax p:
+    r = mask ⊙ conv(v, Wc) (no bias), q = Up r, t = (diag p − p pᵀ) q = p ⊙ (q − pᵀq)."""
+    _conv(vp, Wc, bc, False, r, H, W)
+    for f in range(r.shape[0]):
+        if not h[f] > 0.0:
+            r[f] = 0.0
+    _dense(Up, bc, False, r, q)
+    _tvec(p, q, t)
+
+
+@nb.njit(cache=True, parallel=True, fastmath=_FM)
+def _gradalign(x, y, eta, Wc, bc, U, c, both, want_g1, cos_out, g1_out, gbuf):
+    """Per-example cos(∇ₓℓ(x), ∇ₓℓ(x + η)) in ``cos_out`` and the *summed* Σₙ ∇_θ cosₙ in per-chunk
+    rows of ``gbuf``. With ``both`` false only the dependence through ∇ₓℓ(x + η) is differentiated
+    (∇ₓℓ(x) treated as a constant, as in the authors' code). When a gradient is exactly zero the
+    cosine is undefined: cos := 1 and the example contributes nothing to the gradient. With
+    ``want_g1``, ``g1_out[n] = ∇ₓℓ(x[n])`` (e.g. to build the FGSM step without recomputing it)."""
+    N, C, H, W = x.shape
+    M = Wc.shape[0]
+    K = U.shape[0]
+    Wp = W + 2
+    P = (H + 2) * Wp
+    Q = H * Wp
+    G = Q + 4 * Wp + 2
+    Up = _pad_U(U, M, H, W)
+    T = gbuf.shape[0]
+    for t in prange(T):
+        lo, hi = _chunk_bounds(N, T, t)
+        row = gbuf[t]
+        row[:] = 0.0
+        dW, db, dU, dc = _grad_views(row, M, C, H, W, K)
+        xp1 = np.zeros(C * P + 2)
+        xp2 = np.zeros(C * P + 2)
+        vp1 = np.zeros(C * P + 2)
+        vp2 = np.zeros(C * P + 2)
+        gq1 = np.empty(C * Q)
+        gq2 = np.empty(C * Q)
+        h1 = np.empty(M * Q)
+        h2 = np.empty(M * Q)
+        r1 = np.zeros(M * Q)
+        r2 = np.empty(M * Q)
+        ga1 = np.zeros(M * G)
+        ga2 = np.zeros(M * G)
+        ua1 = np.zeros(M * G)
+        ua2 = np.zeros(M * G)
+        z = np.empty(K)
+        s1 = np.empty(K)
+        s2 = np.empty(K)
+        p1 = np.empty(K)
+        p2 = np.empty(K)
+        q = np.empty(K)
+        t1 = np.zeros(K)
+        t2 = np.empty(K)
+        for n in range(lo, hi):
+            yn = y[n]
+            _load(x, n, xp1)
+            _load_sum(x, eta, n, xp2)
+            # forward and backward-to-input at both points, sharing the passes over Up
+            _conv(xp1, Wc, bc, True, h1, H, W)
+            _conv(xp2, Wc, bc, True, h2, H, W)
+            _relu(h1, M, H, W)
+            _relu(h2, M, H, W)
+            _dense2(Up, c, True, h1, h2, z, q)
+            _softmax_ce(z, yn, s1)
+            _softmax_ce(q, yn, s2)
+            s1[yn] -= 1.0
+            s2[yn] -= 1.0
+            _backh2(Up, s1, s2, h1, h2, ga1, ga2, M, H, W)
+            _convT(ga1, Wc, gq1, H, W)
+            _convT(ga2, Wc, gq2, H, W)
+            if want_g1:
+                for ch in range(C):
+                    for i in range(H):
+                        o = ch * Q + i * Wp + 1
+                        src = gq1[o:o + W]
+                        for j in range(W):
+                            g1_out[n, ch, i, j] = src[j]
+            n11 = 0.0
+            n22 = 0.0
+            n12 = 0.0
+            for ch in range(C):
+                for i in range(H):
+                    o = ch * Q + i * Wp + 1
+                    r1v = gq1[o:o + W]
+                    r2v = gq2[o:o + W]
+                    for j in range(W):
+                        g1 = r1v[j]
+                        g2 = r2v[j]
+                        n11 += g1 * g1
+                        n22 += g2 * g2
+                        n12 += g1 * g2
+            if n11 == 0.0 or n22 == 0.0:
+                cos_out[n] = 1.0
+                continue
+            nn = np.sqrt(n11) * np.sqrt(n22)
+            cs = n12 / nn
+            cos_out[n] = cs
+            # v₁ = g₂/(n₁n₂) − cos g₁/n₁²,  v₂ = g₁/(n₁n₂) − cos g₂/n₂²  (padded, zero border)
+            a1 = cs / n11
+            a2 = cs / n22
+            inv = 1.0 / nn
+            for ch in range(C):
+                for i in range(H):
+                    o = ch * Q + i * Wp + 1
+                    ov = ch * P + (i + 1) * Wp + 1
+                    r1v = gq1[o:o + W]
+                    r2v = gq2[o:o + W]
+                    w2v = vp2[ov:ov + W]
+                    for j in range(W):
+                        w2v[j] = r1v[j] * inv - a2 * r2v[j]
+                    if both:
+                        w1v = vp1[ov:ov + W]
+                        for j in range(W):
+                            w1v[j] = r2v[j] * inv - a1 * r1v[j]
+            for k in range(K):
+                p1[k] = s1[k]
+                p2[k] = s2[k]
+            p1[yn] += 1.0
+            p2[yn] += 1.0
+            if both:
+                # r = mask ⊙ conv(v, Wc), q = U r, t = p ⊙ (q − pᵀq), ua = mask ⊙ Uᵀ t at both points
+                _conv(vp1, Wc, bc, False, r1, H, W)
+                _conv(vp2, Wc, bc, False, r2, H, W)
+                for f in range(M * Q):
+                    if not h1[f] > 0.0:
+                        r1[f] = 0.0
+                    if not h2[f] > 0.0:
+                        r2[f] = 0.0
+                _dense2(Up, c, False, r1, r2, q, z)
+                _tvec(p1, q, t1)
+                _tvec(p2, z, t2)
+                _backh2(Up, t1, t2, h1, h2, ua1, ua2, M, H, W)
+                _sum_margin(ua1, db, M, H, W)
+                _sum_margin(ua2, db, M, H, W)
+                _wgrad2(ua1, xp1, ga1, vp1, dW, H, W)
+                _wgrad2(ua2, xp2, ga2, vp2, dW, H, W)
+                for k in range(K):
+                    dc[k] += t1[k] + t2[k]
+                _outer4(t1, h1, s1, r1, t2, h2, s2, r2, dU)
+            else:
+                _jvp_t(vp2, Wc, bc, Up, h2, r2, q, p2, t2, H, W)
+                _backh(Up, t2, h2, ua2, M, H, W)
+                _sum_margin(ua2, db, M, H, W)
+                _wgrad2(ua2, xp2, ga2, vp2, dW, H, W)
+                for k in range(K):
+                    dc[k] += t2[k]
+                _outer2(t2, h2, s2, r2, dU)

@@ -1,0 +1,267 @@
+"""Image data for the single-layer CNN: an embedded synthetic default and readers for CIFAR-10,
+CIFAR-100 and SVHN in their standard on-disk formats (nothing is ever downloaded).
+
+Every dataset is returned as an :class:`ImageData` with images ``x`` of shape (N, C, H, W), float64
+in [0, 1] (channels first, like torch), and int64 labels ``y`` in [0, K).
+
+Datasets (``name`` in :data:`DATASETS`):
+
+``synthetic`` (default, no files)
+    32×32×3 images generated from a seed, see :func:`make_synthetic`. Each class k has a fixed
+    random *prototype* P_k, a smooth colour image (Gaussian random field with power spectrum
+    ∝ 1/f^β, β = 2 as for natural images, colour channels correlated); an example of class y is
+
+        x = clip(½ + o + a·roll(P_y, s) + b·B, 0, 1),
+
+    with a random brightness offset o ~ U[−0.15, 0.15], contrast a ~ U[½, 3/2]·σ_sig, a random
+    circular shift s ∈ {−shift, …, shift}² and an independent natural-looking background field B
+    of the same spectrum scaled by σ_bg. The prototypes depend only on ``proto_seed`` (fixed), so
+    train and test splits (drawn from ``seed`` and ``seed + 1``) come from the same distribution.
+    STATUS (open): with these constants FGSM training of the 4-filter CNN at ε = 10/255 and 16/255
+    does NOT show catastrophic overfitting (prototype runs: the model stays nearly linear, gradient
+    alignment → 0.99+; template data with Gaussian clutter has a near-linear Bayes classifier, so
+    FGSM is near-optimal). A CO-exhibiting embedded default is still to be found.
+``cifar10``
+    ``<data_dir>/cifar-10-batches-py/data_batch_1..5`` and ``test_batch`` (python pickles with
+    ``data`` (N, 3072) uint8 in CHW order and ``labels``); ``data_dir`` may also be that folder.
+``cifar100``
+    ``<data_dir>/cifar-100-python/train`` and ``test`` (``data`` and ``fine_labels``, 100 classes).
+``svhn``
+    ``<data_dir>/train_32x32.mat`` and ``test_32x32.mat`` (MATLAB files: ``X`` (32, 32, 3, N) uint8,
+    ``y`` (N, 1) with digit 0 stored as label 10, mapped back to 0), read with scipy.io.loadmat.
+
+Missing folders or files, unreadable files and unknown names raise
+:class:`toymodels._cli.UsageError` (one line, exit status 2 on the command line).
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .._cli import UsageError, check_int_range
+
+__all__ = ["ImageData", "DATASETS", "load_dataset", "make_synthetic", "read_cifar10", "read_cifar100",
+           "read_svhn", "SYNTHETIC_DEFAULTS"]
+
+DATASETS = ("synthetic", "cifar10", "cifar100", "svhn")
+
+#: constants of the default synthetic dataset (see the module docstring)
+SYNTHETIC_DEFAULTS = dict(n_train=10_000, n_test=2_000, num_classes=10, size=32, beta=2.0, sig=0.07,
+                          bg=0.12, shift=2, color_corr=0.7, proto_seed=1234)
+
+
+@dataclass
+class ImageData:
+    """Train and test images (N, C, H, W) float64 in [0, 1] and int64 labels in [0, num_classes)."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        return tuple(self.x_train.shape[1:])
+
+    def describe(self) -> str:
+        C, H, W = self.shape
+        return (f"{self.name}: {len(self.y_train)} train / {len(self.y_test)} test images "
+                f"{H}×{W}×{C}, {self.num_classes} classes")
+
+
+# ----------------------------------------------------------------------------------------------
+# synthetic data
+# ----------------------------------------------------------------------------------------------
+def _power_law_field(rng: np.random.Generator, n: int, C: int, H: int, W: int, beta: float) -> np.ndarray:
+    """n×C independent Gaussian random fields on an H×W torus with power spectrum ∝ |f|^−β (zero mean,
+    each field normalized to unit standard deviation)."""
+    fy = np.fft.fftfreq(H)[:, None]
+    fx = np.fft.rfftfreq(W)[None, :]
+    f = np.sqrt(fy ** 2 + fx ** 2)
+    f[0, 0] = 1.0
+    amp = f ** (-beta / 2.0)
+    amp[0, 0] = 0.0
+    shape = (n, C, H, W // 2 + 1)
+    z = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    out = np.fft.irfft2(z * amp, s=(H, W))
+    out /= out.std(axis=(-2, -1), keepdims=True)
+    return out
+
+
+def _color_mix(C: int, corr: float) -> np.ndarray:
+    """Cholesky factor of the C×C correlation matrix with off-diagonal ``corr`` (natural images have
+    strongly correlated colour channels)."""
+    R = corr * np.ones((C, C)) + (1.0 - corr) * np.eye(C)
+    return np.linalg.cholesky(R)
+
+
+def make_synthetic(n: int, *, seed: int = 0, num_classes: int = 10, size: int = 32, channels: int = 3,
+                   beta: float = SYNTHETIC_DEFAULTS["beta"], sig: float = SYNTHETIC_DEFAULTS["sig"],
+                   bg: float = SYNTHETIC_DEFAULTS["bg"], shift: int = SYNTHETIC_DEFAULTS["shift"],
+                   color_corr: float = SYNTHETIC_DEFAULTS["color_corr"],
+                   proto_seed: int = SYNTHETIC_DEFAULTS["proto_seed"]) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` synthetic images (n, channels, size, size) in [0, 1] and balanced-in-expectation labels.
+
+    See the module docstring for the generative model. Deterministic in (``seed``, ``proto_seed``)."""
+    check_int_range("n", n, 1)
+    check_int_range("num_classes", num_classes, 2)
+    check_int_range("size", size, 3)
+    check_int_range("channels", channels, 1)
+    check_int_range("shift", shift, 0)
+    L = _color_mix(channels, color_corr)
+    protos = _power_law_field(np.random.default_rng(proto_seed), num_classes, channels, size, size, beta)
+    protos = np.einsum("cd,kdhw->kchw", L, protos)
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, num_classes, n)
+    sh = rng.integers(-shift, shift + 1, (n, 2))
+    x = np.empty((n, channels, size, size))
+    for i in range(n):
+        x[i] = np.roll(protos[y[i]], (int(sh[i, 0]), int(sh[i, 1])), axis=(-2, -1))
+    x *= sig * rng.uniform(0.5, 1.5, (n, 1, 1, 1))
+    back = _power_law_field(rng, n, channels, size, size, beta)
+    x += bg * np.einsum("cd,ndhw->nchw", L, back)
+    x += 0.5 + rng.uniform(-0.15, 0.15, (n, 1, 1, 1))
+    np.clip(x, 0.0, 1.0, out=x)
+    return x, y.astype(np.int64)
+
+
+# ----------------------------------------------------------------------------------------------
+# readers of the standard formats
+# ----------------------------------------------------------------------------------------------
+def _resolve_dir(data_dir, sub: str | None, name: str) -> Path:
+    if data_dir is None:
+        raise UsageError(f"--data-dir is required for dataset {name!r} (a folder with the standard files; "
+                         "nothing is downloaded)")
+    d = Path(data_dir).expanduser()
+    if not d.is_dir():
+        raise UsageError(f"--data-dir {str(data_dir)!r} is not an existing directory")
+    if sub is not None and (d / sub).is_dir():
+        d = d / sub
+    return d
+
+
+def _need(path: Path, name: str) -> Path:
+    if not path.is_file():
+        raise UsageError(f"dataset {name!r}: missing file {str(path)!r}")
+    return path
+
+
+def _unpickle(path: Path, name: str) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            obj = pickle.load(fh, encoding="bytes")
+    except Exception as exc:  # corrupted, truncated or not a pickle
+        raise UsageError(f"dataset {name!r}: cannot read {str(path)!r} ({type(exc).__name__})") from None
+    if not isinstance(obj, dict):
+        raise UsageError(f"dataset {name!r}: {str(path)!r} is not a CIFAR batch (expected a dict)")
+    return {(k.decode() if isinstance(k, bytes) else k): v for k, v in obj.items()}
+
+
+def _cifar_arrays(path: Path, label_key: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+    d = _unpickle(path, name)
+    if "data" not in d or label_key not in d:
+        raise UsageError(f"dataset {name!r}: {str(path)!r} lacks the keys 'data' and {label_key!r}")
+    data = np.asarray(d["data"])
+    labels = np.asarray(d[label_key], dtype=np.int64).ravel()
+    if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != labels.shape[0]:
+        raise UsageError(f"dataset {name!r}: {str(path)!r} must hold data (N, 3072) and N labels, got "
+                         f"{data.shape} and {labels.shape}")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def _to_float(x_u8: np.ndarray) -> np.ndarray:
+    return np.asarray(x_u8, dtype=np.float64) / 255.0
+
+
+def _check_labels(y: np.ndarray, K: int, name: str) -> None:
+    if y.size and (y.min() < 0 or y.max() >= K):
+        raise UsageError(f"dataset {name!r}: labels must lie in [0, {K - 1}], got [{y.min()}, {y.max()}]")
+
+
+def read_cifar10(data_dir) -> ImageData:
+    """CIFAR-10 from ``data_dir`` (containing ``cifar-10-batches-py/`` or being that folder)."""
+    d = _resolve_dir(data_dir, "cifar-10-batches-py", "cifar10")
+    parts = [_cifar_arrays(_need(d / f"data_batch_{i}", "cifar10"), "labels", "cifar10") for i in range(1, 6)]
+    xte, yte = _cifar_arrays(_need(d / "test_batch", "cifar10"), "labels", "cifar10")
+    xtr = np.concatenate([p[0] for p in parts])
+    ytr = np.concatenate([p[1] for p in parts])
+    for y in (ytr, yte):
+        _check_labels(y, 10, "cifar10")
+    return ImageData("cifar10", _to_float(xtr), ytr, _to_float(xte), yte, 10, {"data_dir": str(d)})
+
+
+def read_cifar100(data_dir) -> ImageData:
+    """CIFAR-100 (fine labels) from ``data_dir`` (containing ``cifar-100-python/`` or being it)."""
+    d = _resolve_dir(data_dir, "cifar-100-python", "cifar100")
+    xtr, ytr = _cifar_arrays(_need(d / "train", "cifar100"), "fine_labels", "cifar100")
+    xte, yte = _cifar_arrays(_need(d / "test", "cifar100"), "fine_labels", "cifar100")
+    for y in (ytr, yte):
+        _check_labels(y, 100, "cifar100")
+    return ImageData("cifar100", _to_float(xtr), ytr, _to_float(xte), yte, 100, {"data_dir": str(d)})
+
+
+def _svhn_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    from scipy.io import loadmat
+
+    try:
+        m = loadmat(str(path))
+    except Exception as exc:
+        raise UsageError(f"dataset 'svhn': cannot read {str(path)!r} ({type(exc).__name__})") from None
+    if "X" not in m or "y" not in m:
+        raise UsageError(f"dataset 'svhn': {str(path)!r} lacks the variables 'X' and 'y'")
+    X, y = np.asarray(m["X"]), np.asarray(m["y"]).astype(np.int64).ravel()
+    if X.ndim != 4 or X.shape[:3] != (32, 32, 3) or X.shape[3] != y.shape[0]:
+        raise UsageError(f"dataset 'svhn': {str(path)!r} must hold X (32, 32, 3, N) and N labels, got "
+                         f"{X.shape} and {y.shape}")
+    y = np.where(y == 10, 0, y)
+    _check_labels(y, 10, "svhn")
+    return np.ascontiguousarray(X.transpose(3, 2, 0, 1)), y
+
+
+def read_svhn(data_dir) -> ImageData:
+    """SVHN (cropped digits) from ``train_32x32.mat`` / ``test_32x32.mat`` in ``data_dir``."""
+    d = _resolve_dir(data_dir, None, "svhn")
+    xtr, ytr = _svhn_split(_need(d / "train_32x32.mat", "svhn"))
+    xte, yte = _svhn_split(_need(d / "test_32x32.mat", "svhn"))
+    return ImageData("svhn", _to_float(xtr), ytr, _to_float(xte), yte, 10, {"data_dir": str(d)})
+
+
+def _subset(x: np.ndarray, y: np.ndarray, n: int | None, rng: np.random.Generator):
+    if n is None or n >= len(y):
+        return x, y
+    idx = np.sort(rng.choice(len(y), size=n, replace=False))
+    return x[idx], y[idx]
+
+
+def load_dataset(name: str = "synthetic", data_dir: str | os.PathLike | None = None, *,
+                 n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> ImageData:
+    """Load ``name`` (one of :data:`DATASETS`), optionally a random subset of ``n_train`` training and
+    ``n_test`` test images (chosen with ``default_rng(seed)``; the synthetic set is generated at
+    exactly these sizes, defaults 10,000 / 2,000, its data seed being ``seed``)."""
+    if name not in DATASETS:
+        raise UsageError(f"--dataset must be one of {{{', '.join(DATASETS)}}}, got {name!r}")
+    if n_train is not None:
+        check_int_range("--n-train", n_train, 1)
+    if n_test is not None:
+        check_int_range("--n-test", n_test, 1)
+    if name == "synthetic":
+        ntr = SYNTHETIC_DEFAULTS["n_train"] if n_train is None else n_train
+        nte = SYNTHETIC_DEFAULTS["n_test"] if n_test is None else n_test
+        xtr, ytr = make_synthetic(ntr, seed=2 * seed)
+        xte, yte = make_synthetic(nte, seed=2 * seed + 1)
+        meta = {k: v for k, v in SYNTHETIC_DEFAULTS.items() if k not in ("n_train", "n_test")}
+        return ImageData("synthetic", xtr, ytr, xte, yte, SYNTHETIC_DEFAULTS["num_classes"], meta)
+    reader = {"cifar10": read_cifar10, "cifar100": read_cifar100, "svhn": read_svhn}[name]
+    data = reader(data_dir)
+    rng = np.random.default_rng(seed)
+    data.x_train, data.y_train = _subset(data.x_train, data.y_train, n_train, rng)
+    data.x_test, data.y_test = _subset(data.x_test, data.y_test, n_test, rng)
+    return data
