@@ -27,7 +27,7 @@ __all__ = ["TOPIC_MODULES", "FigureSpec", "Context", "Rendered", "figure", "regi
            "STYLE"]
 
 #: Topic modules (``figures.<name>``) imported by :func:`registry`, in listing order.
-TOPIC_MODULES: tuple[str, ...] = ("dln", "fgsm", "cnn_lemma2", "cnn")
+TOPIC_MODULES: tuple[str, ...] = ("dln", "fgsm", "cnn_lemma2", "cnn", "relu", "quad1d")
 
 #: Matplotlib settings applied while a figure is built and saved (no LaTeX; mathtext is fine).
 STYLE = {
@@ -47,7 +47,7 @@ STYLE = {
 @dataclass(frozen=True)
 class FigureSpec:
     id: str
-    thesis_figure: str
+    thesis_figure: str | None  # None: a figure of the project with no counterpart in the thesis
     title: str
     func: Callable[["Context"], "Rendered"]
     module: str
@@ -74,7 +74,7 @@ class Rendered:
 _REGISTRY: dict[str, FigureSpec] = {}
 
 
-def figure(id: str, thesis_figure: str, title: str):
+def figure(id: str, thesis_figure: str | None, title: str):
     """Register ``func(ctx: Context) -> Rendered`` as figure ``id`` (thesis figure number as a
     string such as ``"5.6"``)."""
     if not isinstance(id, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", id):
@@ -85,7 +85,8 @@ def figure(id: str, thesis_figure: str, title: str):
         if old is not None and (old.module, old.func.__qualname__) != (func.__module__, func.__qualname__):
             raise ValueError(f"figure id {id!r} registered twice ({old.module}.{old.func.__qualname__} "
                              f"and {func.__module__}.{func.__qualname__})")
-        _REGISTRY[id] = FigureSpec(id, str(thesis_figure), title, func, func.__module__)
+        _REGISTRY[id] = FigureSpec(id, None if thesis_figure is None else str(thesis_figure), title, func,
+                                  func.__module__)
         return func
 
     return deco
@@ -100,7 +101,7 @@ def registry() -> dict[str, FigureSpec]:
     figure number (5.5 < 5.6 < 5.13)."""
     for name in TOPIC_MODULES:
         importlib.import_module(f"{__name__}.{name}")
-    specs = sorted(_REGISTRY.values(), key=lambda s: (_natural_key(s.thesis_figure), _natural_key(s.id)))
+    specs = sorted(_REGISTRY.values(), key=lambda s: (_natural_key(s.thesis_figure or "~"), _natural_key(s.id)))
     return {s.id: s for s in specs}
 
 

@@ -33,6 +33,10 @@ def build_parser() -> Parser:
     return p
 
 
+def _tf(spec) -> str:
+    return "—" if spec.thesis_figure is None else f"Fig. {spec.thesis_figure}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     reg = registry()
@@ -48,10 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             emit_json({"figures": [s.listing() for s in specs]})
         else:
             w_id = max(len("id"), *(len(s.id) for s in specs))
-            w_tf = max(len("thesis figure"), *(len(f"Fig. {s.thesis_figure}") for s in specs))
+            w_tf = max(len("thesis figure"), *(len(_tf(s)) for s in specs))
             print(f"{'id':<{w_id}}  {'thesis figure':<{w_tf}}  title")
             for s in specs:
-                print(f"{s.id:<{w_id}}  {'Fig. ' + s.thesis_figure:<{w_tf}}  {s.title}")
+                print(f"{s.id:<{w_id}}  {_tf(s):<{w_tf}}  {s.title}")
         return 0
 
     ctx = Context(quick=args.quick, show_progress=not args.json)

@@ -9,8 +9,8 @@ import pytest
 from scipy.io import savemat
 
 from toymodels._cli import UsageError
-from toymodels.cnn.datasets import (DATASETS, load_dataset, make_synthetic, read_cifar10, read_cifar100,
-                                    read_svhn)
+from toymodels.cnn.datasets import (DATASETS, load_dataset, make_strokes, make_synthetic, read_cifar10,
+                                    read_cifar100, read_svhn)
 
 
 def _cifar_batch(rng, n, label_key, K, bytes_keys=True):
@@ -124,3 +124,50 @@ def test_synthetic_generator():
     assert data.x_train.shape == (50, 3, 32, 32) and data.x_test.shape == (20, 3, 32, 32)
     assert not np.array_equal(data.x_train[:20], data.x_test)
     assert "synthetic" in DATASETS
+
+
+def test_strokes_generator():
+    # Label balance: n = 1000 labels i.i.d. uniform on 10 classes, each count ~ Bin(1000, 0.1) with
+    # s.e. sqrt(1000·0.1·0.9) ≈ 9.5; tolerance 5 s.e. ≈ 47. Passes for any seed 0–99 (checked).
+    n = 1000
+    x, y = make_strokes(n, seed=3)
+    assert x.shape == (n, 1, 28, 28) and x.dtype == np.float64 and y.dtype == np.int64
+    assert x.min() >= 0.0 and x.max() <= 1.0
+    assert set(np.unique(y)) == set(range(10))
+    assert np.all(np.abs(np.bincount(y, minlength=10) - n / 10) <= 5 * np.sqrt(n * 0.1 * 0.9))
+    # dark background with bright strokes: most pixels are near 0, every image has some ink
+    assert np.mean(x < 0.2) > 0.6 and np.all(x.max(axis=(1, 2, 3)) > 0.7)
+    x2, y2 = make_strokes(n, seed=3)
+    np.testing.assert_array_equal(x, x2)
+    np.testing.assert_array_equal(y, y2)
+    x3, y3 = make_strokes(n, seed=4)
+    assert not np.array_equal(y, y3) and np.abs(x - x3).mean() > 0.05
+    data = load_dataset("strokes", n_train=40, n_test=30, seed=2)
+    assert data.x_train.shape == (40, 1, 28, 28) and data.x_test.shape == (30, 1, 28, 28)
+    assert data.num_classes == 10 and "strokes" in DATASETS and data.name == "strokes"
+
+
+def test_strokes_geometry_noise_free():
+    # With every random factor pinned (no rotation/shear/shift, scale 0.6·28, half-width 1.5, ink 1,
+    # no noise) a '1' is the vertical segment x = 14, y ∈ [14 − 8.4, 14 + 8.4] plus the serif
+    # (0.32, 0.18) → (0.5, 0) mapped by p ↦ 16.8 (p − ½) + 14; the pixel value is
+    # clip(1.5 − dist + 0.5, 0, 1), computed here independently from the geometry.
+    x, y = make_strokes(300, seed=0, rot=0.0, shear=0.0, shift=0.0, scale=(0.6, 0.6), aspect=(1.0, 1.0),
+                        width=(1.5, 1.5), intensity=(1.0, 1.0), noise=0.0)
+    img = x[np.flatnonzero(y == 1)[0], 0]
+    s = 0.6 * 28
+    segs = [((14.0, 14 - s / 2), (14.0, 14 + s / 2)), ((14 + s * (0.32 - 0.5), 14 + s * (0.18 - 0.5)), (14.0, 14 - s / 2))]
+    expect = np.empty((28, 28))
+    for r in range(28):
+        for c in range(28):
+            P = np.array([c + 0.5, r + 0.5])
+            dists = []
+            for a, b in segs:
+                a, b = np.array(a), np.array(b)
+                t = np.clip(np.dot(P - a, b - a) / np.dot(b - a, b - a), 0, 1)
+                dists.append(np.linalg.norm(a + t * (b - a) - P))
+            expect[r, c] = np.clip(2.0 - min(dists), 0, 1)
+    np.testing.assert_allclose(img, expect, atol=1e-9)
+    # the same stroke in every channel (noise-free), other sizes
+    xc, _ = make_strokes(5, seed=1, channels=3, size=20, noise=0.0)
+    assert xc.shape == (5, 3, 20, 20) and np.array_equal(xc[:, 0], xc[:, 2])

@@ -276,3 +276,14 @@ def test_implicit_bias_prediction_with_alpha_eff_beats_alpha(default_runs):
         assert err_eff < 0.5 * err_alpha, seed
         # and 1-SAM's α_eff is strictly below α in every coordinate (Thm 5.9.3's claim)
         assert np.all(sam.alpha_eff < sam.alpha), seed
+
+
+def test_fig_5_15_radius_diverges_with_fig_5_14_step():
+    """ERRATA X1: ERM→1-SAM with the printed ρ = 10 at α = 0.05 diverges with γ = 15/d (the step of
+    Fig. 5.14) a few steps after the switch, and the divergence is reported with its step."""
+    data = make_sparse_regression(20, 30, 3, 100, 0.0, 0)
+    r = train(data, DLNConfig(sam="1", rho=10.0, alpha=0.05, lr=15 / 30, steps=10_200, switch_at=10_000,
+                              record_every=100))
+    assert r.diverged and 10_000 <= r.diverged_at < 10_200
+    erm = train(data, DLNConfig(sam="none", alpha=0.05, lr=15 / 30, steps=10_200))
+    assert not erm.diverged and erm.train_loss < 1e-3

@@ -45,9 +45,9 @@ import numpy as np
 from .._cli import UsageError, check_int_range
 
 __all__ = ["ImageData", "DATASETS", "load_dataset", "make_synthetic", "read_cifar10", "read_cifar100",
-           "read_svhn", "SYNTHETIC_DEFAULTS"]
+           "read_svhn", "SYNTHETIC_DEFAULTS", "make_strokes", "STROKE_FONT", "STROKES_DEFAULTS"]
 
-DATASETS = ("synthetic", "cifar10", "cifar100", "svhn")
+DATASETS = ("synthetic", "strokes", "cifar10", "cifar100", "svhn")
 
 #: constants of the default synthetic dataset (see the module docstring)
 SYNTHETIC_DEFAULTS = dict(n_train=10_000, n_test=2_000, num_classes=10, size=32, beta=2.0, sig=0.07,
@@ -129,6 +129,88 @@ def make_synthetic(n: int, *, seed: int = 0, num_classes: int = 10, size: int = 
     back = _power_law_field(rng, n, channels, size, size, beta)
     x += bg * np.einsum("cd,ndhw->nchw", L, back)
     x += 0.5 + rng.uniform(-0.15, 0.15, (n, 1, 1, 1))
+    np.clip(x, 0.0, 1.0, out=x)
+    return x, y.astype(np.int64)
+
+
+# ----------------------------------------------------------------------------------------------
+# stroke digits (MNIST-like)
+# ----------------------------------------------------------------------------------------------
+def _arc(cx: float, cy: float, ry: float, rx: float, m: int) -> list:
+    """Closed ellipse through ``m`` points (the first and last coincide), centre (cx, cy), radii rx, ry."""
+    t = np.linspace(0.0, 2.0 * np.pi, m)
+    return [(cx + rx * np.cos(s), cy + ry * np.sin(s)) for s in t]
+
+
+#: hand-made polyline font of the digits 0–9 in the unit square, (x, y) with x to the right and y
+#: downwards (image coordinates); each digit is a list of polylines
+STROKE_FONT = {
+    0: [_arc(0.5, 0.5, 0.48, 0.32, 16)],
+    1: [[(0.5, 0.0), (0.5, 1.0)], [(0.32, 0.18), (0.5, 0.0)]],
+    2: [[(0.2, 0.2), (0.4, 0.03), (0.68, 0.05), (0.8, 0.25), (0.7, 0.47), (0.2, 1.0), (0.85, 1.0)]],
+    3: [[(0.2, 0.05), (0.8, 0.05), (0.5, 0.42), (0.78, 0.58), (0.8, 0.85), (0.58, 1.0), (0.2, 0.93)]],
+    4: [[(0.65, 1.0), (0.65, 0.0), (0.15, 0.7), (0.88, 0.7)]],
+    5: [[(0.8, 0.0), (0.25, 0.0), (0.2, 0.45), (0.58, 0.38), (0.8, 0.6), (0.76, 0.88), (0.5, 1.0),
+         (0.2, 0.9)]],
+    6: [[(0.7, 0.0), (0.36, 0.3), (0.2, 0.7), (0.35, 1.0), (0.65, 1.0), (0.8, 0.75), (0.62, 0.5),
+         (0.32, 0.55), (0.2, 0.7)]],
+    7: [[(0.15, 0.0), (0.85, 0.0), (0.4, 1.0)]],
+    8: [_arc(0.5, 0.26, 0.24, 0.22, 12), _arc(0.5, 0.73, 0.27, 0.28, 12)],
+    9: [_arc(0.5, 0.3, 0.28, 0.26, 12), [(0.76, 0.3), (0.62, 1.0)]],
+}
+#: the font as line segments: digit -> array (n_segments, 2 endpoints, 2 coordinates)
+_STROKE_SEGS = {k: np.array([(p, q) for line in v for p, q in zip(line[:-1], line[1:])])
+                for k, v in STROKE_FONT.items()}
+
+#: constants of the stroke-digit dataset (see :func:`make_strokes`)
+STROKES_DEFAULTS = dict(n_train=10_000, n_test=1_000, num_classes=10, size=28, scale=(0.55, 0.75),
+                        aspect=(0.85, 1.15), rot=15.0, shear=0.25, shift=2.0, width=(1.0, 2.2),
+                        intensity=(0.8, 1.0), noise=0.05)
+
+
+def make_strokes(n: int, *, seed: int = 0, size: int = STROKES_DEFAULTS["size"], channels: int = 1,
+                 scale=STROKES_DEFAULTS["scale"], aspect=STROKES_DEFAULTS["aspect"],
+                 rot: float = STROKES_DEFAULTS["rot"], shear: float = STROKES_DEFAULTS["shear"],
+                 shift: float = STROKES_DEFAULTS["shift"], width=STROKES_DEFAULTS["width"],
+                 intensity=STROKES_DEFAULTS["intensity"], noise: float = STROKES_DEFAULTS["noise"]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` MNIST-like stroke digits (n, channels, size, size) in [0, 1] and labels y ~ U{0, …, 9}.
+
+    Recipe (all draws from ``default_rng(seed)``, in this order, each of length n): label
+    y ~ U{0..9}; rotation θ ~ U[−rot, rot] degrees; shear s ~ U[−shear, shear]; scale
+    σ ~ U[scale]·size pixels; aspect a ~ U[aspect]; centre c = size/2 + U[−shift, shift]²; stroke
+    half-width w ~ U[width] pixels; ink I ~ U[intensity]. The polylines of :data:`STROKE_FONT` for
+    digit y are mapped from the unit square to pixels by p ↦ A (p − ½) + c with
+    A = R(θ) · [[1, s], [0, 1]] · diag(σ a, σ); at each pixel centre P (coordinates i + ½) with
+    distance d(P) to the nearest mapped segment the image is I · clip(w − d(P) + ½, 0, 1) (an
+    anti-aliased stroke), the same in every channel. Finally i.i.d. Gaussian noise of standard
+    deviation ``noise`` is added (one draw of shape (n, channels, size, size)) and the result clipped
+    to [0, 1]. Deterministic in ``seed``; numpy only."""
+    check_int_range("n", n, 1)
+    check_int_range("size", size, 3)
+    check_int_range("channels", channels, 1)
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, n)
+    theta = np.deg2rad(rng.uniform(-rot, rot, n))
+    sh = rng.uniform(-shear, shear, n)
+    sc = rng.uniform(*scale, n) * size
+    asp = rng.uniform(*aspect, n)
+    cen = size / 2 + rng.uniform(-shift, shift, (n, 2))
+    w = rng.uniform(*width, n)
+    ink = rng.uniform(*intensity, n)
+    yy, xx = np.mgrid[0:size, 0:size].astype(float) + 0.5
+    P = np.stack([xx.ravel(), yy.ravel()], 1)                       # pixel centres (x, y), (size², 2)
+    x = np.empty((n, channels, size, size))
+    for i in range(n):
+        c, s = np.cos(theta[i]), np.sin(theta[i])
+        A = np.array([[c, -s], [s, c]]) @ np.array([[1.0, sh[i]], [0.0, 1.0]]) @ np.diag([sc[i] * asp[i], sc[i]])
+        seg = (_STROKE_SEGS[int(y[i])] - 0.5) @ A.T + cen[i]        # (n_seg, 2, 2) in pixels
+        a, d = seg[:, 0], seg[:, 1] - seg[:, 0]
+        L2 = (d ** 2).sum(1) + 1e-12
+        t = np.clip(((P[:, None] - a[None]) * d[None]).sum(2) / L2[None], 0.0, 1.0)
+        dist = np.sqrt((((a[None] + t[..., None] * d[None]) - P[:, None]) ** 2).sum(2)).min(1)
+        x[i] = (ink[i] * np.clip(w[i] - dist + 0.5, 0.0, 1.0)).reshape(size, size)[None]
+    x += noise * rng.standard_normal(x.shape)
     np.clip(x, 0.0, 1.0, out=x)
     return x, y.astype(np.int64)
 
@@ -259,6 +341,13 @@ def load_dataset(name: str = "synthetic", data_dir: str | os.PathLike | None = N
         xte, yte = make_synthetic(nte, seed=2 * seed + 1)
         meta = {k: v for k, v in SYNTHETIC_DEFAULTS.items() if k not in ("n_train", "n_test")}
         return ImageData("synthetic", xtr, ytr, xte, yte, SYNTHETIC_DEFAULTS["num_classes"], meta)
+    if name == "strokes":
+        ntr = STROKES_DEFAULTS["n_train"] if n_train is None else n_train
+        nte = STROKES_DEFAULTS["n_test"] if n_test is None else n_test
+        xtr, ytr = make_strokes(ntr, seed=2 * seed)
+        xte, yte = make_strokes(nte, seed=2 * seed + 1)
+        meta = {k: v for k, v in STROKES_DEFAULTS.items() if k not in ("n_train", "n_test")}
+        return ImageData("strokes", xtr, ytr, xte, yte, STROKES_DEFAULTS["num_classes"], meta)
     reader = {"cifar10": read_cifar10, "cifar100": read_cifar100, "svhn": read_svhn}[name]
     data = reader(data_dir)
     rng = np.random.default_rng(seed)

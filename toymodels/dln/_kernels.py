@@ -191,6 +191,18 @@ def _grad_1sam_full(X, y, wp, wm, gamma, rh, normalize, log_flow, beta, sq, S, P
 
 
 @nb.njit(cache=True, fastmath=False)
+def _ascent_radius(rh, normalize, a, wp, wm):
+    """ρ, or ρ/‖∇L_G(w)‖₂ with normalization, where ∇L_G(w) = (a ⊙ w₊, −a ⊙ w₋); 0 if the gradient
+    vanishes (no ascent direction)."""
+    if rh == 0.0 or not normalize:
+        return rh
+    nrm = 0.0
+    for k in range(a.shape[0]):
+        nrm += a[k] * a[k] * (wp[k] * wp[k] + wm[k] * wm[k])
+    return rh / np.sqrt(nrm) if nrm > 0.0 else 0.0
+
+
+@nb.njit(cache=True, fastmath=False)
 def _loss(X, y, wp, wm):
     """(1/(4n)) Σ (⟨w₊² − w₋², xᵢ⟩ − yᵢ)²."""
     n, d = X.shape
@@ -297,12 +309,7 @@ def _run(X, y, Xte, yte, wp, wm, lr, rho, t0, t1, idx, aidx, mode, m, normalize,
                                 a[k] += rj * X[i, k]
                         for k in range(d):
                             a[k] /= m
-                    rc = rh
-                    if rh != 0.0 and normalize:
-                        nrm = 0.0
-                        for k in range(d):
-                            nrm += a[k] * a[k] * (wp[k] * wp[k] + wm[k] * wm[k])
-                        rc = rh / np.sqrt(nrm) if nrm > 0.0 else 0.0
+                    rc = _ascent_radius(rh, normalize, a, wp, wm)
                     if rc == 0.0:
                         # descent at w itself: Σ_{i∈G} ∇ℓᵢ(w) = m a_G ⊙ (w₊, −w₋)
                         for k in range(d):
@@ -344,12 +351,7 @@ def _run(X, y, Xte, yte, wp, wm, lr, rho, t0, t1, idx, aidx, mode, m, normalize,
                         a[k] += ri * X[i, k]
                 for k in range(d):
                     a[k] /= ba
-                rc = rh
-                if rh != 0.0 and normalize:
-                    nrm = 0.0
-                    for k in range(d):
-                        nrm += a[k] * a[k] * (wp[k] * wp[k] + wm[k] * wm[k])
-                    rc = rh / np.sqrt(nrm) if nrm > 0.0 else 0.0
+                rc = _ascent_radius(rh, normalize, a, wp, wm)
                 for k in range(d):
                     wpa[k] = wp[k] * (1.0 + rc * a[k])
                     wma[k] = wm[k] * (1.0 - rc * a[k])

@@ -1,0 +1,186 @@
+"""Two-layer ReLU model of thesis Sec. 6.4.2 (toymodels.relu): numba = numpy reference, analytic
+gradient/Jacobian vs finite differences, feature sparsity on hand-made activations, CLI contract.
+Deterministic (fixed seeds); no Monte-Carlo assertions."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from toymodels.relu import (ReLUConfig, activations, blanc_data, count_kinks, feature_sparsity, init_params,
+                            jacobian, jacobian_rank, predict, train, warmup_decay_schedule)
+from toymodels.relu import _kernels, _reference
+
+
+def _params(seed=3, m=20):
+    return init_params(m, 1.0, 0.3, seed)
+
+
+def test_data_is_blanc_et_al():
+    x, y = blanc_data()
+    assert x.shape == y.shape == (12,)
+    assert x[0] == pytest.approx(-5.5 / 4 + 0.07) and x[-1] == pytest.approx(5.5 / 4 + 0.07)
+    assert y[0] == pytest.approx(0.345 - 2) and y[1] == pytest.approx(0.345 + 1.5)
+
+
+def test_jacobian_matches_finite_differences_away_from_kinks():
+    x, _ = blanc_data()
+    w, b, a = _params()
+    z = np.outer(x, w) + b
+    assert np.min(np.abs(z)) > 1e-4       # no pre-activation within 100 h of a kink (|δz| ≤ 1.4 h)
+    J = jacobian(x, w, b, a)
+    theta = np.concatenate([w, b, a])
+    m = w.size
+    h = 1e-6
+    fd = np.empty_like(J)
+    for k in range(theta.size):
+        tp, tm = theta.copy(), theta.copy()
+        tp[k] += h
+        tm[k] -= h
+        fd[:, k] = (predict(x, tp[:m], tp[m:2 * m], tp[2 * m:]) - predict(x, tm[:m], tm[m:2 * m], tm[2 * m:])) / (2 * h)
+    np.testing.assert_allclose(J, fd, atol=1e-7)
+    Jr = np.empty_like(J)
+    _reference.jacobian_reference(x, w, b, a, Jr)
+    np.testing.assert_allclose(J, Jr, rtol=0, atol=1e-15)
+
+
+def test_one_sgd_step_is_minus_lr_times_loss_gradient():
+    # one step on example i equals θ − η ∇_θ ½(f(x_i) − y_i)², the gradient by central differences
+    x, y = blanc_data()
+    w, b, a = _params()
+    i, eta = 4, 1e-2
+    theta = np.concatenate([w, b, a])
+    m = w.size
+
+    def li(t):
+        return 0.5 * (predict(x[i:i + 1], t[:m], t[m:2 * m], t[2 * m:])[0] - y[i]) ** 2
+
+    g = np.array([(li(theta + e) - li(theta - e)) / 2e-6 for e in 1e-6 * np.eye(theta.size)])
+    w1, b1, a1 = w.copy(), b.copy(), a.copy()
+    rec = np.zeros((0, m))
+    _kernels._sgd(x, y, w1, b1, a1, np.array([eta]), np.array([i]), np.zeros(0, np.int64), rec, rec, rec,
+                  np.zeros(0))
+    np.testing.assert_allclose(np.concatenate([w1, b1, a1]), theta - eta * g, atol=1e-8)
+
+
+def test_loss_normalization_is_one_over_2n():
+    x, y = blanc_data()
+    w, b, a = _params()
+    r = predict(x, w, b, a) - y
+    assert _kernels._loss(x, y, w, b, a) == pytest.approx(np.sum(r ** 2) / (2 * 12), rel=1e-13)
+
+
+def test_numba_training_equals_numpy_reference():
+    cfg = ReLUConfig(steps=3000, n_checkpoints=30, seed=5)
+    r1, r2 = train(cfg, backend="numba"), train(cfg, backend="numpy")
+    np.testing.assert_allclose(r1.w, r2.w, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(r1.a, r2.a, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(r1.train_loss, r2.train_loss, rtol=1e-10)
+    np.testing.assert_array_equal(r1.rank, r2.rank)
+    K = r1.iters.size
+    rk, sv = np.zeros(K, np.int64), np.zeros((K, 12))
+    x, _ = blanc_data()
+    _reference.jacobian_ranks_reference(x, r1.w, r1.b, r1.a, 1e-4, rk, sv)
+    np.testing.assert_array_equal(r1.rank, rk)
+    for k in (0, K - 1):
+        assert r1.rank[k] == jacobian_rank(jacobian(x, r1.w[k], r1.b[k], r1.a[k]))
+
+
+def test_divergence_is_reported_with_its_step():
+    r = train(ReLUConfig(steps=2000, lr=5.0, n_checkpoints=20))
+    assert r.diverged_at is not None and 0 <= r.diverged_at < 2000
+
+
+def test_feature_sparsity_hand_made():
+    # 4 points × 4 neurons; neuron 1 = 2 × neuron 0 (correlation 1, counted once); neuron 3 all zero
+    A = np.array([[1.0, 2.0, 0.0, 0.0],
+                  [2.0, 4.0, 1.0, 0.0],
+                  [0.0, 0.0, 3.0, 0.0],
+                  [3.0, 6.0, 0.0, 0.0]])
+    # kept: neuron 0 (3 non-zeros) and neuron 2 (2 non-zeros) → 5 / 16
+    assert feature_sparsity(A) == pytest.approx(5 / 16)
+    assert feature_sparsity(np.zeros((3, 5))) == 0.0
+    # all distinct, all active: 1
+    B = np.array([[1.0, 5.0], [2.0, 1.0], [3.0, 4.0]])      # correlation < 0.95
+    assert feature_sparsity(B) == 1.0
+    # threshold: columns with correlation 0.9 are merged at 0.85, not at 0.95
+    u = np.array([1.0, -1.0, 0.0, 0.0])
+    v = np.array([0.0, 0.0, 1.0, -1.0])
+    c1, c2 = 10 + u, 10 + 0.9 * u + np.sqrt(1 - 0.81) * v    # Pearson correlation exactly 0.9
+    C = np.stack([c1, c2], axis=1)
+    assert np.corrcoef(C.T)[0, 1] == pytest.approx(0.9)
+    assert feature_sparsity(C, 0.95) == 1.0 and feature_sparsity(C, 0.85) == 0.5
+    # a constant non-zero column has no correlation: kept
+    D = np.array([[1.0, 2.0], [1.0, 3.0]])
+    assert feature_sparsity(D) == 1.0
+
+
+def test_kinks_and_rank_on_hand_made_networks():
+    # f(x) = ReLU(x) − ReLU(x − 0.5) + 2 ReLU(−x − 0.3): kinks at 0, 0.5, −0.3
+    w, b, a = np.array([1.0, 1.0, -1.0]), np.array([0.0, -0.5, -0.3]), np.array([1.0, -1.0, 2.0])
+    assert count_kinks(w, b, a, -1, 1) == 3
+    assert count_kinks(w, b, a, -0.2, 1) == 2
+    # two neurons with the same kink and cancelling jumps: no kink
+    assert count_kinks(np.array([1.0, 2.0]), np.array([-0.2, -0.4]), np.array([1.0, -0.5]), -1, 1) == 0
+    assert jacobian_rank(np.zeros((3, 4))) == 0
+    assert jacobian_rank(np.outer([1.0, 2.0, 3.0], [1.0, -1.0, 0.5, 2.0])) == 1
+    assert jacobian_rank(np.eye(3)) == 3
+
+
+def test_schedule_follows_the_authors_formula():
+    lr = warmup_decay_schedule(1.0, 100, 0.5, 401.0, 4.0)
+    assert lr[0] == 1.0 and lr[10] == pytest.approx(1 + 400 * 0.1)
+    assert lr[49] == pytest.approx(1 + 400 * 0.49)
+    np.testing.assert_allclose(lr[50:], (1 + 400 * 0.5) / 4)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "toymodels.relu", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_cli_json_contract(tmp_path):
+    p = _cli("regression1d", "--steps", "20000", "--checkpoints", "20", "--json", "--out", str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    lines = [ln for ln in p.stdout.splitlines() if ln.strip()]
+    assert len(lines) == 1 and p.stderr == ""
+    out = json.loads(lines[0])
+    assert out["version"] and out["config"]["steps"] == 20000 and out["config"]["transitions"] == [0.02, 0.5]
+    assert [r["decay_fraction"] for r in out["runs"]] == [0.02, 0.5]
+    for r in out["runs"]:
+        assert {"train_loss", "test_loss", "feature_sparsity", "rank_jacobian", "n_kinks",
+                "stabilization_loss"} <= set(r)
+        assert r["diverged_at"] is None
+        assert 0 <= r["feature_sparsity"] <= 1 and 0 <= r["rank_jacobian"] <= 12
+    assert (tmp_path / "regression1d.png").exists() and (tmp_path / "regression1d.json").exists()
+
+
+@pytest.mark.parametrize("args, name", [(["--steps", "0"], "--steps"), (["--lr", "-1"], "--lr"),
+                                        (["--transitions", "1.5"], "--transitions"),
+                                        (["--corr-threshold", "2"], "corr-threshold"),
+                                        (["--warmup-factor", "0.5"], "warmup factor")])
+def test_cli_bad_input_exits_2_with_one_line(args, name):
+    p = _cli("regression1d", *args)
+    assert p.returncode == 2 and p.stdout == ""
+    err = p.stderr.strip().splitlines()
+    assert len(err) == 1 and name in err[0], p.stderr
+
+
+def test_short_run_divergence_is_in_the_json():
+    # with T = 2000 the warmup (slope relative to T) is 50× steeper than at T = 10⁵ and the 50 % run blows up
+    p = _cli("regression1d", "--steps", "2000", "--checkpoints", "20", "--json")
+    assert p.returncode == 0
+    runs = json.loads(p.stdout)["runs"]
+    assert runs[1]["diverged_at"] is not None and runs[1]["train_loss"] is None
+
+
+def test_quick_figures_render(tmp_path):
+    import figures
+
+    specs = figures.registry()
+    for fid in ("6.4", "6.12", "6.13"):
+        rec = figures.render(specs[fid], tmp_path, figures.Context(quick=True))
+        assert all(__import__("os").path.exists(f) for f in rec["files"])

@@ -1,0 +1,114 @@
+"""Two-layer ReLU benchmark workload: :func:`toymodels.relu._kernels._sgd` + ``_jacobian_ranks`` vs
+:mod:`toymodels.relu._reference` (and a torch CPU reference when torch is installed).
+
+``relu1d_sgd_30k``: Fig. 6.4's setting (Blanc et al.'s 12 points, m = 100, init seed 0), SGD with
+batch 1 for 3·10⁴ steps under the warmup/decay schedule (transition 50 %, F = 400, D = 3, η = 4e-4),
+parameters recorded at 250 evenly spaced checkpoints (+ the init), then the rank of φ_θ(X) (SVD of the
+12 × 300 Jacobian) at each checkpoint. The same pre-drawn indices for every backend. Goal: numba
+under 2 s (``meets_goal``); target numba ≥ 10× numpy. ``torch_s``: the same run in torch (float64,
+autograd for the SGD step, ``torch.func.jacrev`` + ``torch.linalg.svdvals`` for the ranks, one
+thread), one repeat; ``None`` without torch. ``max_rel_diff`` compares the numba and numpy final θ.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..relu import _kernels
+from ..relu._reference import jacobian_ranks_reference, sgd_reference
+from ..relu.model import ReLUConfig, blanc_data, checkpoints, init_params
+from ..relu.schedule import warmup_decay_schedule
+from . import BenchContext, best_of, first_call, workload
+
+STEPS = 30_000
+N_CHECKPOINTS = 250
+
+
+def _problem(steps: int):
+    cfg = ReLUConfig(steps=steps, n_checkpoints=N_CHECKPOINTS)
+    x, y = blanc_data()
+    w, b, a = init_params(cfg.m, cfg.s_w, cfg.s_a, 0)
+    lr = warmup_decay_schedule(cfg.lr, steps, cfg.transition, cfg.warmup_factor, cfg.decay_factor)
+    idx = np.random.default_rng([0, 1]).integers(0, x.shape[0], size=steps)
+    rec_at = checkpoints(steps, N_CHECKPOINTS)
+    return cfg, x, y, w, b, a, lr, idx, rec_at
+
+
+def _make_run(sgd, ranks_fn):
+    def run(x, y, w, b, a, lr, idx, rec_at, rw, rb, ra, rl, tol, rk, sv):
+        sgd(x, y, w, b, a, lr, idx, rec_at, rw, rb, ra, rl)
+        ranks_fn(x, rw, rb, ra, tol, rk, sv)
+        return w, rk
+    return run
+
+
+def _args(prob):
+    cfg, x, y, w, b, a, lr, idx, rec_at = prob
+    K = rec_at.shape[0]
+    return (x, y, w.copy(), b.copy(), a.copy(), lr, idx, rec_at, np.empty((K, cfg.m)), np.empty((K, cfg.m)),
+            np.empty((K, cfg.m)), np.empty(K), cfg.rank_tol, np.zeros(K, np.int64), np.zeros((K, x.shape[0])))
+
+
+def _torch_run(prob) -> float | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    cfg, x, y, w, b, a, lr, idx, rec_at = prob
+    torch.set_num_threads(1)
+    X = torch.tensor(x, dtype=torch.float64)
+    Y = torch.tensor(y, dtype=torch.float64)
+    params = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (w, b, a)]
+
+    def f(p, xs):
+        return torch.relu(torch.outer(xs, p[0]) + p[1]) @ p[2]
+
+    t0 = time.perf_counter()
+    snaps = []
+    rec = set(int(r) for r in rec_at)
+    lr_l, idx_l = lr.tolist(), idx.tolist()
+    if 0 in rec:
+        snaps.append([p.detach().clone() for p in params])
+    for t in range(len(lr_l)):
+        i = idx_l[t]
+        out = f(params, X[i:i + 1])[0]
+        loss = 0.5 * (out - Y[i]) ** 2
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            for p, g in zip(params, grads):
+                p -= lr_l[t] * g
+        if t + 1 in rec:
+            snaps.append([p.detach().clone() for p in params])
+    jac = torch.func.jacrev(lambda w_, b_, a_: f((w_, b_, a_), X), argnums=(0, 1, 2))
+    for s in snaps:
+        J = torch.cat(jac(*s), dim=1)
+        sv = torch.linalg.svdvals(J)
+        int((sv > cfg.rank_tol * sv[0]).sum())
+    return time.perf_counter() - t0
+
+
+@workload("relu1d_sgd_30k", target=10.0,
+          description="2-layer ReLU (m=100) on Blanc et al. 1D data, SGD b=1, 3e4 steps, 250 rank checkpoints")
+def relu1d(ctx: BenchContext) -> dict:
+    steps = ctx.steps(STEPS)
+    prob = _problem(steps)
+    nb_run = _make_run(_kernels._sgd, _kernels._jacobian_ranks)
+    np_run = _make_run(sgd_reference, jacobian_ranks_reference)
+    small = _problem(10)
+    t0 = time.perf_counter()
+    c1, cached = first_call("relu._sgd", _kernels._sgd, _args(small)[:12])
+    c2, _ = first_call("relu._jacobian_ranks", _kernels._jacobian_ranks,
+                       (small[1],) + _args(small)[8:11] + _args(small)[12:])
+    compile_s = c1 + c2
+    numba_s, numba_rep, a_nb = best_of(nb_run, lambda: _args(prob), ctx.repeats)
+    numpy_s, numpy_rep, a_np = best_of(np_run, lambda: _args(prob), ctx.repeats, budget_s=ctx.numpy_budget_s)
+    torch_s = _torch_run(prob)
+    w_nb, w_np = a_nb[2], a_np[2]
+    return {"numpy_s": numpy_s, "numba_s": numba_s, "torch_s": torch_s, "compile_s": compile_s,
+            "compile_cached": cached, "numpy_repeats": numpy_rep, "numba_repeats": numba_rep,
+            "steps": steps, "checkpoints": N_CHECKPOINTS, "m": prob[0].m,
+            "goal_numba_s": 2.0, "meets_goal": bool(numba_s < 2.0),
+            "speedup_vs_torch": None if torch_s is None else torch_s / numba_s,
+            "ranks_equal": bool(np.array_equal(a_nb[13], a_np[13])),
+            "max_rel_diff": float(np.max(np.abs(w_nb - w_np)) / np.max(np.abs(w_np)))}

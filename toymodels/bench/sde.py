@@ -1,0 +1,39 @@
+"""SDE benchmark workload: :func:`toymodels.sde._kernels._em_dln` vs
+:func:`toymodels.sde._reference.em_dln_reference`.
+
+``sde_dln_em_2e4``: 20 000 Euler–Maruyama steps of eq. (6.58) on the DLN u⊙v of Fig. 6.2 (n = 80,
+d = 200, 20-sparse β*, seed 0), γ = 0.009, noise scale √(ηδ) = 0.01, pre-drawn Z, loss recorded every
+100 steps, in one kernel call (``--quick``: 2 000 steps). Target: numba ≥ 2× numpy (both are
+dominated by three n×d matrix–vector products per step; numpy's BLAS is already efficient at this
+size, the kernel saves the per-step Python and temporary-array overhead).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..data import make_sparse_regression
+from ..sde import _kernels
+from ..sde._reference import em_dln_reference
+from . import BenchContext, best_of, first_call, workload
+
+
+def _args(data, steps: int, Z) -> tuple:
+    n, d = data.X.shape
+    rec = np.full(steps // 100 + 1, np.nan)
+    return (data.X, data.y, np.full(d, 0.1), np.full(d, 0.01), np.full(steps, 0.009), np.full(steps, 0.01),
+            Z, 0, steps, np.empty(n), np.empty(d), np.empty(d), 100, rec)
+
+
+@workload("sde_dln_em_2e4", target=2.0, description="SDE (6.58) EM on the DLN u*v, n=80, d=200, 2e4 steps")
+def sde_dln(ctx: BenchContext) -> dict:
+    data = make_sparse_regression(n=80, d=200, k=20, n_test=10, seed=0)
+    steps = ctx.steps(20_000)
+    Z = np.random.default_rng(0).standard_normal((steps, 80))
+    compile_s, cached = first_call("sde._em_dln", _kernels._em_dln, _args(data, 1, Z[:1]))
+    numba_s, numba_rep, a_nb = best_of(_kernels._em_dln, lambda: _args(data, steps, Z), ctx.repeats)
+    numpy_s, numpy_rep, a_np = best_of(em_dln_reference, lambda: _args(data, steps, Z), ctx.repeats,
+                                       budget_s=ctx.numpy_budget_s)
+    u, w = a_nb[2], a_np[2]
+    return {"numpy_s": numpy_s, "numba_s": numba_s, "compile_s": compile_s, "compile_cached": cached,
+            "numpy_repeats": numpy_rep, "numba_repeats": numba_rep, "steps": steps, "n": 80, "d": 200,
+            "max_rel_diff": float(np.max(np.abs(u - w)) / np.max(np.abs(w)))}

@@ -1,0 +1,36 @@
+"""The step-size schedule of thesis Fig. 6.4 / 6.12: a long linear warmup, then one decay.
+
+Following the authors' implementation (``train_fc_net`` in tml-epfl/sgd-sparse-features, which the
+thesis cites for its code), the warmup slope is set relative to the *whole* run of T steps, not to the
+warmup length, so a later transition also reaches a larger peak:
+
+    η_t = η · (1 + (F − 1) · t / T)                       for t < t_d = ⌊α T⌋,
+    η_t = η · (1 + (F − 1) · t_d / T) / D                 for t ≥ t_d,
+
+with F the "warmup coefficient" (400× in Fig. 6.4, 500× in Fig. 6.12), α the transition fraction
+(2 % or 50 %) and D the decay factor. This is not one of :data:`toymodels.schedules.SCHEDULES`
+(there a linear warmup ends at η itself after W steps), hence this module.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._cli import UsageError, check_int_range, check_positive
+
+
+def warmup_decay_schedule(base: float, steps: int, transition: float, warmup_factor: float,
+                          decay_factor: float) -> np.ndarray:
+    """Per-iteration step sizes η_0, …, η_{T−1} of the schedule above (float64 array of length T)."""
+    check_int_range("steps", steps, 1)
+    check_positive("lr", base)
+    if not 0.0 < transition < 1.0:
+        raise UsageError(f"transition fraction must lie in (0, 1), got {transition!r}")
+    if not np.isfinite(warmup_factor) or warmup_factor < 1.0:
+        raise UsageError(f"warmup factor must be a finite number >= 1, got {warmup_factor!r}")
+    if not np.isfinite(decay_factor) or decay_factor < 1.0:
+        raise UsageError(f"decay factor must be a finite number >= 1, got {decay_factor!r}")
+    t = np.arange(steps, dtype=np.float64)
+    td = int(np.floor(transition * steps))
+    out = base * (1.0 + (warmup_factor - 1.0) * t / steps)
+    out[td:] = base * (1.0 + (warmup_factor - 1.0) * td / steps) / decay_factor
+    return out

@@ -1,0 +1,109 @@
+"""Numba Euler–Maruyama kernels (private; public API in :mod:`toymodels.sde.em` and
+:mod:`toymodels.sde.dln`). Plain-numpy oracles with the same signatures: :mod:`._reference`.
+
+Every kernel takes pre-drawn Gaussian noise and preallocated outputs; RNG and validation live in the
+public functions. One Euler–Maruyama step of dθ = b(θ) dt + Σ(θ) dB with step h and increment
+ΔB = √h·Z, Z ~ N(0, I), is θ ← θ + h b(θ) + Σ(θ) ΔB.
+
+Why specialized kernels rather than one kernel taking jitted drift/diffusion callables: numba 0.68
+re-compiles (and appends a new cache file for) a ``cache=True`` function on every process start when
+it receives a dispatcher argument, which costs seconds per CLI call and grows ``__pycache__``.
+The generic scheme, for arbitrary callables, is :func:`._reference.euler_maruyama` (numpy).
+"""
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+
+@nb.njit(cache=True)
+def _em_gbm(x0, mu, sigma, T, dW, levels, out):
+    """EM for geometric Brownian motion dX = μX dt + σX dW on [0, T], many paths, several step sizes.
+
+    dW : (M, N) Brownian increments on the finest grid (step T/N). For each level ℓ (a divisor of N:
+    number of fine increments per coarse step), the path is re-simulated with step h = ℓT/N using
+    the summed increments, so all levels share one Brownian path (strong coupling).
+    out : (len(levels), M) terminal values X_T^h.
+    """
+    M, N = dW.shape
+    for a in range(levels.shape[0]):
+        lv = levels[a]
+        h = lv * T / N
+        for p in range(M):
+            x = x0
+            for s in range(N // lv):
+                db = 0.0
+                for q in range(s * lv, (s + 1) * lv):
+                    db += dW[p, q]
+                x = x + mu * x * h + sigma * x * db
+            out[a, p] = x
+
+
+# only the residual dot products may be reassociated (so they vectorize); no 'nnan'/'ninf', so a
+# diverging run still produces inf/NaN and is detected at the same step as in the reference
+_DOT_MATH = {"reassoc", "contract"}
+
+
+@nb.njit(cache=True, fastmath=_DOT_MATH)
+def _residuals(X, y, u, v, r):
+    """rᵢ = ⟨u⊙v, xᵢ⟩ − yᵢ into r; returns Σ rᵢ²."""
+    n, d = X.shape
+    loss = 0.0
+    for i in range(n):
+        acc = 0.0
+        for k in range(d):
+            acc += X[i, k] * (u[k] * v[k])
+        acc -= y[i]
+        r[i] = acc
+        loss += acc * acc
+    return loss
+
+
+@nb.njit(cache=True, fastmath=_DOT_MATH)
+def _axpy2(X, i, a, b, g, s):
+    """g += a·xᵢ, s += b·xᵢ."""
+    for k in range(X.shape[1]):
+        g[k] += X[i, k] * a
+        s[k] += X[i, k] * b
+
+
+@nb.njit(cache=True)
+def _em_dln(X, y, u, v, gamma, scale, Z, t0, t1, r, g, s, rec_every, rec):
+    """Eq. (6.58) for the DLN h(x) = ⟨u⊙v, x⟩, L = 1/(4n) Σ rᵢ², rᵢ = ⟨u⊙v, xᵢ⟩ − yᵢ:
+
+        u ← u − γ_t v⊙g + √γ_t·scale_t · v⊙(XᵀZ_t),   v ← v − γ_t u⊙g + √γ_t·scale_t · u⊙(XᵀZ_t),
+
+    g = Xᵀr/(2n) (so ∇_u L = v⊙g, ∇_v L = u⊙g), both updates from the old (u, v); φ_θ(X)ᵀZ =
+    [v⊙XᵀZ; u⊙XᵀZ] is the Jacobian transpose applied to Z. scale_t = √(η_t δ_t); scale = 0 is the
+    gradient-flow discretization. Z : (t1 − t0, n) (ignored where scale_t = 0). Steps t0 ≤ t < t1
+    (absolute indices into gamma/scale; Z row t − t0). rec[t // rec_every] = L after a step t with
+    (t + 1) % rec_every == 0 (rec[0], the initial loss, is written by the caller).
+    Returns −1, or the first step at which the loss is not finite (iterates left at that step).
+    """
+    n, d = X.shape
+    for t in range(t0, t1):
+        loss = _residuals(X, y, u, v, r)
+        if not np.isfinite(loss):
+            return t
+        for k in range(d):
+            g[k] = 0.0
+            s[k] = 0.0
+        sc = np.sqrt(gamma[t]) * scale[t]
+        noisy = sc != 0.0
+        zrow = t - t0
+        for i in range(n):
+            ri = r[i] / (2.0 * n)
+            zi = Z[zrow, i] if noisy else 0.0
+            _axpy2(X, i, ri, zi, g, s)
+        gm = gamma[t]
+        for k in range(d):
+            uk = u[k]
+            vk = v[k]
+            u[k] = uk - gm * vk * g[k] + sc * vk * s[k]
+            v[k] = vk - gm * uk * g[k] + sc * uk * s[k]
+        if (t + 1) % rec_every == 0:
+            lt = 0.25 * _residuals(X, y, u, v, r) / n
+            rec[(t + 1) // rec_every] = lt
+            if not np.isfinite(lt):
+                return t
+    return -1
