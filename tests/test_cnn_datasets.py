@@ -156,7 +156,8 @@ def test_strokes_geometry_noise_free():
                         width=(1.5, 1.5), intensity=(1.0, 1.0), noise=0.0)
     img = x[np.flatnonzero(y == 1)[0], 0]
     s = 0.6 * 28
-    segs = [((14.0, 14 - s / 2), (14.0, 14 + s / 2)), ((14 + s * (0.32 - 0.5), 14 + s * (0.18 - 0.5)), (14.0, 14 - s / 2))]
+    segs = [((14.0, 14 - s / 2), (14.0, 14 + s / 2)),
+            ((14 + s * (0.32 - 0.5), 14 + s * (0.18 - 0.5)), (14.0, 14 - s / 2))]
     expect = np.empty((28, 28))
     for r in range(28):
         for c in range(28):

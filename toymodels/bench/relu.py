@@ -46,8 +46,9 @@ def _make_run(sgd, ranks_fn):
 def _args(prob):
     cfg, x, y, w, b, a, lr, idx, rec_at = prob
     K = rec_at.shape[0]
-    return (x, y, w.copy(), b.copy(), a.copy(), lr, idx, rec_at, np.empty((K, cfg.m)), np.empty((K, cfg.m)),
-            np.empty((K, cfg.m)), np.empty(K), cfg.rank_tol, np.zeros(K, np.int64), np.zeros((K, x.shape[0])))
+    # zeros, not empty: the compile-warm-up call of _jacobian_ranks reads records no SGD run filled
+    return (x, y, w.copy(), b.copy(), a.copy(), lr, idx, rec_at, np.zeros((K, cfg.m)), np.zeros((K, cfg.m)),
+            np.zeros((K, cfg.m)), np.zeros(K), cfg.rank_tol, np.zeros(K, np.int64), np.zeros((K, x.shape[0])))
 
 
 def _torch_run(prob) -> float | None:

@@ -1,0 +1,130 @@
+"""Checks of the diagonal-linear-network sharpness derivations (thesis Ch. 7, Sec. 7.6.2 l.3779–3800,
+App. 7.8.1–7.8.2 l.4011–4100), in the project normalization L = 1/(4n) ‖X(u⊙v) − y‖² unless a
+check says otherwise. Each check takes the formula under test as a defaulted parameter.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from . import check
+
+__all__: list[str] = []
+
+A = sp.Symbol("alpha", positive=True)
+RHO = sp.Symbol("rho", positive=True)
+
+
+def _uv(d):
+    return sp.Matrix(sp.symbols(f"u1:{d + 1}", real=True)), sp.Matrix(sp.symbols(f"v1:{d + 1}", real=True))
+
+
+def _project_hessian(u, v, X, y):
+    n, d = X.shape
+    G, r = X.T * X, X * u.multiply_elementwise(v) - y
+    V, U = sp.diag(*v), sp.diag(*u)
+    off = V * G * U + sp.diag(*(X.T * r))
+    return sp.BlockMatrix([[V * G * V, off], [off.T, U * G * U]]).as_explicit() / (2 * n)
+
+
+def _thesis_eq78(u, v, X, y):
+    # as printed (l.4087), for L = ‖Xβ − y‖²: no factor 2, both off-diagonal blocks V Xᵀ X U
+    G, r = X.T * X, X * u.multiply_elementwise(v) - y
+    V, U = sp.diag(*v), sp.diag(*u)
+    off = V * G * U + sp.diag(*(X.T * r))
+    return sp.BlockMatrix([[V * G * V, off], [off, U * G * U]]).as_explicit()
+
+
+@check("sharpness.dln_hessian", "App. 7.8.2, eq. 7.8 (l.4087)")
+def dln_hessian(formula=_project_hessian, normalization="project"):
+    """Symbolic Hessian of the DLN loss (d = 2, n = 3, generic X, y, any point) equals ``formula``.
+    ``normalization="thesis"`` uses L = ‖Xβ − y‖² (eq. 7.6): the correct Hessian is then 2× eq. 7.8 and
+    the lower-left block is U XᵀX V (= (V XᵀX U)ᵀ), so the printed eq. 7.8 fails."""
+    d, n = 2, 3
+    u, v = _uv(d)
+    X = sp.Matrix(n, d, sp.symbols(f"x1:{n * d + 1}", real=True))
+    y = sp.Matrix(sp.symbols(f"y1:{n + 1}", real=True))
+    r = X * u.multiply_elementwise(v) - y
+    L = (r.T * r)[0] * (sp.Rational(1, 4 * n) if normalization == "project" else 1)
+    w = list(u) + list(v)
+    H = sp.hessian(L, w)
+    diff = (H - formula(u, v, X, y)).applyfunc(sp.expand)
+    return diff == sp.zeros(2 * d, 2 * d), f"nonzero entries of H - formula: {sum(e != 0 for e in diff)}"
+
+
+@check("sharpness.whitened_blocks", "eq. 7.9–7.10 (l.4091–4097)")
+def whitened_blocks(eigs=lambda u, v: (0, (u ** 2 + v ** 2) / 2), scale=sp.Rational(1, 2)):
+    """At a minimum with XᵀX = nI the Hessian is ``scale``·[[diag v², diag uv], [diag uv, diag u²]]
+    (project: ½; thesis: 1 as printed, 2 correctly) and each 2×2 block has eigenvalues ``eigs``."""
+    u1, v1 = sp.symbols("u1 v1", real=True)
+    n = 2
+    X = sp.sqrt(n) * sp.eye(2)  # XᵀX = nI
+    u, v = sp.Matrix([u1, 2]), sp.Matrix([v1, 3])
+    H = _project_hessian(u, v, X, X * u.multiply_elementwise(v))  # y = Xβ: zero residual
+    closed = scale * sp.Matrix([[v1 ** 2, u1 * v1], [u1 * v1, u1 ** 2]])
+    blk = H.extract([0, 2], [0, 2])
+    ok_block = (blk - closed).applyfunc(sp.simplify) == sp.zeros(2, 2)
+    ev = sorted(blk.eigenvals(), key=lambda e: sp.count_ops(e))
+    ok_eigs = set(map(sp.simplify, ev)) == set(map(sp.simplify, eigs(u1, v1)))
+    return bool(ok_block and ok_eigs), f"block eigenvalues {ev}"
+
+
+def _c_correct(u, v):
+    return sp.sqrt(sp.Abs(u / v)), sp.sqrt(sp.Abs(v / u))
+
+
+def _c_printed(u, v):  # l.3791: c_i = √(|v_i|/|u_i|) on the u-coordinates
+    return sp.sqrt(sp.Abs(v / u)), sp.sqrt(sp.Abs(u / v))
+
+
+@check("sharpness.dln_rescaling", "Sec. 7.6.2 (l.3791–3797)")
+def dln_rescaling(c=_c_correct):
+    """With (c_u, c_v) = ``c``(u, v) the rescaled block ½[[v², uv], [uv, u²]] ⊙ ccᵀ has trace |uv| and
+    λ_max |uv| (so tr = ‖β‖₁, λ_max = ‖β‖_∞ over coordinates), and c scales like (u, v) under
+    (αu, v/α). The printed c (u and v swapped) gives trace (|u|³/|v| + |v|³/|u|)/2 and fails."""
+    u, v = sp.symbols("u v", nonzero=True, real=True)
+    cu, cv = c(u, v)
+    Hc = sp.Rational(1, 2) * sp.Matrix([[v ** 2 * cu ** 2, u * v * cu * cv],
+                                        [u * v * cu * cv, u ** 2 * cv ** 2]])
+    tr = sp.simplify(Hc.trace())
+    lmax = sp.simplify(tr / 2 + sp.sqrt((Hc[0, 0] - Hc[1, 1]) ** 2 / 4 + Hc[0, 1] ** 2))
+    # numeric spot checks avoid sympy's sign bookkeeping of |·|
+    pts = [(sp.Rational(3, 2), sp.Rational(-2, 7)), (sp.Rational(-5, 3), sp.Rational(1, 4)), (2, 3)]
+    ok_tr = all(sp.simplify(tr.subs({u: a, v: b}) - abs(a * b)) == 0 for a, b in pts)
+    ok_lm = all(sp.simplify(lmax.subs({u: a, v: b}) - abs(a * b)) == 0 for a, b in pts)
+    cu2, cv2 = c(A * u, v / A)
+    ok_inv = all(sp.simplify((cu2 - A * cu).subs({u: a, v: b})) == 0
+                 and sp.simplify((cv2 - cv / A).subs({u: a, v: b})) == 0 for a, b in pts)
+    return (bool(ok_tr and ok_lm and ok_inv),
+            f"trace = {tr}, lambda_max = {lmax}, invariant scaling = {ok_inv}")
+
+
+@check("sharpness.avg_exact_whitened", "Prop. 7.8.2 (l.4067) specialised to the DLN")
+def avg_exact_whitened(formula=lambda b, rho: rho ** 2 / 2 * sp.Abs(b) + rho ** 4 / 4):
+    """Per coordinate of a whitened DLN at a minimum, with the DLN rescaling, the average-case
+    sharpness is exactly E_γ ¼(δβ)² = ρ²/2·|β| + ρ⁴/4 (γ ~ N(0, ρ²I₂), δβ = (u+c_uγ₁)(v+c_vγ₂) − uv),
+    i.e. S_avg = ρ²/2 ‖β‖₁ + dρ⁴/4: the ρ²/2·tr limit of Prop. 7.8.2 with an O(ρ⁴) remainder."""
+    u, v = sp.Rational(3, 2), sp.Rational(-2, 5)
+    g1, g2 = sp.symbols("g1 g2", real=True)
+    cu, cv = _c_correct(u, v)
+    db = (u + cu * g1) * (v + cv * g2) - u * v
+    e = sp.expand(db ** 2 / 4)
+    # Gaussian moments: E g = E g³ = 0, E g² = ρ², E g⁴ = 3ρ⁴ (only even powers ≤ 2 occur per variable)
+    mom = {0: 1, 1: 0, 2: RHO ** 2, 3: 0, 4: 3 * RHO ** 4}
+    poly = sp.Poly(e, g1, g2)
+    ex = sum(cf * mom[i] * mom[j] for (i, j), cf in zip(poly.monoms(), poly.coeffs()))
+    diff = sp.simplify(ex - formula(u * v, RHO))
+    return diff == 0, f"E = {sp.simplify(ex)}; E - formula = {diff}"
+
+
+@check("sharpness.avg_local_limit", "Prop. 7.8.2 (l.4067)")
+def avg_local_limit(factor=sp.Rational(1, 2)):
+    """E_{γ~N(0,ρ²I)} ½γᵀAγ = ``factor``·ρ²·tr A for a generic symmetric 3×3 A (no dimension factor)."""
+    a = sp.symbols("a11 a12 a13 a22 a23 a33", real=True)
+    Am = sp.Matrix([[a[0], a[1], a[2]], [a[1], a[3], a[4]], [a[2], a[4], a[5]]])
+    g = sp.Matrix(sp.symbols("g1:4", real=True))
+    q = sp.expand((g.T * Am * g)[0] / 2)
+    poly = sp.Poly(q, *g)
+    mom = {0: 1, 1: 0, 2: RHO ** 2}
+    ex = sum(cf * sp.prod([mom[k] for k in m]) for m, cf in zip(poly.monoms(), poly.coeffs()))
+    diff = sp.simplify(ex - factor * RHO ** 2 * Am.trace())
+    return diff == 0, f"E = {ex}"

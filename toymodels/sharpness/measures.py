@@ -1,0 +1,155 @@
+"""Adaptive average- and worst-case sharpness (thesis eq. 7.1), for any loss on a weight vector.
+
+For weights w ∈ R^p, a scaling c ∈ R^p (c = |w|: elementwise adaptive; c = 1: standard; or the DLN
+rescaling of :mod:`toymodels.sharpness.dln`) and radius ρ, with δ = c ⊙ γ:
+
+    S_avg^ρ(w, c) = E_{γ ~ N(0, ρ² I)} L(w + c⊙γ) − L(w)             (Monte Carlo, with s.e.)
+    S_max^ρ(w, c) = max_{‖γ‖_p ≤ ρ} L(w + c⊙γ) − L(w),   p ∈ {2, ∞}  (Auto-PGD ascent, a lower bound)
+
+m-sharpness (the outer E over batches of size m) is the caller's business: pass the batch loss.
+Small-ρ limits (Prop. 7.8.1/7.8.2): at a critical point, S_avg = ρ²/2 tr(H ⊙ cc^T) + O(ρ³) and
+S_max (p = 2) = ρ²/2 λ_max(H ⊙ cc^T) + O(ρ³) when λ_max > 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._cli import UsageError, check_choice, check_int_range, check_positive
+
+__all__ = ["avg_sharpness", "max_sharpness", "apgd_checkpoints", "MaxSharpness"]
+
+
+def avg_sharpness(loss, w, c, rho, n_samples=1000, seed=0, chunk=256):
+    """Monte-Carlo average-case adaptive sharpness.
+
+    Parameters
+    ----------
+    loss : callable
+        ``loss(W)`` for a stack W of shape (k, p) returns the k losses.
+    w, c : array (p,)
+    rho : float
+    n_samples : int
+    seed : int
+
+    Returns
+    -------
+    (mean, standard_error) of L(w + c⊙γ) − L(w), γ ~ N(0, ρ² I), over ``n_samples`` draws.
+    """
+    check_positive("rho", rho)
+    check_int_range("n_samples", n_samples, 2)
+    w, c = np.asarray(w, dtype=np.float64), np.asarray(c, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    base = float(loss(w[None, :])[0])
+    vals = np.empty(n_samples)
+    for s in range(0, n_samples, chunk):
+        k = min(chunk, n_samples - s)
+        gam = rho * rng.standard_normal((k, w.size))
+        vals[s:s + k] = loss(w[None, :] + c[None, :] * gam) - base
+    return float(vals.mean()), float(vals.std(ddof=1) / np.sqrt(n_samples))
+
+
+def apgd_checkpoints(n_iter):
+    """Auto-PGD checkpoints (Croce & Hein 2020): p₀ = 0, p₁ = 0.22,
+    p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06), as iteration indices ⌈p_j N⌉."""
+    p = [0.0, 0.22]
+    while True:
+        nxt = p[-1] + max(p[-1] - p[-2] - 0.03, 0.06)
+        if nxt > 1:
+            break
+        p.append(nxt)
+    return sorted({int(np.ceil(q * n_iter)) for q in p})
+
+
+@dataclass
+class MaxSharpness:
+    """Result of :func:`max_sharpness`: best value found, its γ, the per-iteration best values."""
+
+    value: float
+    gamma: np.ndarray
+    history: np.ndarray
+
+
+def _project(gam, rho, p):
+    if p == "inf":
+        return np.clip(gam, -rho, rho)
+    nrm = np.linalg.norm(gam)
+    return gam if nrm <= rho else gam * (rho / nrm)
+
+
+def _step(g, p):
+    if p == "inf":
+        return np.sign(g)
+    nrm = np.linalg.norm(g)
+    return g / nrm if nrm > 0 else g
+
+
+def max_sharpness(loss, grad, w, c, rho, p="2", n_iter=50, n_restarts=1, seed=0, momentum=0.75,
+                  rho_frac=0.75):
+    """Worst-case adaptive sharpness by Auto-PGD in γ = δ ⊘ c (thesis Algorithm 5).
+
+    Ascent on f(γ) = L(w + c⊙γ) over {‖γ‖_p ≤ ρ}: normalized-gradient (p = 2) or sign (p = ∞) steps
+    of size η (initially 2ρ), heavy-ball combination z → γ + α(z − γ) + (1 − α)(γ − γ_prev) with
+    α = ``momentum``, projection onto the ball; at each checkpoint η is halved and the iterate reset
+    to the best point if fewer than ``rho_frac`` of the steps since the last checkpoint increased f,
+    or if η and the best value were both unchanged since the previous checkpoint. Starts uniformly
+    at random in the ball (a critical point has zero gradient at γ = 0).
+
+    Parameters
+    ----------
+    loss : callable, ``loss(W)`` for W of shape (k, p) → (k,)
+    grad : callable, ``grad(w)`` for w of shape (p,) → ∇L(w) of shape (p,)
+    p : {"2", "inf"}
+
+    Returns
+    -------
+    MaxSharpness
+        ``value`` = max found of L(w + c⊙γ) − L(w) (a lower bound on S_max).
+    """
+    check_positive("rho", rho)
+    p = check_choice("p", str(p), ("2", "inf"))
+    check_int_range("n_iter", n_iter, 1)
+    check_int_range("n_restarts", n_restarts, 1)
+    w, c = np.asarray(w, dtype=np.float64), np.asarray(c, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    f = lambda g: float(loss((w + c * g)[None, :])[0])  # noqa: E731
+    df = lambda g: c * grad(w + c * g)  # noqa: E731  chain rule in γ
+    base = f(np.zeros_like(w))
+    checkpoints = set(apgd_checkpoints(n_iter)[1:])
+    best_val, best_gam, history = -np.inf, np.zeros_like(w), np.empty(n_iter + 1)
+    for _ in range(n_restarts):
+        if p == "inf":
+            x = rng.uniform(-rho, rho, w.size)
+        else:  # uniform in the ℓ₂ ball
+            z = rng.standard_normal(w.size)
+            x = z / np.linalg.norm(z) * rho * rng.uniform() ** (1.0 / w.size)
+        eta = 2.0 * rho
+        fx = f(x)
+        x1 = _project(x + eta * _step(df(x), p), rho, p)
+        f1 = f(x1)
+        fmax, xmax = (f1, x1) if f1 > fx else (fx, x)
+        x_prev, x, fx = x, x1, f1
+        hist = [fmax - base, fmax - base]
+        n_incr, last_ck, eta_at_ck, fmax_at_ck = int(f1 > hist[0] + base), 0, eta, fmax
+        for k in range(1, n_iter):
+            z = _project(x + eta * _step(df(x), p), rho, p)
+            x_new = _project(x + momentum * (z - x) + (1 - momentum) * (x - x_prev), rho, p)
+            f_new = f(x_new)
+            n_incr += f_new > fx
+            x_prev, x, fx = x, x_new, f_new
+            if f_new > fmax:
+                fmax, xmax = f_new, x_new
+            if k in checkpoints:
+                cond1 = n_incr < rho_frac * (k - last_ck)
+                cond2 = eta == eta_at_ck and fmax == fmax_at_ck
+                eta_at_ck, fmax_at_ck = eta, fmax
+                if cond1 or cond2:
+                    eta /= 2.0
+                    x, x_prev, fx = xmax.copy(), xmax.copy(), fmax
+                n_incr, last_ck = 0, k
+            hist.append(fmax - base)
+        hist = np.asarray(hist[:n_iter + 1])
+        if fmax - base > best_val:
+            best_val, best_gam, history = fmax - base, xmax, hist
+    return MaxSharpness(float(best_val), best_gam, history)

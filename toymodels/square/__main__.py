@@ -1,0 +1,147 @@
+"""``python -m toymodels.square``: the Square Attack (thesis Ch. 3) on the single-layer CNN, and
+Prop. 3.5.2 (how many s×s squares a shape of area k holds).
+
+Subcommands:
+
+* ``shape-count --k K --s S``: N* of eq. (3.4) and, for k ≤ 12, the exhaustive maximum over all
+  pixel sets of area k (:mod:`toymodels.square.theory`).
+* ``attack``: train a standard (attack "none") single-layer CNN on the synthetic dataset for a few
+  epochs, then run the ℓ∞ (or ℓ2) Square Attack on the first ``--n-points`` test points that it classifies
+  correctly, and (ℓ∞ only) white-box PGD (``toymodels.cnn.attacks.pgd``) on the same points for
+  comparison; ``max_perturbation_norm`` is in the attack's norm.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .. import __version__
+from .._cli import Parser, UsageError, add_common, check_int_range, emit_json, run_main
+from .._io import write_json
+
+BRUTE_MAX_K = 12
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="python -m toymodels.square", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=Parser)
+    s = sub.add_parser("shape-count", help="Prop. 3.5.2: max number of s×s squares in a shape of area k")
+    s.add_argument("--k", type=int, required=True, help="area k >= s^2")
+    s.add_argument("--s", type=int, default=2, help="square side s >= 1 (default 2)")
+    add_common(s, seed=False, out=False)
+    a = sub.add_parser("attack", help="ℓ∞ Square Attack on a standard-trained single-layer CNN")
+    a.add_argument("--norm", default="linf", help="threat model: linf (default) or l2")
+    a.add_argument("--eps", type=float, default=None, help="radius ε > 0 (default 8/255 for linf, 0.5 for l2)")
+    a.add_argument("--queries", type=int, default=1000, help="query budget N >= 1 per point (default 1000)")
+    a.add_argument("--p-init", type=float, default=None, help="initial fraction p ∈ (0, 1] (default 0.05 for "
+                   "linf, 0.1 for l2: the thesis' ImageNet values, l.1377)")
+    a.add_argument("--targeted", action="store_true", help="targeted attack (random wrong target, CE loss)")
+    a.add_argument("--n-points", type=int, default=100, help="correctly classified test points attacked")
+    a.add_argument("--n-train", type=int, default=3000, help="training images (default 3000)")
+    a.add_argument("--epochs", type=int, default=3, help="training epochs (default 3)")
+    a.add_argument("--pgd-steps", type=int, default=50, help="white-box PGD steps, α = ε/4 (default 50)")
+    a.add_argument("--backend", default="numba", help="numba (default) or numpy")
+    add_common(a)
+    return p
+
+
+def _shape_count(args) -> dict:
+    from .theory import n_star_bruteforce, n_star_formula
+
+    check_int_range("--s", args.s, 1)
+    check_int_range("--k", args.k, args.s * args.s)
+    out = {"k": args.k, "s": args.s, "n_star_formula": n_star_formula(args.k, args.s)}
+    if args.k <= BRUTE_MAX_K:
+        out["n_star_bruteforce"] = n_star_bruteforce(args.k, args.s)
+        out["agree"] = out["n_star_formula"] == out["n_star_bruteforce"]
+    out["config"] = {"k": args.k, "s": args.s, "bruteforce_max_k": BRUTE_MAX_K}
+    return out
+
+
+def _attack(args) -> dict:
+    from ..cnn import attacks, model
+    from ..cnn.datasets import load_dataset
+    from ..cnn.train import TrainConfig, train
+    from .attack_l2 import square_attack_l2
+    from .attack_linf import check_attack_args, square_attack_linf
+
+    if args.norm not in ("linf", "l2"):
+        raise UsageError(f"--norm must be one of {{linf, l2}}, got {args.norm!r}")
+    if args.eps is None:
+        args.eps = 8 / 255 if args.norm == "linf" else 0.5
+    if args.p_init is None:
+        args.p_init = 0.05 if args.norm == "linf" else 0.1
+    check_attack_args(args.eps, args.queries, args.p_init)
+    if args.norm == "linf" and args.eps > 1:
+        raise UsageError(f"--eps must be in (0, 1] for linf, got {args.eps!r}")
+    check_int_range("--n-points", args.n_points, 1, 2000)
+    check_int_range("--n-train", args.n_train, 1)
+    check_int_range("--epochs", args.epochs, 1)
+    check_int_range("--pgd-steps", args.pgd_steps, 1)
+    check_int_range("--seed", args.seed, 0, 2**32 - 1)
+    if args.backend not in ("numba", "numpy"):
+        raise UsageError(f"--backend must be one of {{numba, numpy}}, got {args.backend!r}")
+    t0 = time.perf_counter()
+    n_test = max(2 * args.n_points, 200)
+    data = load_dataset("synthetic", n_train=args.n_train, n_test=n_test, seed=args.seed)
+    cfg = TrainConfig(attack="none", eps=args.eps, epochs=args.epochs, n_eval=50, eval_pgd_steps=1,
+                      final_n=50, final_pgd_steps=1, final_restarts=1, seed=args.seed)
+    res = train(data, cfg, show_progress=not args.json)
+    params = res.params
+    x, y = data.x_test[:args.n_points], data.y_test[:args.n_points]
+    correct = model.logits(params, x).argmax(axis=1) == y
+    clean_acc = float(correct.mean())
+    xc, yc = x[correct], y[correct]
+    f = lambda v: model.logits(params, v)  # noqa: E731
+    if args.norm == "linf":
+        sq = square_attack_linf(f, xc, yc, args.eps, args.queries, args.p_init, targeted=args.targeted,
+                                seed=args.seed + 1, backend=args.backend,
+                                show_progress=not args.json)
+        # PGD is untargeted white-box: robust accuracy of the same points under PGD-steps, α = ε/4
+        x_pgd = x + attacks.pgd(params, x, y, args.eps, args.eps / 4, args.pgd_steps, 1, seed=args.seed)
+        pgd_acc = float(np.mean(model.logits(params, x_pgd).argmax(axis=1) == y))
+    else:
+        sq = square_attack_l2(f, xc, yc, args.eps, args.queries, args.p_init, targeted=args.targeted,
+                              seed=args.seed + 1, show_progress=not args.json)
+        pgd_acc = None      # toymodels.cnn.attacks.pgd is ℓ∞ only
+    delta = (sq.x_adv - xc).reshape(len(xc), -1)
+    norms = np.abs(delta).max(axis=1) if args.norm == "linf" else np.sqrt((delta ** 2).sum(axis=1))
+    succ_q = sq.n_queries[sq.success]
+    out = {
+        "failure_rate": sq.failure_rate,
+        "mean_queries": float(succ_q.mean()) if succ_q.size else float("nan"),
+        "median_queries": float(np.median(succ_q)) if succ_q.size else float("nan"),
+        "mean_queries_all": float(sq.n_queries.mean()) if sq.n_queries.size else float("nan"),
+        "n_attacked": int(correct.sum()),
+        "clean_acc": clean_acc,
+        "square_robust_acc": clean_acc * sq.failure_rate if correct.any() else 0.0,
+        "pgd_robust_acc": pgd_acc,
+        "max_perturbation_norm": float(norms.max()) if norms.size else 0.0,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "config": {"norm": args.norm, "eps": args.eps, "queries": args.queries, "p_init": args.p_init,
+                   "targeted": args.targeted, "n_points": args.n_points, "n_train": args.n_train,
+                   "n_test": n_test, "epochs": args.epochs, "pgd_steps": args.pgd_steps,
+                   "pgd_alpha": args.eps / 4, "backend": args.backend, "seed": args.seed,
+                   "dataset": "synthetic", "train_attack": "none"},
+    }
+    return out
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    out = _shape_count(args) if args.cmd == "shape-count" else _attack(args)
+    out["version"] = __version__
+    if getattr(args, "out", None):
+        write_json(f"{args.out}/result.json", out)
+    if args.json:
+        emit_json(out)
+    else:
+        for k, v in out.items():
+            if k not in ("config", "version"):
+                print(f"{k}: {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_main(main, prog="python -m toymodels.square"))
