@@ -1,5 +1,7 @@
 """Two-layer ReLU figures of thesis Ch. 6 (Sec. 6.4.2): Fig. 6.4 (warmup 400×, decay at 2 % / 50 %),
-Fig. 6.12 (warmup 500×: over-regularization), Fig. 6.13 (predictor snapshots over training).
+Fig. 6.12 (warmup 500×: over-regularization), Fig. 6.13 (predictor snapshots over training); the
+teacher-student figures 6.5 (three layers, :mod:`toymodels.relu.teacher3`), 6.10 and 6.14 (two layers
+in d = 2, :mod:`toymodels.relu.teacher2`).
 
 Setting and choices as in :mod:`toymodels.relu.model` (T = 10⁵ SGD steps, batch 1, η = 4e-4, D = 3,
 init seed 0; ``quick``: T = 2·10⁴, 50 checkpoints — the warmup slope scales with 1/T, so quick
@@ -88,3 +90,103 @@ def fig_6_13(ctx: Context) -> Rendered:
     ax[0].legend()
     fig.tight_layout()
     return Rendered(fig, {"snapshot_fractions": list(fracs), "steps": T}, {"grid": grid, "predictors": snaps})
+
+
+@figure("6.5", "6.5", "Three-layer ReLU teacher-student: loss stabilization, rank, sparsity on both layers")
+def fig_6_5(ctx: Context) -> Rendered:
+    """Teacher 2-2, student 10-10, d = 5, n = 50 (:mod:`toymodels.relu.teacher3` defaults: T = 5·10⁴;
+    ``quick``: T = 10⁴, 25 checkpoints, a smoke render only)."""
+    from toymodels.relu.teacher3 import Teacher3Config, run_schedules as run3, summarize as summ3
+
+    base = Teacher3Config(steps=10_000 if ctx.quick else 50_000, n_checkpoints=25 if ctx.quick else 200)
+    results = run3(base)
+    runs = [summ3(r) for r in results]
+    fig = Figure(figsize=(16, 3.3))
+    ax = fig.subplots(1, 5)
+    for k, (res, r) in enumerate(zip(results, runs)):
+        lab = "constant η" if r["decay_fraction"] is None else f"decay at {r['decay_fraction']:.0%}"
+        ax[0].plot(res.iters, res.train_loss, color=f"C{k}", label=lab)
+        ax[1].plot(res.iters, res.test_loss, color=f"C{k}", label=lab)
+        ax[2].plot(res.iters, np.where(res.rank >= 0, res.rank, np.nan), color=f"C{k}", label=lab)
+        ax[3].plot(res.iters, res.sparsity[:, 0], color=f"C{k}", label=lab)
+        ax[4].plot(res.iters, res.sparsity[:, 1], color=f"C{k}", label=lab)
+    for a_, t in zip(ax, ("train loss (1/2n)Σ(f−y)²", "test loss", "rank φ_θ(X)",
+                          "feature sparsity, layer 1", "feature sparsity, layer 2")):
+        a_.set_title(t)
+        a_.set_xlabel("iteration")
+    ax[0].set_yscale("log")
+    ax[1].set_yscale("log")
+    ax[0].legend()
+    fig.suptitle(f"three-layer ReLU teacher (2-2) / student (10-10), d = {base.d}, n = {base.n}, SGD batch 1")
+    fig.tight_layout()
+    data = {f"run_{k}": {"iters": r.iters, "train_loss": r.train_loss, "test_loss": r.test_loss, "rank": r.rank,
+                         "sparsity": r.sparsity} for k, r in enumerate(results)}
+    return Rendered(fig, {"steps": base.steps, "runs": runs}, data)
+
+
+def _teacher2_runs(ctx: Context):
+    from toymodels.relu.teacher2 import Teacher2Config, run_schedules2, summarize2
+
+    base = Teacher2Config(steps=10_000 if ctx.quick else 50_000, n_checkpoints=25 if ctx.quick else 200)
+    results = run_schedules2(base)
+    return base, results, [summarize2(r) for r in results]
+
+
+def _label(r):
+    return "constant η" if r["decay_fraction"] is None else f"decay at {r['decay_fraction']:.0%}"
+
+
+@figure("6.10", "6.10", "Two-layer ReLU teacher-student in d = 2: neuron movement, small vs large steps")
+def fig_6_10(ctx: Context) -> Rendered:
+    """Trajectories of |aⱼ| wⱼ (:mod:`toymodels.relu.teacher2` defaults, T = 5·10⁴; ``quick``: 10⁴)
+    for the constant small step and the large-step run decayed at 50 %; dashed: teacher directions."""
+    base, results, runs = _teacher2_runs(ctx)
+    pick = [0, len(results) - 1]
+    fig = Figure(figsize=(9, 4.4))
+    ax = fig.subplots(1, 2)
+    for q, k in enumerate(pick):
+        res = results[k]
+        ok = np.isfinite(res.train_loss)
+        P = np.abs(res.a[ok])[:, :, None] * res.W[ok]                  # (K, m, 2)
+        lim = 1.1 * np.abs(P).max()
+        for w in res.teacher_W:
+            ax[q].plot([0, lim * w[0]], [0, lim * w[1]], "k--", lw=1)
+        for j in range(P.shape[1]):
+            ax[q].plot(P[:, j, 0], P[:, j, 1], color="C0", lw=0.7, alpha=0.7)
+        ax[q].scatter(P[0, :, 0], P[0, :, 1], s=8, color="C7", label="init", zorder=3)
+        ax[q].scatter(P[-1, :, 0], P[-1, :, 1], s=10, color="C3", label="final", zorder=4)
+        ax[q].set_xlim(-lim, lim)
+        ax[q].set_ylim(-lim, lim)
+        ax[q].set_aspect("equal")
+        ax[q].set_title(f"{_label(runs[k])} (peak η {runs[k]['peak_lr']:.3g})\nteacher alignment "
+                        f"{runs[k]['teacher_alignment_init']:.2f} → {runs[k]['teacher_alignment'] or float('nan'):.2f}")
+    ax[0].legend(loc="lower left")
+    fig.tight_layout()
+    summary = {"steps": base.steps, "runs": [runs[k] for k in pick]}
+    data = {"teacher_W": results[0].teacher_W,
+            **{f"run_{k}": {"iters": results[k].iters, "W": results[k].W, "a": results[k].a} for k in pick}}
+    return Rendered(fig, summary, data)
+
+
+@figure("6.14", "6.14", "Two-layer ReLU teacher-student in d = 2: loss stabilization, rank, feature sparsity")
+def fig_6_14(ctx: Context) -> Rendered:
+    base, results, runs = _teacher2_runs(ctx)
+    fig = Figure(figsize=(13, 3.3))
+    ax = fig.subplots(1, 4)
+    for k, (res, r) in enumerate(zip(results, runs)):
+        ax[0].plot(res.iters, res.train_loss, color=f"C{k}", label=_label(r))
+        ax[1].plot(res.iters, res.test_loss, color=f"C{k}", label=_label(r))
+        ax[2].plot(res.iters, np.where(res.rank >= 0, res.rank, np.nan), color=f"C{k}", label=_label(r))
+        ax[3].plot(res.iters, res.sparsity, color=f"C{k}", label=_label(r))
+    for a_, t in zip(ax, ("train loss (1/2n)Σ(f−y)²", "test loss", "rank φ_θ(X)", "feature sparsity")):
+        a_.set_title(t)
+        a_.set_xlabel("iteration")
+    ax[0].set_yscale("log")
+    ax[1].set_yscale("log")
+    ax[0].legend()
+    fig.suptitle(f"two-layer ReLU, teacher {base.m_teacher} / student {base.m} neurons, d = {base.d}, "
+                 f"init scale {base.init_scale:g}, SGD batch 1")
+    fig.tight_layout()
+    data = {f"run_{k}": {"iters": r.iters, "train_loss": r.train_loss, "test_loss": r.test_loss, "rank": r.rank,
+                         "sparsity": r.sparsity} for k, r in enumerate(results)}
+    return Rendered(fig, {"steps": base.steps, "runs": runs}, data)

@@ -19,7 +19,7 @@ from toymodels._cli import UsageError
 __all__ = ["TOPICS", "Check", "check", "registry", "run_checks"]
 
 #: Topic modules imported (in this order) to populate the registry.
-TOPICS: tuple[str, ...] = ("dln", "fgsm", "cnn_lemma2", "sde", "quad1d", "sharpness", "square")
+TOPICS: tuple[str, ...] = ("dln", "fgsm", "cnn_lemma2", "sde", "quad1d", "sharpness", "square", "samconv")
 
 
 @dataclass(frozen=True)

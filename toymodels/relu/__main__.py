@@ -1,5 +1,5 @@
 """``python -m toymodels.relu SUBCOMMAND``: two-layer ReLU networks trained with large-step-size SGD
-(thesis Ch. 6). Subcommands: ``regression1d`` (Fig. 6.4, 6.12, 6.13)."""
+(thesis Ch. 6). Subcommands: ``regression1d`` (Fig. 6.4, 6.12, 6.13), ``teacher3`` (Fig. 6.5), ``teacher2`` (Fig. 6.10, 6.14)."""
 from __future__ import annotations
 
 import sys
@@ -35,11 +35,191 @@ def _add_regression1d(sub) -> None:
     add_common(p)
 
 
+def _add_teacher3(sub) -> None:
+    from .teacher3 import Teacher3Config as C
+
+    p = sub.add_parser("teacher3", help="Fig. 6.5: three-layer teacher-student (teacher 2-2, student "
+                       "10-10, d=5, n=50)",
+                       description="Three-layer bias-free ReLU student trained by SGD (batch 1) on 50 "
+                       "examples of a 2-2 teacher: a constant medium step size and large-step schedules "
+                       "with decay at each --transitions fraction.")
+    p.add_argument("--steps", type=int, default=C.steps, help=f"SGD iterations (default {C.steps})")
+    p.add_argument("--lr", type=float, default=C.lr, help=f"base step size η of the large-step schedule "
+                   f"(loss with ½; default {C.lr:g})")
+    p.add_argument("--lr-const", type=float, default=C.lr_const, help=f"the constant medium step size "
+                   f"(default {C.lr_const:g})")
+    p.add_argument("--warmup-factor", type=float, default=C.warmup_factor, help="warmup coefficient F >= 1")
+    p.add_argument("--decay-factor", type=float, default=C.decay_factor, help="step size divided by D >= 1 "
+                   "at the transition")
+    p.add_argument("--transitions", default="0.1,0.3,0.5", help="comma-separated transition fractions "
+                   "in (0, 1) (the constant run is always added)")
+    p.add_argument("--init-scale", type=float, default=C.init_scale, help="student init scale (> 0)")
+    p.add_argument("--checkpoints", type=int, default=C.n_checkpoints, help="metric checkpoints")
+    p.add_argument("--corr-threshold", type=float, default=C.corr_threshold, help="feature-sparsity "
+                   "correlation threshold in [-1, 1]")
+    p.add_argument("--rank-tol", type=float, default=C.rank_tol, help="relative singular-value threshold")
+    add_common(p)
+
+
+def _teacher3(args) -> int:
+    from .teacher3 import Teacher3Config, config_dict as cfg_dict, run_schedules, summarize
+
+    check_int_range("--steps", args.steps, 1, 10**8)
+    check_int_range("--checkpoints", args.checkpoints, 1, 100_000)
+    trs = _transitions(args.transitions)
+    base = Teacher3Config(steps=args.steps, lr=args.lr, lr_const=args.lr_const,
+                          warmup_factor=args.warmup_factor, decay_factor=args.decay_factor,
+                          init_scale=args.init_scale, n_checkpoints=args.checkpoints,
+                          corr_threshold=args.corr_threshold, rank_tol=args.rank_tol, seed=args.seed,
+                          transition=trs[0])
+    try:
+        base.validate()
+    except UsageError as e:
+        raise UsageError("--" + str(e).replace("_", "-")) from None
+    results = run_schedules(base, (None,) + trs)
+    runs = [summarize(r) for r in results]
+    cfg = cfg_dict(base)
+    cfg.pop("transition")
+    cfg.update(transitions=[None, *trs], command="teacher3")
+    out = {"config": cfg, "runs": runs, "version": __version__}
+    if args.out:
+        from pathlib import Path
+
+        d = Path(args.out)
+        write_json(d / "teacher3.json", out)
+        arrays = {}
+        for k, r in enumerate(results):
+            arrays.update({f"iters_{k}": r.iters, f"train_loss_{k}": r.train_loss, f"test_loss_{k}": r.test_loss,
+                           f"rank_{k}": r.rank, f"sparsity_{k}": r.sparsity})
+        save_npz(d / "teacher3.npz", **arrays)
+    if args.json:
+        emit_json(out)
+        return 0
+
+    def name(r):
+        return "constant η" if r["decay_fraction"] is None else f"decay at {r['decay_fraction']:.0%}"
+
+    def lg(v):
+        return "n/a" if v is None or v <= 0 else f"{v:.3g} (log10 {np.log10(v):.2f})"
+
+    print(f"three-layer ReLU teacher-student: d={base.d}, teacher {base.m_teacher}-{base.m_teacher}, "
+          f"student {base.m}-{base.m}, n={base.n}, {base.steps} SGD steps (batch 1), seed {base.seed}")
+    print("(O1) loss stabilization (median train loss, 2nd half of the large-step phase):")
+    for r in runs:
+        print(f"   {name(r)} (peak η {r['peak_lr']:.3g}): {lg(r['stabilization_loss'])}")
+    print("(O2) generalization: final train / test loss (½ mean squared error):")
+    for r in runs:
+        print(f"   {name(r)}: train {lg(r['train_loss'])}, test {lg(r['test_loss'])}")
+    print(f"(O3) rank φ(X) (of min(n, #params) = {min(base.n, runs[0]['n_params'])}) and feature sparsity "
+          "[layer 1, layer 2] (init → at decay → final):")
+    fmt = lambda v: "[" + ", ".join("n/a" if x is None else f"{x:.3f}" for x in v) + "]"  # noqa: E731
+    for r in runs:
+        print(f"   {name(r)}: rank {r['rank_init']} → {r['rank_at_decay']} → {r['rank_jacobian']}; sparsity "
+              f"{fmt(r['sparsity_init'])} → {fmt(r['sparsity_at_decay'])} → {fmt(r['feature_sparsity'])}")
+    for r in runs:
+        if r["diverged_at"] is not None:
+            print(f"   WARNING: {name(r)} diverged at step {r['diverged_at']}")
+    if args.out:
+        print(f"wrote {args.out}/")
+    return 0
+
+
+def _add_teacher2(sub) -> None:
+    from .teacher2 import Teacher2Config as C
+
+    p = sub.add_parser("teacher2", help="Fig. 6.10/6.14: two-layer teacher-student in d=2 (Chizat et "
+                       "al.), neuron movement",
+                       description="Bias-free two-layer ReLU student (m=50, large init) trained by SGD "
+                       "(batch 1) on 50 examples of a 3-neuron teacher in d=2: a constant small step and "
+                       "large-step schedules with decay at each --transitions fraction.")
+    p.add_argument("--steps", type=int, default=C.steps, help=f"SGD iterations (default {C.steps})")
+    p.add_argument("--lr", type=float, default=C.lr, help=f"base step size of the large-step schedule "
+                   f"(default {C.lr:g})")
+    p.add_argument("--lr-const", type=float, default=C.lr_const, help=f"the constant small step size "
+                   f"(default {C.lr_const:g})")
+    p.add_argument("--warmup-factor", type=float, default=C.warmup_factor, help="warmup coefficient F >= 1")
+    p.add_argument("--decay-factor", type=float, default=C.decay_factor, help="decay factor D >= 1")
+    p.add_argument("--transitions", default="0.1,0.3,0.5", help="comma-separated transition fractions "
+                   "in (0, 1) (the constant run is always added)")
+    p.add_argument("--init-scale", type=float, default=C.init_scale, help="student init scale τ (> 0)")
+    p.add_argument("--checkpoints", type=int, default=C.n_checkpoints, help="metric checkpoints")
+    p.add_argument("--corr-threshold", type=float, default=C.corr_threshold, help="feature-sparsity "
+                   "correlation threshold in [-1, 1]")
+    p.add_argument("--rank-tol", type=float, default=C.rank_tol, help="relative singular-value threshold")
+    add_common(p)
+
+
+def _teacher2(args) -> int:
+    from .teacher2 import Teacher2Config, config_dict as cfg_dict, run_schedules2, summarize2
+
+    check_int_range("--steps", args.steps, 1, 10**8)
+    check_int_range("--checkpoints", args.checkpoints, 1, 100_000)
+    trs = _transitions(args.transitions)
+    base = Teacher2Config(steps=args.steps, lr=args.lr, lr_const=args.lr_const,
+                          warmup_factor=args.warmup_factor, decay_factor=args.decay_factor,
+                          init_scale=args.init_scale, n_checkpoints=args.checkpoints,
+                          corr_threshold=args.corr_threshold, rank_tol=args.rank_tol, seed=args.seed,
+                          transition=trs[0])
+    try:
+        base.validate()
+    except UsageError as e:
+        raise UsageError("--" + str(e).replace("_", "-")) from None
+    results = run_schedules2(base, (None,) + trs)
+    runs = [summarize2(r) for r in results]
+    cfg = cfg_dict(base)
+    cfg.pop("transition")
+    cfg.update(transitions=[None, *trs], command="teacher2")
+    out = {"config": cfg, "runs": runs, "version": __version__}
+    if args.out:
+        from pathlib import Path
+
+        d = Path(args.out)
+        write_json(d / "teacher2.json", out)
+        arrays = {"teacher_W": results[0].teacher_W}
+        for k, r in enumerate(results):
+            arrays.update({f"iters_{k}": r.iters, f"train_loss_{k}": r.train_loss, f"test_loss_{k}": r.test_loss,
+                           f"rank_{k}": r.rank, f"sparsity_{k}": r.sparsity, f"W_{k}": r.W, f"a_{k}": r.a})
+        save_npz(d / "teacher2.npz", **arrays)
+    if args.json:
+        emit_json(out)
+        return 0
+
+    def name(r):
+        return "constant η" if r["decay_fraction"] is None else f"decay at {r['decay_fraction']:.0%}"
+
+    def lg(v):
+        return "n/a" if v is None or v <= 0 else f"{v:.3g} (log10 {np.log10(v):.2f})"
+
+    print(f"two-layer ReLU teacher-student (no biases): d={base.d}, teacher {base.m_teacher}, student "
+          f"{base.m}, init scale {base.init_scale:g}, n={base.n}, {base.steps} SGD steps (batch 1), seed {base.seed}")
+    print("(O1) loss stabilization (median train loss, 2nd half of the large-step phase):")
+    for r in runs:
+        print(f"   {name(r)} (peak η {r['peak_lr']:.3g}): {lg(r['stabilization_loss'])}")
+    print("(O2) generalization: final train / test loss (½ mean squared error):")
+    for r in runs:
+        print(f"   {name(r)}: train {lg(r['train_loss'])}, test {lg(r['test_loss'])}")
+    print("(O3) rank φ(X), feature sparsity (init → at decay → final), |a|-weighted alignment with the teacher:")
+    for r in runs:
+        al = "n/a" if r["teacher_alignment"] is None else f"{r['teacher_alignment']:.3f}"
+        print(f"   {name(r)}: rank {r['rank_init']} → {r['rank_at_decay']} → {r['rank_jacobian']}; sparsity "
+              f"{r['sparsity_init']:.3f} → {r['sparsity_at_decay']:.3f} → "
+              f"{'n/a' if r['feature_sparsity'] is None else format(r['feature_sparsity'], '.3f')}; "
+              f"alignment {r['teacher_alignment_init']:.3f} → {al}")
+    for r in runs:
+        if r["diverged_at"] is not None:
+            print(f"   WARNING: {name(r)} diverged at step {r['diverged_at']}")
+    if args.out:
+        print(f"wrote {args.out}/")
+    return 0
+
+
 def build_parser() -> Parser:
     p = Parser(prog="python -m toymodels.relu", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=Parser)
     sub.required = True
     _add_regression1d(sub)
+    _add_teacher3(sub)
+    _add_teacher2(sub)
     return p
 
 
@@ -142,6 +322,10 @@ def main(argv=None) -> int:
     with np.errstate(over="ignore", invalid="ignore"):
         if args.command == "regression1d":
             return _regression1d(args)
+        if args.command == "teacher3":
+            return _teacher3(args)
+        if args.command == "teacher2":
+            return _teacher2(args)
     raise UsageError(f"unknown subcommand {args.command!r}")  # pragma: no cover
 
 

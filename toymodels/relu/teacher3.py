@@ -1,0 +1,216 @@
+"""Three-layer ReLU teacher–student regression (thesis Sec. 6.4.2, "Deeper ReLU networks", Fig. 6.5).
+
+Teacher and student are bias-free three-layer ReLU networks (see :mod:`toymodels.relu._kernels3`)
+
+    f_θ(x) = aᵀ ReLU(W₂ ReLU(W₁ x)),   x ∈ ℝᵈ,
+
+the teacher with 2 neurons on each hidden layer, the student with 10 and 10; d = 5, n = 50 training
+examples xᵢ ~ N(0, I_d), labels yᵢ = f_teacher(xᵢ) (no noise), test loss on ``n_test`` fresh draws.
+Objective L(θ) = (1/2n) Σᵢ (f_θ(xᵢ) − yᵢ)² (the project's ½-normalization; the test loss uses the
+same ½), minimized by SGD with batch 1 under either a constant "medium" step size or the large-step
+schedule of :func:`toymodels.relu.schedule.warmup_decay_schedule` decayed at 10 %, 30 %, 50 %.
+
+The thesis states neither the teacher distribution, the initialization, the step sizes, nor T; the
+choices are on :class:`Teacher3Config` (documented there). Teacher: rows of W₁* uniform on the unit
+sphere, W₂* entries |N(0, 1)| (so no teacher neuron of layer 2 is dead on all inputs), a* = (1, …, 1).
+Student init (He-like): W₁ ~ N(0, 2/d), W₂ ~ N(0, 2/m₁), a ~ N(0, 1/m₂), all × ``init_scale``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+from .._cli import UsageError, check_int_range, check_positive
+from . import _kernels3
+from .metrics import feature_sparsity, jacobian_rank
+from .model import checkpoints
+from .schedule import warmup_decay_schedule
+
+__all__ = ["Teacher3Config", "Teacher3Result", "teacher_params", "teacher_data", "init_student",
+           "predict3", "jacobian3", "hidden_activations", "train_teacher3", "run_schedules", "summarize",
+           "DEFAULT_TRANSITIONS"]
+
+DEFAULT_TRANSITIONS = (None, 0.1, 0.3, 0.5)     # None: the constant medium step size
+
+
+def teacher_params(d: int, m: int, seed: int):
+    """(W₁*, W₂*, a*) of the teacher with m neurons per hidden layer (a* alternates +1, −1)."""
+    rng = np.random.default_rng([seed, 7])
+    W1 = rng.standard_normal((m, d))
+    W1 /= np.linalg.norm(W1, axis=1, keepdims=True)
+    W2 = np.abs(rng.standard_normal((m, m)))
+    a = np.ones(m)
+    return W1, W2, a
+
+
+def predict3(X, W1, W2, a) -> np.ndarray:
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    out = np.empty(X.shape[0])
+    _kernels3._predict(X, np.ascontiguousarray(W1), np.ascontiguousarray(W2), np.ascontiguousarray(a), out)
+    return out
+
+
+def jacobian3(X, W1, W2, a) -> np.ndarray:
+    """φ_θ(X) = [∇_θ f(x₁), …, ∇_θ f(xₙ)]ᵀ, shape (n, m₁d + m₂m₁ + m₂), columns (vec W₁, vec W₂, a)."""
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    J = np.empty((X.shape[0], W1.size + W2.size + a.size))
+    _kernels3._jacobian(X, np.ascontiguousarray(W1), np.ascontiguousarray(W2), np.ascontiguousarray(a), J)
+    return J
+
+
+def hidden_activations(X, W1, W2):
+    """(ReLU(X W₁ᵀ), ReLU(ReLU(X W₁ᵀ) W₂ᵀ)): the (n × m₁), (n × m₂) features of both hidden layers."""
+    r1 = np.maximum(X @ W1.T, 0.0)
+    return r1, np.maximum(r1 @ W2.T, 0.0)
+
+
+def teacher_data(d: int, m_teacher: int, n: int, n_test: int, seed: int):
+    """(X, y, X_test, y_test, teacher) with x ~ N(0, I_d) and y = f_teacher(x)."""
+    T = teacher_params(d, m_teacher, seed)
+    rng = np.random.default_rng([seed, 8])
+    X = rng.standard_normal((n, d))
+    Xt = rng.standard_normal((n_test, d))
+    return X, predict3(X, *T), Xt, predict3(Xt, *T), T
+
+
+def init_student(d: int, m: int, scale: float, seed: int):
+    rng = np.random.default_rng([seed, 9])
+    W1 = scale * np.sqrt(2.0 / d) * rng.standard_normal((m, d))
+    W2 = scale * np.sqrt(2.0 / m) * rng.standard_normal((m, m))
+    a = scale * np.sqrt(1.0 / m) * rng.standard_normal(m)
+    return W1, W2, a
+
+
+@dataclass
+class Teacher3Config:
+    """One SGD run. ``transition=None``: constant step ``lr_const`` for all T steps; otherwise the
+    large-step schedule η_t of :func:`warmup_decay_schedule` with base ``lr``, warmup ``warmup_factor``
+    and decay ``decay_factor`` at ``transition``·T. Defaults from a small sweep (seeds 0–4). With batch
+    1 the window between "no loss stabilization" and "the second hidden layer dies (f ≡ 0, rank 0–1)"
+    is narrow: F = 100 gives a rank drop 50 → 14 on seed 0 but kills the 50 % run on seeds 1, 2;
+    F = 40 kills it on seed 1 only (of 0–4) and shows a rank/sparsity drop on seed 3 only."""
+
+    d: int = 5
+    m_teacher: int = 2
+    m: int = 10
+    n: int = 50
+    n_test: int = 2000
+    steps: int = 50_000
+    lr: float = 2e-3
+    lr_const: float = 5e-3
+    transition: float | None = None
+    warmup_factor: float = 40.0
+    decay_factor: float = 10.0
+    init_scale: float = 1.0
+    n_checkpoints: int = 200
+    corr_threshold: float = 0.95
+    rank_tol: float = 1e-4
+    seed: int = 0                       # SGD sampling seed
+    data_seed: int | None = None        # teacher + data; defaults to seed
+    init_seed: int | None = None        # student init; defaults to seed
+
+    def validate(self) -> "Teacher3Config":
+        check_int_range("d", self.d, 1, 10_000)
+        check_int_range("m_teacher", self.m_teacher, 1, 10_000)
+        check_int_range("m", self.m, 1, 10_000)
+        check_int_range("n", self.n, 1, 10**6)
+        check_int_range("n_test", self.n_test, 1, 10**7)
+        check_int_range("steps", self.steps, 1, 10**9)
+        check_positive("lr", self.lr)
+        check_positive("lr_const", self.lr_const)
+        check_positive("init_scale", self.init_scale)
+        check_int_range("n_checkpoints", self.n_checkpoints, 1, 100_000)
+        if not -1.0 <= self.corr_threshold <= 1.0:
+            raise UsageError(f"corr_threshold must lie in [-1, 1], got {self.corr_threshold!r}")
+        check_positive("rank_tol", self.rank_tol)
+        self.schedule()
+        return self
+
+    def schedule(self) -> np.ndarray:
+        if self.transition is None:
+            return np.full(self.steps, float(self.lr_const))
+        return warmup_decay_schedule(self.lr, self.steps, self.transition, self.warmup_factor,
+                                     self.decay_factor)
+
+
+@dataclass
+class Teacher3Result:
+    config: Teacher3Config
+    iters: np.ndarray              # (K,) iteration counts of the checkpoints
+    train_loss: np.ndarray         # (K,)
+    test_loss: np.ndarray          # (K,)
+    rank: np.ndarray               # (K,) rank φ_θ(X) (−1 where not reached: divergence)
+    sparsity: np.ndarray           # (K, 2) feature sparsity of hidden layers 1 and 2
+    W1: np.ndarray                 # (K, m, d) snapshots
+    W2: np.ndarray                 # (K, m, m)
+    a: np.ndarray                  # (K, m)
+    lr: np.ndarray                 # (T,)
+    diverged_at: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def train_teacher3(cfg: Teacher3Config, backend: str = "numba") -> Teacher3Result:
+    """SGD (batch 1, with replacement) on the teacher's n points; metrics at every checkpoint."""
+    cfg.validate()
+    ds = cfg.seed if cfg.data_seed is None else cfg.data_seed
+    X, y, Xt, yt, _ = teacher_data(cfg.d, cfg.m_teacher, cfg.n, cfg.n_test, ds)
+    W1, W2, a = init_student(cfg.d, cfg.m, cfg.init_scale, cfg.seed if cfg.init_seed is None else cfg.init_seed)
+    lr = cfg.schedule()
+    idx = np.random.default_rng([cfg.seed, 1]).integers(0, cfg.n, size=cfg.steps)
+    rec_at = checkpoints(cfg.steps, cfg.n_checkpoints)
+    K = rec_at.shape[0]
+    rW1 = np.full((K, cfg.m, cfg.d), np.nan)
+    rW2 = np.full((K, cfg.m, cfg.m), np.nan)
+    ra = np.full((K, cfg.m), np.nan)
+    rl = np.full(K, np.nan)
+    if backend == "numba":
+        div = _kernels3._sgd(X, y, W1, W2, a, lr, idx, rec_at, rW1, rW2, ra, rl)
+    elif backend == "numpy":
+        from ._reference3 import sgd_reference
+        div = sgd_reference(X, y, W1, W2, a, lr, idx, rec_at, rW1, rW2, ra, rl)
+    else:
+        raise UsageError(f"backend must be one of {{numba, numpy}}, got {backend!r}")
+    done = np.isfinite(rl)
+    tl = np.full(K, np.nan)
+    ranks = np.full(K, -1, dtype=np.int64)
+    sp = np.full((K, 2), np.nan)
+    for k in np.flatnonzero(done):
+        tl[k] = _kernels3._loss(Xt, yt, rW1[k], rW2[k], ra[k])
+        ranks[k] = jacobian_rank(jacobian3(X, rW1[k], rW2[k], ra[k]), cfg.rank_tol)
+        r1, r2 = hidden_activations(X, rW1[k], rW2[k])
+        sp[k] = feature_sparsity(r1, cfg.corr_threshold), feature_sparsity(r2, cfg.corr_threshold)
+    return Teacher3Result(cfg, rec_at, rl, tl, ranks, sp, rW1, rW2, ra, lr, None if div < 0 else int(div))
+
+
+def run_schedules(base: Teacher3Config, transitions=DEFAULT_TRANSITIONS) -> list[Teacher3Result]:
+    """One run per schedule (None = constant), same teacher, data, initialization and SGD seed."""
+    return [train_teacher3(replace(base, transition=None if a is None else float(a))) for a in transitions]
+
+
+def summarize(res: Teacher3Result) -> dict:
+    """Final and phase numbers of one run (None where the run diverged before)."""
+    c = res.config
+    td = c.steps if c.transition is None else int(np.floor(c.transition * c.steps))
+    ok = np.isfinite(res.train_loss)
+    phase = ok & (res.iters >= td // 2) & (res.iters <= td)      # 2nd half of the large-step phase
+    pre = np.flatnonzero(ok & (res.iters <= td))
+
+    def f(v):
+        return float(v) if np.isfinite(v) else None
+
+    return {"decay_fraction": c.transition, "train_loss": f(res.train_loss[-1]),
+            "test_loss": f(res.test_loss[-1]),
+            "feature_sparsity": [f(v) for v in res.sparsity[-1]],
+            "rank_jacobian": int(res.rank[-1]) if res.rank[-1] >= 0 else None,
+            "stabilization_loss": float(np.median(res.train_loss[phase])) if phase.any() else None,
+            "rank_init": int(res.rank[0]), "sparsity_init": [float(v) for v in res.sparsity[0]],
+            "rank_at_decay": int(res.rank[pre[-1]]),
+            "sparsity_at_decay": [float(v) for v in res.sparsity[pre[-1]]],
+            "min_test_loss": f(np.nanmin(res.test_loss)),
+            "peak_lr": float(res.lr.max()), "diverged_at": res.diverged_at,
+            "n_params": c.m * c.d + c.m * c.m + c.m}
+
+
+def config_dict(cfg: Teacher3Config) -> dict:
+    return asdict(cfg)
