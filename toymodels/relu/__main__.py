@@ -35,6 +35,23 @@ def _add_regression1d(sub) -> None:
     add_common(p)
 
 
+def _add_teacher_args(p, C, *, lr_help: str, lr_const_help: str, decay_help: str, init_help: str) -> None:
+    """The options shared by the teacher-student subcommands (defaults from their config class C)."""
+    p.add_argument("--steps", type=int, default=C.steps, help=f"SGD iterations (default {C.steps})")
+    p.add_argument("--lr", type=float, default=C.lr, help=f"{lr_help} (default {C.lr:g})")
+    p.add_argument("--lr-const", type=float, default=C.lr_const, help=f"{lr_const_help} (default {C.lr_const:g})")
+    p.add_argument("--warmup-factor", type=float, default=C.warmup_factor, help="warmup coefficient F >= 1")
+    p.add_argument("--decay-factor", type=float, default=C.decay_factor, help=decay_help)
+    p.add_argument("--transitions", default="0.1,0.3,0.5", help="comma-separated transition fractions "
+                   "in (0, 1) (the constant run is always added)")
+    p.add_argument("--init-scale", type=float, default=C.init_scale, help=init_help)
+    p.add_argument("--checkpoints", type=int, default=C.n_checkpoints, help="metric checkpoints")
+    p.add_argument("--corr-threshold", type=float, default=C.corr_threshold, help="feature-sparsity "
+                   "correlation threshold in [-1, 1]")
+    p.add_argument("--rank-tol", type=float, default=C.rank_tol, help="relative singular-value threshold")
+    add_common(p)
+
+
 def _add_teacher3(sub) -> None:
     from .teacher3 import Teacher3Config as C
 
@@ -43,85 +60,10 @@ def _add_teacher3(sub) -> None:
                        description="Three-layer bias-free ReLU student trained by SGD (batch 1) on 50 "
                        "examples of a 2-2 teacher: a constant medium step size and large-step schedules "
                        "with decay at each --transitions fraction.")
-    p.add_argument("--steps", type=int, default=C.steps, help=f"SGD iterations (default {C.steps})")
-    p.add_argument("--lr", type=float, default=C.lr, help=f"base step size η of the large-step schedule "
-                   f"(loss with ½; default {C.lr:g})")
-    p.add_argument("--lr-const", type=float, default=C.lr_const, help=f"the constant medium step size "
-                   f"(default {C.lr_const:g})")
-    p.add_argument("--warmup-factor", type=float, default=C.warmup_factor, help="warmup coefficient F >= 1")
-    p.add_argument("--decay-factor", type=float, default=C.decay_factor, help="step size divided by D >= 1 "
-                   "at the transition")
-    p.add_argument("--transitions", default="0.1,0.3,0.5", help="comma-separated transition fractions "
-                   "in (0, 1) (the constant run is always added)")
-    p.add_argument("--init-scale", type=float, default=C.init_scale, help="student init scale (> 0)")
-    p.add_argument("--checkpoints", type=int, default=C.n_checkpoints, help="metric checkpoints")
-    p.add_argument("--corr-threshold", type=float, default=C.corr_threshold, help="feature-sparsity "
-                   "correlation threshold in [-1, 1]")
-    p.add_argument("--rank-tol", type=float, default=C.rank_tol, help="relative singular-value threshold")
-    add_common(p)
-
-
-def _teacher3(args) -> int:
-    from .teacher3 import Teacher3Config, config_dict as cfg_dict, run_schedules, summarize
-
-    check_int_range("--steps", args.steps, 1, 10**8)
-    check_int_range("--checkpoints", args.checkpoints, 1, 100_000)
-    trs = _transitions(args.transitions)
-    base = Teacher3Config(steps=args.steps, lr=args.lr, lr_const=args.lr_const,
-                          warmup_factor=args.warmup_factor, decay_factor=args.decay_factor,
-                          init_scale=args.init_scale, n_checkpoints=args.checkpoints,
-                          corr_threshold=args.corr_threshold, rank_tol=args.rank_tol, seed=args.seed,
-                          transition=trs[0])
-    try:
-        base.validate()
-    except UsageError as e:
-        raise UsageError("--" + str(e).replace("_", "-")) from None
-    results = run_schedules(base, (None,) + trs)
-    runs = [summarize(r) for r in results]
-    cfg = cfg_dict(base)
-    cfg.pop("transition")
-    cfg.update(transitions=[None, *trs], command="teacher3")
-    out = {"config": cfg, "runs": runs, "version": __version__}
-    if args.out:
-        from pathlib import Path
-
-        d = Path(args.out)
-        write_json(d / "teacher3.json", out)
-        arrays = {}
-        for k, r in enumerate(results):
-            arrays.update({f"iters_{k}": r.iters, f"train_loss_{k}": r.train_loss, f"test_loss_{k}": r.test_loss,
-                           f"rank_{k}": r.rank, f"sparsity_{k}": r.sparsity})
-        save_npz(d / "teacher3.npz", **arrays)
-    if args.json:
-        emit_json(out)
-        return 0
-
-    def name(r):
-        return "constant η" if r["decay_fraction"] is None else f"decay at {r['decay_fraction']:.0%}"
-
-    def lg(v):
-        return "n/a" if v is None or v <= 0 else f"{v:.3g} (log10 {np.log10(v):.2f})"
-
-    print(f"three-layer ReLU teacher-student: d={base.d}, teacher {base.m_teacher}-{base.m_teacher}, "
-          f"student {base.m}-{base.m}, n={base.n}, {base.steps} SGD steps (batch 1), seed {base.seed}")
-    print("(O1) loss stabilization (median train loss, 2nd half of the large-step phase):")
-    for r in runs:
-        print(f"   {name(r)} (peak η {r['peak_lr']:.3g}): {lg(r['stabilization_loss'])}")
-    print("(O2) generalization: final train / test loss (½ mean squared error):")
-    for r in runs:
-        print(f"   {name(r)}: train {lg(r['train_loss'])}, test {lg(r['test_loss'])}")
-    print(f"(O3) rank φ(X) (of min(n, #params) = {min(base.n, runs[0]['n_params'])}) and feature sparsity "
-          "[layer 1, layer 2] (init → at decay → final):")
-    fmt = lambda v: "[" + ", ".join("n/a" if x is None else f"{x:.3f}" for x in v) + "]"  # noqa: E731
-    for r in runs:
-        print(f"   {name(r)}: rank {r['rank_init']} → {r['rank_at_decay']} → {r['rank_jacobian']}; sparsity "
-              f"{fmt(r['sparsity_init'])} → {fmt(r['sparsity_at_decay'])} → {fmt(r['feature_sparsity'])}")
-    for r in runs:
-        if r["diverged_at"] is not None:
-            print(f"   WARNING: {name(r)} diverged at step {r['diverged_at']}")
-    if args.out:
-        print(f"wrote {args.out}/")
-    return 0
+    _add_teacher_args(p, C, lr_help="base step size η of the large-step schedule, loss with ½",
+                      lr_const_help="the constant medium step size",
+                      decay_help="step size divided by D >= 1 at the transition",
+                      init_help="student init scale (> 0)")
 
 
 def _add_teacher2(sub) -> None:
@@ -132,84 +74,117 @@ def _add_teacher2(sub) -> None:
                        description="Bias-free two-layer ReLU student (m=50, large init) trained by SGD "
                        "(batch 1) on 50 examples of a 3-neuron teacher in d=2: a constant small step and "
                        "large-step schedules with decay at each --transitions fraction.")
-    p.add_argument("--steps", type=int, default=C.steps, help=f"SGD iterations (default {C.steps})")
-    p.add_argument("--lr", type=float, default=C.lr, help=f"base step size of the large-step schedule "
-                   f"(default {C.lr:g})")
-    p.add_argument("--lr-const", type=float, default=C.lr_const, help=f"the constant small step size "
-                   f"(default {C.lr_const:g})")
-    p.add_argument("--warmup-factor", type=float, default=C.warmup_factor, help="warmup coefficient F >= 1")
-    p.add_argument("--decay-factor", type=float, default=C.decay_factor, help="decay factor D >= 1")
-    p.add_argument("--transitions", default="0.1,0.3,0.5", help="comma-separated transition fractions "
-                   "in (0, 1) (the constant run is always added)")
-    p.add_argument("--init-scale", type=float, default=C.init_scale, help="student init scale τ (> 0)")
-    p.add_argument("--checkpoints", type=int, default=C.n_checkpoints, help="metric checkpoints")
-    p.add_argument("--corr-threshold", type=float, default=C.corr_threshold, help="feature-sparsity "
-                   "correlation threshold in [-1, 1]")
-    p.add_argument("--rank-tol", type=float, default=C.rank_tol, help="relative singular-value threshold")
-    add_common(p)
+    _add_teacher_args(p, C, lr_help="base step size of the large-step schedule",
+                      lr_const_help="the constant small step size", decay_help="decay factor D >= 1",
+                      init_help="student init scale τ (> 0)")
 
 
-def _teacher2(args) -> int:
-    from .teacher2 import Teacher2Config, config_dict as cfg_dict, run_schedules2, summarize2
-
+def _teacher_base(args, Config):
+    """Validate the shared options and build the base config (its transition = the first one)."""
     check_int_range("--steps", args.steps, 1, 10**8)
     check_int_range("--checkpoints", args.checkpoints, 1, 100_000)
     trs = _transitions(args.transitions)
-    base = Teacher2Config(steps=args.steps, lr=args.lr, lr_const=args.lr_const,
-                          warmup_factor=args.warmup_factor, decay_factor=args.decay_factor,
-                          init_scale=args.init_scale, n_checkpoints=args.checkpoints,
-                          corr_threshold=args.corr_threshold, rank_tol=args.rank_tol, seed=args.seed,
-                          transition=trs[0])
+    base = Config(steps=args.steps, lr=args.lr, lr_const=args.lr_const, warmup_factor=args.warmup_factor,
+                  decay_factor=args.decay_factor, init_scale=args.init_scale, n_checkpoints=args.checkpoints,
+                  corr_threshold=args.corr_threshold, rank_tol=args.rank_tol, seed=args.seed,
+                  transition=trs[0])
     try:
         base.validate()
     except UsageError as e:
         raise UsageError("--" + str(e).replace("_", "-")) from None
-    results = run_schedules2(base, (None,) + trs)
-    runs = [summarize2(r) for r in results]
+    return base, trs
+
+
+def _teacher_output(args, command, base, trs, results, runs, cfg_dict, arrays) -> dict:
+    """Assemble the JSON object and write ``<command>.json`` / ``.npz`` under --out."""
     cfg = cfg_dict(base)
     cfg.pop("transition")
-    cfg.update(transitions=[None, *trs], command="teacher2")
+    cfg.update(transitions=[None, *trs], command=command)
     out = {"config": cfg, "runs": runs, "version": __version__}
     if args.out:
         from pathlib import Path
 
         d = Path(args.out)
-        write_json(d / "teacher2.json", out)
-        arrays = {"teacher_W": results[0].teacher_W}
+        write_json(d / f"{command}.json", out)
         for k, r in enumerate(results):
             arrays.update({f"iters_{k}": r.iters, f"train_loss_{k}": r.train_loss, f"test_loss_{k}": r.test_loss,
-                           f"rank_{k}": r.rank, f"sparsity_{k}": r.sparsity, f"W_{k}": r.W, f"a_{k}": r.a})
-        save_npz(d / "teacher2.npz", **arrays)
+                           f"rank_{k}": r.rank, f"sparsity_{k}": r.sparsity})
+        save_npz(d / f"{command}.npz", **arrays)
+    return out
+
+
+def _run_name(r) -> str:
+    return "constant η" if r["decay_fraction"] is None else f"decay at {r['decay_fraction']:.0%}"
+
+
+def _lg(v) -> str:
+    return "n/a" if v is None or v <= 0 else f"{v:.3g} (log10 {np.log10(v):.2f})"
+
+
+def _print_o1_o2(runs) -> None:
+    print("(O1) loss stabilization (median train loss, 2nd half of the large-step phase):")
+    for r in runs:
+        print(f"   {_run_name(r)} (peak η {r['peak_lr']:.3g}): {_lg(r['stabilization_loss'])}")
+    print("(O2) generalization: final train / test loss (½ mean squared error):")
+    for r in runs:
+        print(f"   {_run_name(r)}: train {_lg(r['train_loss'])}, test {_lg(r['test_loss'])}")
+
+
+def _print_tail(args, runs) -> None:
+    for r in runs:
+        if r["diverged_at"] is not None:
+            print(f"   WARNING: {_run_name(r)} diverged at step {r['diverged_at']}")
+    if args.out:
+        print(f"wrote {args.out}/")
+
+
+def _teacher3(args) -> int:
+    from .teacher3 import Teacher3Config, config_dict, run_schedules, summarize
+
+    base, trs = _teacher_base(args, Teacher3Config)
+    results = run_schedules(base, (None,) + trs)
+    runs = [summarize(r) for r in results]
+    out = _teacher_output(args, "teacher3", base, trs, results, runs, config_dict, {})
     if args.json:
         emit_json(out)
         return 0
+    print(f"three-layer ReLU teacher-student: d={base.d}, teacher {base.m_teacher}-{base.m_teacher}, "
+          f"student {base.m}-{base.m}, n={base.n}, {base.steps} SGD steps (batch 1), seed {base.seed}")
+    _print_o1_o2(runs)
+    print(f"(O3) rank φ(X) (of min(n, #params) = {min(base.n, runs[0]['n_params'])}) and feature sparsity "
+          "[layer 1, layer 2] (init → at decay → final):")
+    fmt = lambda v: "[" + ", ".join("n/a" if x is None else f"{x:.3f}" for x in v) + "]"  # noqa: E731
+    for r in runs:
+        print(f"   {_run_name(r)}: rank {r['rank_init']} → {r['rank_at_decay']} → {r['rank_jacobian']}; "
+              f"sparsity {fmt(r['sparsity_init'])} → {fmt(r['sparsity_at_decay'])} → {fmt(r['feature_sparsity'])}")
+    _print_tail(args, runs)
+    return 0
 
-    def name(r):
-        return "constant η" if r["decay_fraction"] is None else f"decay at {r['decay_fraction']:.0%}"
 
-    def lg(v):
-        return "n/a" if v is None or v <= 0 else f"{v:.3g} (log10 {np.log10(v):.2f})"
+def _teacher2(args) -> int:
+    from .teacher2 import Teacher2Config, config_dict, run_schedules2, summarize2
 
+    base, trs = _teacher_base(args, Teacher2Config)
+    results = run_schedules2(base, (None,) + trs)
+    runs = [summarize2(r) for r in results]
+    arrays = {"teacher_W": results[0].teacher_W}
+    for k, r in enumerate(results):
+        arrays.update({f"W_{k}": r.W, f"a_{k}": r.a})
+    out = _teacher_output(args, "teacher2", base, trs, results, runs, config_dict, arrays)
+    if args.json:
+        emit_json(out)
+        return 0
     print(f"two-layer ReLU teacher-student (no biases): d={base.d}, teacher {base.m_teacher}, student "
           f"{base.m}, init scale {base.init_scale:g}, n={base.n}, {base.steps} SGD steps (batch 1), seed {base.seed}")
-    print("(O1) loss stabilization (median train loss, 2nd half of the large-step phase):")
-    for r in runs:
-        print(f"   {name(r)} (peak η {r['peak_lr']:.3g}): {lg(r['stabilization_loss'])}")
-    print("(O2) generalization: final train / test loss (½ mean squared error):")
-    for r in runs:
-        print(f"   {name(r)}: train {lg(r['train_loss'])}, test {lg(r['test_loss'])}")
+    _print_o1_o2(runs)
     print("(O3) rank φ(X), feature sparsity (init → at decay → final), |a|-weighted alignment with the teacher:")
     for r in runs:
         al = "n/a" if r["teacher_alignment"] is None else f"{r['teacher_alignment']:.3f}"
-        print(f"   {name(r)}: rank {r['rank_init']} → {r['rank_at_decay']} → {r['rank_jacobian']}; sparsity "
+        print(f"   {_run_name(r)}: rank {r['rank_init']} → {r['rank_at_decay']} → {r['rank_jacobian']}; sparsity "
               f"{r['sparsity_init']:.3f} → {r['sparsity_at_decay']:.3f} → "
               f"{'n/a' if r['feature_sparsity'] is None else format(r['feature_sparsity'], '.3f')}; "
               f"alignment {r['teacher_alignment_init']:.3f} → {al}")
-    for r in runs:
-        if r["diverged_at"] is not None:
-            print(f"   WARNING: {name(r)} diverged at step {r['diverged_at']}")
-    if args.out:
-        print(f"wrote {args.out}/")
+    _print_tail(args, runs)
     return 0
 
 
