@@ -27,7 +27,7 @@ __all__ = ["TOPIC_MODULES", "FigureSpec", "Context", "Rendered", "figure", "regi
            "STYLE"]
 
 #: Topic modules (``figures.<name>``) imported by :func:`registry`, in listing order.
-TOPIC_MODULES: tuple[str, ...] = ("dln", "fgsm", "cnn_lemma2", "cnn", "relu", "quad1d", "dln_large_step", "square")
+TOPIC_MODULES: tuple[str, ...] = ("dln", "fgsm", "cnn_lemma2", "cnn", "cnn_linearization", "relu", "quad1d", "dln_large_step", "square", "relu_sam", "sde", "label_noise", "sharpness")
 
 #: Matplotlib settings applied while a figure is built and saved (no LaTeX; mathtext is fine).
 STYLE = {

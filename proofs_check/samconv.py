@@ -87,3 +87,51 @@ def rho_fixed_point(rho=1 / B):
     slopes = {sp.diff(inner, X, 2), sp.diff(outer, X, 2)} == {-B, B}
     ok = glued and slopes and ascent == 0
     return bool(ok), f"C1 gluing: {glued}; x + rho L'(x) = {ascent}"
+
+
+@check("samconv.lemma3_quadratic", "Lemma 3 (l.2623) on quadratics, all three cases")
+def lemma3_quadratic(alpha_smooth=-B, alpha_convex=sp.Integer(0), alpha_strong=MU):
+    """L(w) = ½ Σ_k h_k w_k² (2-D, Hessian diag(h₁, h₂)): ⟨∇L(w + ρ∇L(w)), ∇L(w)⟩ − (1 + αρ)‖∇L(w)‖² equals
+    ρ Σ_k h_k² w_k² (h_k − α) exactly, so Lemma 3 holds for every w, ρ ≥ 0 iff every h_k ≥ α, with equality
+    when all h_k = α (the constant is tight). β-smooth: h_k ≥ −β; convex: h_k ≥ 0; μ-strongly convex:
+    h_k ≥ μ — checked by substituting h_k = α + c_k², c_k real. Pass another α to see it fail."""
+    h1, h2, w1, w2, c1, c2 = sp.symbols("h1 h2 w1 w2 c1 c2", real=True)
+    g = sp.Matrix([h1 * w1, h2 * w2])
+    inner = (sp.Matrix([h1 * (w1 + R * g[0]), h2 * (w2 + R * g[1])]).T * g)[0]
+    a = sp.Symbol("alpha", real=True)
+    gap = sp.expand(inner - (1 + a * R) * (g.T * g)[0])
+    ok = sp.simplify(gap - R * (h1 ** 2 * w1 ** 2 * (h1 - a) + h2 ** 2 * w2 ** 2 * (h2 - a))) == 0
+    details = []
+    for name, alpha, lo in (("smooth", alpha_smooth, -B), ("convex", alpha_convex, 0), ("strong", alpha_strong, MU)):
+        # worst admissible curvature h_k = lo + c_k²: gap must be ≥ 0 as a polynomial with ≥ 0 terms
+        sub = sp.expand(gap.subs({a: alpha, h1: lo + c1 ** 2, h2: lo + c2 ** 2}))
+        at_lo = sp.simplify(gap.subs({a: alpha, h1: lo, h2: lo}))
+        nonneg = sp.simplify(sub - R * ((lo + c1 ** 2) ** 2 * w1 ** 2 * (c1 ** 2 + lo - alpha)
+                                        + (lo + c2 ** 2) ** 2 * w2 ** 2 * (c2 ** 2 + lo - alpha))) == 0 \
+            and sp.simplify(lo - alpha) == 0
+        ok = ok and nonneg and at_lo == 0
+        details.append(f"{name}: gap at h=lo is {at_lo}")
+    return bool(ok), "; ".join(details)
+
+
+@check("samconv.logistic_smoothness", "logistic regression constants used by toymodels.samconv (A1, A2, A2')")
+def logistic_smoothness(bound=sp.Rational(1, 4)):
+    """ℓ(m) = log(1 + e^{−m}) has ℓ''(m) = σ(m)(1 − σ(m)), maximal = 1/4 at m = 0, so ∇²L = (1/n) XᵀD X + λI with
+    D ⪯ I/4: β = λ_max(XᵀX)/(4n) + λ, attained at w = 0. Also: the per-example gradient variance
+    (1/n)Σ‖sᵢvᵢ‖² − ‖(1/n)Σ sᵢvᵢ‖² equals (1/n)Σ‖sᵢvᵢ − mean‖² (n = 3, d = 2 symbolic), hence is a PSD
+    quadratic form in s, whose maximum over [0,1]ⁿ sits at a vertex."""
+    m = sp.Symbol("m", real=True)
+    ell = sp.log(1 + sp.exp(-m))
+    sig = 1 / (1 + sp.exp(-m))
+    d2 = sp.simplify(sp.diff(ell, m, 2) - sig * (1 - sig)) == 0
+    at0 = sp.simplify(sp.diff(ell, m, 2).subs(m, 0) - bound) == 0
+    crit = sp.solve(sp.Eq(sp.diff(sig * (1 - sig), m), 0), m) == [0]
+    s = sp.symbols("s1:4", real=True)
+    V = sp.Matrix(3, 2, sp.symbols("v1:7", real=True))
+    rows = [s[i] * V.row(i) for i in range(3)]
+    mean = (rows[0] + rows[1] + rows[2]) / 3
+    lhs = sum((r * r.T)[0] for r in rows) / 3 - (mean * mean.T)[0]
+    rhs = sum(((r - mean) * (r - mean).T)[0] for r in rows) / 3
+    var_ok = sp.expand(lhs - rhs) == 0
+    ok = d2 and at0 and crit and var_ok
+    return bool(ok), f"l''=s(1-s): {d2}; l''(0)=bound: {at0}; unique critical point 0: {crit}; variance form: {var_ok}"

@@ -128,3 +128,80 @@ def avg_local_limit(factor=sp.Rational(1, 2)):
     ex = sum(cf * sp.prod([mom[k] for k in m]) for m, cf in zip(poly.monoms(), poly.coeffs()))
     diff = sp.simplify(ex - factor * RHO ** 2 * Am.trace())
     return diff == 0, f"E = {ex}"
+
+
+# ------------------------------------------------------------------ Sec. 5.4: 1-sharpness of linear models
+# (named sharpness54.* / sharpness7.*: tests/test_sharpness.py counts the five DLN checks "sharpness.*")
+
+def _lagrange_identity_ok(x, dl):
+    """‖x‖²‖δ‖² − ⟨x, δ⟩² = Σ_{i<j} (xᵢδⱼ − xⱼδᵢ)² ≥ 0, i.e. |⟨δ, x⟩| ≤ ‖δ‖‖x‖ (Cauchy–Schwarz)."""
+    d = len(x)
+    lhs = sum(a * a for a in x) * sum(b * b for b in dl) - sum(a * b for a, b in zip(x, dl)) ** 2
+    rhs = sum((x[i] * dl[j] - x[j] * dl[i]) ** 2 for i in range(d) for j in range(i + 1, d))
+    return sp.expand(lhs - rhs) == 0
+
+
+@check("sharpness54.one_sharpness_square", "Sec. 5.4 (l.2188), squared loss")
+def one_sharpness_square(formula=lambda r, nx, rho: (sp.Abs(r) + rho * nx) ** 2 - r ** 2):
+    """max_{‖δ‖₂≤ρ} (r + ⟨δ, x⟩)² − r² = ``formula``(r, ‖x‖, ρ) (d = 3, symbolic x, both signs of r):
+    ⟨δ, x⟩ ∈ [−ρ‖x‖, ρ‖x‖] by the Lagrange identity, attained at δ = ±ρx/‖x‖, and the square is
+    maximized at the end of the same sign as r. At an interpolating w (r = 0) it is ρ²‖x‖² whatever
+    the minimizer: all global minimizers of least squares are equally 1-sharp."""
+    x = sp.symbols("x1:4", real=True)
+    dl = sp.symbols("d1:4", real=True)
+    a = sp.Symbol("a", positive=True)
+    nx = sp.sqrt(sum(t * t for t in x))
+    ok_cs = _lagrange_identity_ok(x, dl)
+    ok = True
+    for r in (a, -a):
+        s = sp.sign(r)
+        dstar = [RHO * s * t / nx for t in x]
+        attained = sp.simplify((r + sum(u * v for u, v in zip(dstar, x))) ** 2 - r ** 2)
+        # upper bound: (r + t)² ≤ (|r| + ρ‖x‖)² for |t| ≤ ρ‖x‖ — the larger endpoint
+        ends = [sp.simplify((r + e) ** 2 - r ** 2) for e in (RHO * nx, -RHO * nx)]
+        ok &= sp.simplify(attained - sp.Max(*ends)) == 0
+        ok &= sp.simplify(attained - formula(r, nx, RHO)) == 0
+    ok_interp = sp.simplify(formula(sp.Integer(0), nx, RHO) - RHO ** 2 * nx ** 2) == 0
+    return bool(ok and ok_cs and ok_interp), f"Cauchy-Schwarz identity {ok_cs}, r = 0 value rho^2|x|^2: {ok_interp}"
+
+
+@check("sharpness54.one_sharpness_margin", "Sec. 5.4 (l.2188), decreasing margin loss")
+def one_sharpness_margin(shift=-1):
+    """For ℓ decreasing, max_{‖δ‖≤ρ} ℓ(y⟨w + δ, x⟩) = ℓ(y⟨w, x⟩ + ``shift``·ρ‖x‖) (printed: shift = −1):
+    y⟨δ, x⟩ ≥ −ρ‖x‖ (Lagrange identity, y² = 1) with equality at δ = −ρyx/‖x‖, checked symbolically
+    for d = 3 and y = ±1; the logistic loss log(1 + e^{−t}) is decreasing (derivative < 0)."""
+    x = sp.symbols("x1:4", real=True)
+    w = sp.symbols("w1:4", real=True)
+    nx = sp.sqrt(sum(t * t for t in x))
+    t = sp.Symbol("t", real=True)
+    ok = _lagrange_identity_ok(x, sp.symbols("d1:4", real=True))
+    for y in (1, -1):
+        dstar = [-RHO * y * u / nx for u in x]
+        m_pert = sp.simplify(y * sum((a + b) * c for a, b, c in zip(w, dstar, x)))
+        m = y * sum(a * c for a, c in zip(w, x))
+        ok &= sp.simplify(m_pert - (m + shift * RHO * nx)) == 0
+    dec = sp.simplify(sp.diff(sp.log(1 + sp.exp(-t)), t) + 1 / (1 + sp.exp(t))) == 0   # = −σ(−t) < 0
+    return bool(ok and dec), f"minimizing margin perturbation = -rho|x| attained; logistic decreasing: {dec}"
+
+
+# ------------------------------------------------------------------ eq. 7.4
+
+@check("sharpness7.kendall_tau_eq74", "eq. 7.4 (l.3676)")
+def kendall_tau_eq74(var=lambda M: sp.Rational(2 * (2 * M + 5), 9 * M * (M - 1))):
+    """Eq. 7.4 over all M! rankings s of a fixed untied t (M = 5), exactly: τ(t, t) = 1, τ(t, −t) = −1,
+    τ = (concordant − discordant)/C(M, 2), mean 0 and variance ``var``(M) (Kendall's null variance)
+    — the reference distribution behind reading a measured τ."""
+    import itertools
+
+    M = 5
+    t = list(range(M))
+
+    def tau(a, b):
+        s = sum(sp.sign(a[i] - a[j]) * sp.sign(b[i] - b[j]) for i in range(M) for j in range(i + 1, M))
+        return sp.Rational(2, M * (M - 1)) * s
+
+    vals = [tau(t, p) for p in itertools.permutations(t)]
+    mean = sum(vals) / len(vals)
+    v = sum(x * x for x in vals) / len(vals) - mean ** 2
+    ok = tau(t, t) == 1 and tau(t, [-u for u in t]) == -1 and mean == 0 and sp.simplify(v - var(M)) == 0
+    return bool(ok), f"mean {mean}, variance {v} (formula {var(M)})"

@@ -97,22 +97,50 @@ def test_json_is_one_object_and_out_dir(tmp_path):
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1
     out = json.loads(lines[0])
-    assert out["config"]["attack"] == "fgsm" and out["config"]["eps"] == pytest.approx(10 / 255)
-    assert out["config"]["dataset"] == "synthetic" and "version" in out
+    # defaults: the embedded photo crops at ε = 24/255
+    assert out["config"]["attack"] == "fgsm" and out["config"]["eps"] == pytest.approx(24 / 255)
+    assert out["config"]["dataset"] == "photos" and "version" in out
+    assert out["config"]["n_train"] == 64 and out["config"]["n_test"] == 40
+    # the culprit filter and the evaluation with it zeroed are reported
+    assert 0 <= out["culprit_filter"] < 4
+    z = out["final_without_culprit"]
+    assert z["grad_alignment"] == pytest.approx(out["grad_alignment_without_culprit"])
+    assert set(z) >= {"clean_acc", "fgsm_acc", "pgd_acc", "grad_alignment"}
     assert [h["epoch"] for h in out["history"]] == [0, 1]
     for name in ("result.json", "snapshots.npz", "training_curves.png"):
         assert (tmp_path / "res" / name).is_file()
     assert json.loads((tmp_path / "res" / "result.json").read_text())["history"] == out["history"]
 
 
+def test_photos_without_skimage_exits_2(monkeypatch, capsys):
+    import sys as _sys
+
+    from toymodels.cnn import datasets
+
+    datasets._photo_levels.cache_clear()
+    monkeypatch.setitem(_sys.modules, "skimage", None)
+    _one_line_error(_inproc(capsys, "train", *TINY), "scikit-image")
+    # the other embedded sets need no scikit-image
+    proc = _inproc(capsys, "train", *TINY, "--json", "--dataset", "strokes", "--epochs", "1")
+    assert proc.returncode == 0, proc.stderr
+    cfg = json.loads(proc.stdout)["config"]
+    assert cfg["dataset"] == "strokes" and cfg["eps"] == pytest.approx(10 / 255)
+    monkeypatch.undo()
+    datasets._photo_levels.cache_clear()
+
+
 def test_eps_fraction_and_alpha_multiple(capsys):
     proc = _inproc(capsys, "train", *TINY, "--json", "--attack", "fgsm-rs", "--eps", "8/255", "--alpha", "1.25eps",
-                "--grad-align", "default")
+                "--grad-align", "default", "--dataset", "synthetic")
     assert proc.returncode == 0, proc.stderr
     cfg = json.loads(proc.stdout)["config"]
     assert cfg["eps"] == pytest.approx(8 / 255)
     assert cfg["alpha"] == pytest.approx(10 / 255)
-    assert cfg["grad_align"] == pytest.approx(0.2)          # Table 2.2 at ε = 8/255
+    assert cfg["grad_align"] == pytest.approx(0.2)          # Table 2.2 (CIFAR-10 row) at ε = 8/255
+    # on the default photo crops 'default' is the calibrated λ = 1
+    proc = _inproc(capsys, "train", *TINY, "--json", "--grad-align", "default")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["config"]["grad_align"] == pytest.approx(1.0)
 
 
 def test_align_init_subcommand_is_wired(capsys):

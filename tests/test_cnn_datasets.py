@@ -172,3 +172,117 @@ def test_strokes_geometry_noise_free():
     # the same stroke in every channel (noise-free), other sizes
     xc, _ = make_strokes(5, seed=1, channels=3, size=20, noise=0.0)
     assert xc.shape == (5, 3, 20, 20) and np.array_equal(xc[:, 0], xc[:, 2])
+
+
+# ---------------------------------------------------------------------------------------------
+# photo crops (the default data of `python -m toymodels.cnn train`): needs scikit-image's wheel files
+# ---------------------------------------------------------------------------------------------
+def _raw_photos():
+    """The photos read independently of the module (imageio via skimage.io, alpha dropped)."""
+    skimage = pytest.importorskip("skimage")
+    from pathlib import Path
+
+    from skimage.io import imread
+
+    from toymodels.cnn.datasets import PHOTO_FILES
+    d = Path(skimage.__file__).resolve().parent / "data"
+    return [np.asarray(imread(str(d / f)))[:, :, :3] for f in PHOTO_FILES]
+
+
+def test_photos_shapes_range_balance_and_seed():
+    pytest.importorskip("skimage")
+    from toymodels.cnn.datasets import make_photos
+
+    x, y = make_photos(203, seed=3)
+    assert x.shape == (203, 3, 32, 32) and x.dtype == np.float64 and y.dtype == np.int64
+    assert x.min() >= 0.0 and x.max() <= 1.0
+    # 8-bit quantized, like CIFAR: every value is k/255
+    np.testing.assert_allclose(x * 255, np.rint(x * 255), rtol=0, atol=1e-9)
+    # exactly balanced: 203 = 8·25 + 3 → counts 25 or 26, and 3 classes have 26
+    counts = np.bincount(y, minlength=8)
+    assert counts.min() == 25 and counts.max() == 26 and counts.sum() == 203
+    x2, y2 = make_photos(203, seed=3)
+    np.testing.assert_array_equal(x, x2)
+    np.testing.assert_array_equal(y, y2)
+    x3, y3 = make_photos(203, seed=4)
+    assert not np.array_equal(y, y3) and not np.array_equal(x, x3)
+    # crops of different photos differ in content: not all images equal, natural spread of pixel values
+    assert x.std(axis=(1, 2, 3)).mean() > 0.02
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_photo_crops_are_block_means_of_the_photo(split):
+    # recompute a sample of crops from the raw files: the s×s block mean rounded half up, mirrored if flipped
+    from toymodels.cnn.datasets import make_photos
+
+    raw = _raw_photos()
+    x, y, info = make_photos(64, seed=11, split=split, return_info=True)
+    assert set(np.unique(info["scale"])) <= {1, 2, 3, 4}
+    for i in range(64):
+        s, r, c = int(info["scale"][i]), int(info["row"][i]), int(info["col"][i])
+        win = raw[y[i]][r * s:(r + 32) * s, c * s:(c + 32) * s].astype(np.float64)
+        blk = win.reshape(32, s, 32, s, 3).mean(axis=(1, 3))
+        expect = np.floor(blk + 0.5) / 255.0
+        if info["flip"][i]:
+            expect = expect[:, ::-1]
+        np.testing.assert_allclose(x[i], expect.transpose(2, 0, 1), rtol=0, atol=1e-12)
+
+
+def test_photo_train_and_test_crops_use_disjoint_columns():
+    # In original-photo columns, every train crop lies left of every test crop of the same photo.
+    from toymodels.cnn.datasets import make_photos
+
+    raw = _raw_photos()
+    _, ytr, itr = make_photos(2000, seed=0, split="train", return_info=True)
+    _, yte, ite = make_photos(800, seed=1, split="test", return_info=True)
+    for k in range(8):
+        a, b = ytr == k, yte == k
+        assert a.sum() == 250 and b.sum() == 100
+        train_right = ((itr["col"][a] + 32) * itr["scale"][a]).max()       # exclusive right edge
+        test_left = (ite["col"][b] * ite["scale"][b]).min()
+        assert train_right <= test_left
+        # test crops stay inside the photo (the block mean of the last full block)
+        assert ((ite["col"][b] + 32) * ite["scale"][b]).max() <= raw[k].shape[1]
+        assert ((ite["row"][b] + 32) * ite["scale"][b]).max() <= raw[k].shape[0]
+        # both splits use every scale (250 resp. 100 draws from 4 scales)
+        assert set(np.unique(itr["scale"][a])) == set(np.unique(ite["scale"][b])) == {1, 2, 3, 4}
+
+
+def test_photos_through_load_dataset():
+    pytest.importorskip("skimage")
+    from toymodels.cnn.datasets import DEFAULT_DATASET, make_photos
+
+    data = load_dataset("photos", n_train=48, n_test=16, seed=2)
+    assert data.name == "photos" and data.num_classes == 8 and data.shape == (3, 32, 32)
+    assert data.x_train.shape == (48, 3, 32, 32) and data.x_test.shape == (16, 3, 32, 32)
+    # data seeds 2·seed (train) and 2·seed + 1 (test)
+    xtr, ytr = make_photos(48, seed=4, split="train")
+    xte, yte = make_photos(16, seed=5, split="test")
+    np.testing.assert_array_equal(data.x_train, xtr)
+    np.testing.assert_array_equal(data.y_test, yte)
+    np.testing.assert_array_equal(data.x_test, xte)
+    assert "photos" in DATASETS and DEFAULT_DATASET == "photos"
+
+
+def test_photos_without_skimage_is_a_usage_error(monkeypatch):
+    import sys
+
+    from toymodels.cnn import datasets
+
+    datasets._photo_levels.cache_clear()
+    monkeypatch.setitem(sys.modules, "skimage", None)          # `import skimage` raises ImportError
+    with pytest.raises(UsageError, match="scikit-image"):
+        datasets.make_photos(10)
+    with pytest.raises(UsageError, match="scikit-image"):
+        load_dataset("photos", n_train=8, n_test=8)
+    monkeypatch.undo()
+    datasets._photo_levels.cache_clear()
+
+
+def test_photos_bad_arguments():
+    pytest.importorskip("skimage")
+    from toymodels.cnn.datasets import make_photos
+
+    for kw in (dict(split="val"), dict(scales=(0, 1)), dict(test_frac=1.0), dict(size=2)):
+        with pytest.raises(UsageError):
+            make_photos(4, **kw)

@@ -412,3 +412,85 @@ def test_kernel_grad_row_layout():
     M, C, H, W, K = 3, 2, 4, 5, 3
     assert _kernels.grad_row_size(M, C, H, W, K) == M * C * 9 + M + K * M * H * (W + 2) + K
     assert _kernels.n_chunks(1) == 1 and _kernels.n_chunks(10**6) == _kernels.MAX_CHUNKS
+
+
+# ----------------------------------------------------------------------------------------------
+# fused FGSM-AT + GradAlign step gradient
+# ----------------------------------------------------------------------------------------------
+def _unfused_step(p, x, y, eta, eps, alpha, lam, both, backend="numba"):
+    """FGSM δ, CE at x + δ and GradAlign by the three separate public calls."""
+    from toymodels.cnn import attacks
+
+    d = attacks.pgd(p, x, y, eps, alpha, 1, 1, random_start=False, backend=backend)
+    L, gL = mm.loss_and_grad(p, x + d, y, backend=backend)
+    om, gO = mm.gradalign_loss_and_grad(p, x, y, eta, both=both, backend=backend)
+    return L, om, gL.flat() + lam * gO.flat(), d
+
+
+@pytest.mark.parametrize("N, dims", [(1, DIMS), (37, DIMS), (9, dict(C=3, H=7, W=6, M=4, K=10)),
+                                     (4, dict(C=3, H=32, W=32, M=4, K=10))])
+@pytest.mark.parametrize("both", [False, True])
+def test_fused_fgsm_gradalign_matches_separate_calls(N, dims, both):
+    """fgsm_gradalign_loss_and_grad = FGSM (pgd, 1 step from 0) + loss_and_grad(x + δ) + λ·GradAlign,
+    for α = ε and a reduced step, on both backends (δ bitwise: same arithmetic); the chunk counts
+    of N = 37 (odd chunks) and N = 1 exercise the pairing of examples in the ∇U sweeps."""
+    p, x, y, eta = _problem(N=N, seed=N + 7, **dims)
+    eps, lam = 0.05, 0.36
+    for alpha in (eps, 0.6 * eps):
+        ref_out = _unfused_step(p, x, y, eta, eps, alpha, lam, both, backend="numpy")
+        for backend in mm.BACKENDS:
+            L, om, g, d = mm.fgsm_gradalign_loss_and_grad(p, x, y, eta, eps, alpha=alpha, lam=lam, both=both,
+                                                          backend=backend)
+            for target in (_unfused_step(p, x, y, eta, eps, alpha, lam, both), ref_out):
+                assert np.array_equal(d, target[3])
+                assert L == pytest.approx(target[0], rel=1e-12)
+                assert om == pytest.approx(target[1], rel=1e-10, abs=1e-14)
+                _close(g, target[2])
+    # default α = ε is FGSM
+    from toymodels.cnn import attacks
+
+    assert np.array_equal(mm.fgsm_gradalign_loss_and_grad(p, x, y, eta, eps, lam=lam)[3], attacks.fgsm(p, x, y, eps))
+
+
+def test_fused_with_zero_input_gradients():
+    """Examples whose input gradients vanish (all ReLUs off at x: cos := 1, δ = 0) contribute only
+    their cross-entropy gradient; mixed with ordinary examples in one chunk."""
+    p, x, y, eta = _problem(N=40, seed=5)
+    x[::3] = 0.0                         # every third image black ...
+    p.Wc[:] = np.abs(p.Wc)
+    p.bc[:] = -0.2 * np.abs(p.Wc).sum(axis=(1, 2, 3))   # ... so that all its pre-activations are < 0
+    eta *= 0.5
+    g1 = mm.input_grad(p, x, y)
+    assert np.all(g1[::3] == 0) and np.all(np.abs(g1[1::3]).max(axis=(1, 2, 3)) > 0)
+    for both in (False, True):
+        L, om, g, d = mm.fgsm_gradalign_loss_and_grad(p, x, y, eta, 0.05, lam=0.5, both=both)
+        Lr, omr, gr, dr = _unfused_step(p, x, y, eta, 0.05, 0.05, 0.5, both, backend="numpy")
+        assert np.all(d[::3] == 0) and np.array_equal(d, dr)
+        assert L == pytest.approx(Lr, rel=1e-12) and om == pytest.approx(omr, rel=1e-10)
+        _close(g, gr)
+
+
+def test_fused_does_not_depend_on_thread_count():
+    import numba
+
+    p, x, y, eta = _problem(N=40, seed=3)
+    old = numba.get_num_threads()
+    try:
+        out = []
+        for t in (1, numba.config.NUMBA_NUM_THREADS):
+            numba.set_num_threads(t)
+            out.append(mm.fgsm_gradalign_loss_and_grad(p, x, y, eta, 0.05, lam=0.4)[2].flat())
+    finally:
+        numba.set_num_threads(old)
+    assert np.array_equal(out[0], out[1])
+
+
+@pytest.mark.parametrize("kw, match", [(dict(eps=-0.1), "eps must be >= 0"), (dict(alpha=-1.0), "alpha must be >= 0"),
+                                       (dict(lam=float("nan")), "lam must be a finite number"),
+                                       (dict(backend="cuda"), "backend must be one of")])
+def test_fused_validation(kw, match):
+    p, x, y, eta = _problem(N=4, seed=0)
+    args = dict(eps=0.05, lam=0.3) | kw
+    eps = args.pop("eps")
+    with pytest.raises(UsageError, match=match):
+        mm.fgsm_gradalign_loss_and_grad(p, x, y, eta, eps, **args)

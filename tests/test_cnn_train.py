@@ -10,8 +10,8 @@ import pytest
 
 from toymodels._cli import UsageError
 from toymodels.cnn.datasets import ImageData
-from toymodels.cnn.train import (HISTORY_KEYS, TrainConfig, _Adam, cyclic_lr, default_lambda, detect_co,
-                                 parse_eps, resolve, train)
+from toymodels.cnn.train import (HISTORY_KEYS, PHOTOS_LAMBDA, TrainConfig, _Adam, cyclic_lr, default_lambda,
+                                 detect_co, parse_eps, resolve, train)
 
 TINY = dict(n_eval=24, eval_pgd_steps=2, final_n=24, final_pgd_steps=2, final_restarts=2, batch=32)
 
@@ -44,8 +44,27 @@ def test_detect_co_needs_both_conditions():
     assert detect_co(_hist([0.1, 0.3, 0.2, 0.25], [0.1, 0.32, 0.45, 0.50])) is None
     # a collapse by half but of only 3 points (within evaluation noise): not CO
     assert detect_co(_hist([0.02, 0.06, 0.03], [0.02, 0.06, 0.2])) is None
-    # the first qualifying epoch is returned even if PGD accuracy recovers later
-    assert detect_co(_hist([0.1, 0.3, 0.1, 0.3, 0.0], [0.1, 0.3, 0.4, 0.3, 0.5])) == 2
+    # with patience 1 the first qualifying epoch is returned even if PGD accuracy recovers later;
+    # by default (the collapse must last to the end) a collapse that recovers is not CO, and the
+    # last epoch counts on its own (nothing follows it)
+    h = _hist([0.1, 0.3, 0.1, 0.3, 0.0], [0.1, 0.3, 0.4, 0.3, 0.5])
+    assert detect_co(h, patience=1) == 2
+    assert detect_co(h) == 4
+    # a wobble during the learning-rate ramp-up followed by a lasting collapse: CO at the lasting one
+    pgd = [0.0, 0.16, 0.05, 0.27, 0.33, 0.12, 0.10, 0.01, 0.0]
+    fgsm = [0.0, 0.18, 0.18, 0.30, 0.35, 0.40, 0.60, 0.80, 0.9]
+    assert detect_co(_hist(pgd, fgsm), patience=1) == 2
+    assert detect_co(_hist(pgd, fgsm)) == 5
+    # patience 2 / 3: the collapse must hold for one / two more epochs
+    h2 = _hist([0.0, 0.3, 0.1, 0.1, 0.2, 0.0], [0.0, 0.3, 0.5, 0.5, 0.5, 0.6])
+    assert detect_co(h2, patience=2) == 2
+    assert detect_co(h2, patience=3) == 5
+    assert detect_co(h2) == 5
+    # a collapse that never recovers, but a wobble of the FGSM gap: CO where both conditions first meet
+    h3 = _hist([0.0, 0.3, 0.1, 0.05, 0.0], [0.0, 0.3, 0.15, 0.4, 0.6])
+    assert detect_co(h3) == 3
+    with pytest.raises(UsageError):
+        detect_co(h, patience=0)
 
 
 def test_detect_co_boundaries_are_inclusive():
@@ -63,6 +82,19 @@ def test_default_lambda_matches_table_2_2():
              11: 0.47, 12: 0.63, 13: 0.84, 14: 1.12, 15: 1.50, 16: 2.00}
     for e, lam in table.items():
         assert abs(default_lambda(e / 255) - lam) <= 0.005 + 1e-12, e
+
+
+def test_default_lambda_svhn_row_and_photos():
+    # thesis Table 2.2 (SVHN row), printed to two decimals
+    svhn = {1: 1.66, 2: 1.76, 3: 1.86, 4: 1.98, 5: 2.10, 6: 2.22, 7: 2.36, 8: 2.50, 9: 2.65, 10: 2.81,
+            11: 2.98, 12: 3.16, 13: 3.35, 14: 3.56, 15: 3.77, 16: 4.00}
+    for e, lam in svhn.items():
+        assert abs(default_lambda(e / 255, "svhn") - lam) <= 0.005 + 1e-12, e
+    # datasets without their own row use the CIFAR-10 row; "default" resolves per dataset
+    assert default_lambda(8 / 255, "strokes") == pytest.approx(0.2)
+    assert resolve(TrainConfig(grad_align="default", eps=8 / 255), "cifar10").grad_align == pytest.approx(0.2)
+    assert resolve(TrainConfig(grad_align="default", eps=8 / 255), "svhn").grad_align == pytest.approx(2.5)
+    assert resolve(TrainConfig(grad_align="default"), "photos").grad_align == PHOTOS_LAMBDA
 
 
 def test_cyclic_lr_is_the_triangle():
@@ -184,6 +216,26 @@ def test_zeroing_the_culprit_is_what_is_reported():
     K = p2.U.shape[0]
     p2.U.reshape(K, 2, -1)[:, m] = 123.0
     np.testing.assert_allclose(model.logits(p2, x), z0, rtol=0, atol=1e-12)
+    # the culprit-zeroed final record: clean accuracy of the zeroed net on the whole test set, and
+    # a valid record of every key; zeroing changes the net, so its alignment is the one reported
+    z = res.extra["final_without_culprit"]
+    assert z["clean_acc"] == pytest.approx(model.accuracy(p, data.x_test, data.y_test), abs=1e-12)
+    assert z["grad_alignment"] == pytest.approx(res.grad_alignment_without_culprit, abs=1e-12)
+    for k in HISTORY_KEYS:
+        assert math.isfinite(z[k])
+    assert res.to_json()["final_without_culprit"] == z
+
+
+def test_tiny_training_on_photo_crops():
+    pytest.importorskip("skimage")
+    from toymodels.cnn.datasets import load_dataset
+
+    data = load_dataset("photos", n_train=64, n_test=32, seed=0)
+    res = train(data, TrainConfig(attack="fgsm", eps=24 / 255, grad_align="default", epochs=1, **TINY))
+    assert res.config["grad_align"] == PHOTOS_LAMBDA and not res.diverged
+    assert res.params.U.shape == (8, 4 * 32 * 32)
+    for k in HISTORY_KEYS:
+        assert math.isfinite(res.final[k])
 
 
 def test_reproducible_with_seed():

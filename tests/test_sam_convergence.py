@@ -299,7 +299,7 @@ def _cli(*args):
                           capture_output=True, text=True, timeout=300)
 
 
-def test_cli_json_and_bad_input(tmp_path):
+def test_cli_json_and_bad_input(tmp_path, capsys):
     proc = _cli("--json", "--fast", "--seeds", "20", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
@@ -309,9 +309,14 @@ def test_cli_json_and_bad_input(tmp_path):
     assert obj["config"] == {"seeds": 20, "seed": 0, "fast": True} and obj["all_as_expected"] is True
     assert obj["counterexample"]["rho=1/beta"]["max_abs_move"] == 0.0
     assert (tmp_path / "samconv.json").exists()
-    bad = _cli("--seeds", "1")
-    assert bad.returncode == 2 and bad.stdout == ""
-    assert len(bad.stderr.strip().splitlines()) == 1 and "--seeds" in bad.stderr
+    from toymodels._cli import run_main
+    from toymodels.samconv.__main__ import PROG, main
+
+    capsys.readouterr()
+    assert run_main(main, ["--seeds", "1"], prog=PROG) == 2     # in-process: same code path as the CLI
+    bad = capsys.readouterr()
+    assert bad.out == ""
+    assert len(bad.err.strip().splitlines()) == 1 and "--seeds" in bad.err
 
 
 def test_proofs_check_samconv_rejects_printed_formulas():
@@ -324,3 +329,47 @@ def test_proofs_check_samconv_rejects_printed_formulas():
     printed = 4 * D0 / (B * sp.sqrt(T)) + 8 * S2 / (BS * sp.sqrt(T))
     assert pc.thm5105_constants()[0] and not pc.thm5105_constants(printed)[0]
     assert pc.rho_fixed_point()[0] and not pc.rho_fixed_point(1 / (2 * B))[0]
+
+
+def test_sam_convergence_alias_same_table(capsys):
+    """``python -m toymodels.sam_convergence`` (issue 5's name) runs the samconv command: same JSON rows,
+    its own program name in errors, and a text table with theorem / measured / bound / ratio / verdict."""
+    from toymodels._cli import run_main
+    from toymodels.samconv.__main__ import main as samconv_main
+    from toymodels.sam_convergence.__main__ import PROG, main as alias_main
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    h = subprocess.run([sys.executable, "-m", "toymodels.sam_convergence", "--help"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert h.returncode == 0 and h.stdout.startswith("usage: python -m toymodels.sam_convergence"), h.stderr
+    assert "--json" in h.stdout and "--seeds" in h.stdout
+    capsys.readouterr()
+    assert alias_main(["--json", "--fast", "--seeds", "5"]) == 0
+    oa = json.loads(capsys.readouterr().out)
+    assert samconv_main(["--json", "--fast", "--seeds", "5"]) == 0
+    ob = json.loads(capsys.readouterr().out)
+    assert oa["rows"] == ob["rows"] and oa["config"] == ob["config"]
+    for r in oa["rows"]:
+        assert {"theorem", "measured", "bound", "ratio", "verdict"} <= set(r)
+        assert (r["measured"], r["bound"]) == ((r["rhs"], r["lhs"]) if r["kind"] == "lower" else (r["lhs"], r["rhs"]))
+        if r["expect_hold"]:
+            assert r["verdict"] == ("holds" if r["holds"] else "VIOLATED")
+        else:
+            assert r["verdict"].startswith("violated")
+    assert alias_main(["--fast", "--seeds", "5"]) == 0
+    out = capsys.readouterr().out
+    header = [ln for ln in out.splitlines() if ln.startswith("theorem")][0].split()
+    assert header[:1] == ["theorem"] and {"measured", "bound", "ratio", "verdict"} <= set(header)
+    assert run_main(alias_main, ["--seeds", "0"], prog=PROG) == 2
+    err = capsys.readouterr()
+    assert err.out == "" and err.err.startswith("python -m toymodels.sam_convergence") and "--seeds" in err.err
+
+
+def test_proofs_check_lemma3_quadratic_and_logistic_constants():
+    import sympy as sp
+    from proofs_check import samconv as pc
+    assert pc.lemma3_quadratic()[0]
+    assert not pc.lemma3_quadratic(alpha_smooth=-pc.B / 2)[0]          # a better constant than −β is false
+    assert not pc.lemma3_quadratic(alpha_convex=sp.Rational(1, 10))[0]
+    assert not pc.lemma3_quadratic(alpha_strong=2 * pc.MU)[0]
+    assert pc.logistic_smoothness()[0] and not pc.logistic_smoothness(sp.Rational(1, 2))[0]

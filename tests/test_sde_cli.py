@@ -42,7 +42,7 @@ def test_json_one_object_with_documented_keys(tmp_path):
 @pytest.mark.parametrize("args,param", [
     (["dln", "--lr", "0"], "lr"), (["dln", "--steps", "0"], "steps"), (["dln", "--substeps", "0"], "substeps"),
     (["dln", "--c", "-1"], "c"), (["dln", "--k", "500"], "k"), (["dln", "--rank-tol", "0"], "rank_tol"),
-    (["dln", "--n", "1"], "n"), (["dln", "--u0", "nan"], "u0"), (["relu2"], "MODEL"), ([], "MODEL"),
+    (["dln", "--n", "1"], "n"), (["dln", "--u0", "nan"], "u0"), (["relu4"], "MODEL"), ([], "MODEL"),
     (["dln", "--steps", "x"], "--steps"),
 ])
 def test_bad_input_exits_2_with_one_line(args, param, capsys):

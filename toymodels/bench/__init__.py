@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 #: modules whose import registers workloads (in this order, which is also the table order)
-BUILTIN_MODULES: tuple[str, ...] = ("toymodels.bench.dln", "toymodels.bench.fgsm", "toymodels.bench.cnn", "toymodels.bench.relu", "toymodels.bench.quad1d", "toymodels.bench.sde", "toymodels.bench.square", "toymodels.bench.samconv")
+BUILTIN_MODULES: tuple[str, ...] = ("toymodels.bench.dln", "toymodels.bench.fgsm", "toymodels.bench.cnn", "toymodels.bench.relu", "toymodels.bench.quad1d", "toymodels.bench.sde", "toymodels.bench.square", "toymodels.bench.samconv", "toymodels.bench.sharpness", "toymodels.bench.torch_dln", "toymodels.bench.torch_train")
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,12 @@ def format_notes(rows: list[dict], repeats: int) -> list[str]:
                 notes.append(f"{r['name']}: WARNING the parallel run got only {used:.2f} cores' worth of "
                              f"CPU time for {thr} threads (other processes busy): parallel_speedup is "
                              f"not meaningful on this run")
+        for key in ("gradalign_over_fgsm", "fused_gradalign_over_fgsm"):
+            if r.get(key) is not None:
+                goal, met = r.get(f"{key}_goal"), r.get(f"{key}_met")
+                verdict = "" if met is None else ("  (met)" if met else "  (NOT met)")
+                notes.append(f"{r['name']}: {key} = {r[key]:.2f}" + (f" (goal <= {goal:g})" if goal else "")
+                             + verdict)
         if r.get("numpy_estimated"):
             notes.append(f"{r['name']}: * numpy_s estimated as {r.get('numpy_estimate', 'an extrapolation')}")
         if r.get("numpy_repeats", repeats) < repeats:

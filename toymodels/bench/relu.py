@@ -113,3 +113,65 @@ def relu1d(ctx: BenchContext) -> dict:
             "speedup_vs_torch": None if torch_s is None else torch_s / numba_s,
             "ranks_equal": bool(np.array_equal(a_nb[13], a_np[13])),
             "max_rel_diff": float(np.max(np.abs(w_nb - w_np)) / np.max(np.abs(w_np)))}
+
+
+# --- teacher–student models (Fig. 6.5, 6.10/6.14): SGD kernels vs their numpy references ---------------
+TEACHER_STEPS = 50_000
+TEACHER_CHECKPOINTS = 200
+
+
+def _teacher_args(model: str, steps: int, K: int):
+    """Fresh arguments of ``_kernels{2,3}._sgd`` for the module-default problem, seed 0, large-step
+    schedule decayed at 50 %, ``K`` parameter/loss records."""
+    if model == "teacher3":
+        from ..relu.teacher3 import Teacher3Config as C
+        from ..relu.teacher3 import init_student as init
+        from ..relu.teacher3 import teacher_data as data
+    else:
+        from ..relu.teacher2 import Teacher2Config as C
+        from ..relu.teacher2 import init_student2 as init
+        from ..relu.teacher2 import teacher2_data as data
+    cfg = C(steps=steps, transition=0.5)
+    X, y, _, _, _ = data(cfg.d, cfg.m_teacher, cfg.n, 10, 0)
+    params = init(cfg.d, cfg.m, cfg.init_scale, 0)
+    idx = np.random.default_rng([0, 1]).integers(0, cfg.n, size=steps)
+    rec_at = checkpoints(steps, K)
+    recs = [np.zeros((rec_at.size, *p.shape)) for p in params]
+    return (X, y, *[p.copy() for p in params], cfg.schedule(), idx, rec_at, *recs, np.zeros(rec_at.size))
+
+
+def _teacher_workload(ctx: BenchContext, model: str) -> dict:
+    from ..relu import _kernels2, _kernels3, _reference2, _reference3
+
+    kern, ref = ((_kernels3._sgd, _reference3.sgd_reference) if model == "teacher3"
+                 else (_kernels2._sgd, _reference2.sgd_reference))
+    steps = ctx.steps(TEACHER_STEPS)
+    compile_s, cached = first_call(f"relu.{model}._sgd", kern, _teacher_args(model, 10, 2))
+    numba_s, numba_rep, a_nb = best_of(kern, lambda: _teacher_args(model, steps, TEACHER_CHECKPOINTS), ctx.repeats)
+    numpy_s, numpy_rep, a_np = best_of(ref, lambda: _teacher_args(model, steps, TEACHER_CHECKPOINTS), ctx.repeats,
+                                       budget_s=ctx.numpy_budget_s)
+    n_par = 3 if model == "teacher3" else 2
+    th_nb = np.concatenate([a_nb[2 + j].ravel() for j in range(n_par)])
+    th_np = np.concatenate([a_np[2 + j].ravel() for j in range(n_par)])
+    return {"numpy_s": numpy_s, "numba_s": numba_s, "compile_s": compile_s, "compile_cached": cached,
+            "numpy_repeats": numpy_rep, "numba_repeats": numba_rep, "steps": steps,
+            "checkpoints": TEACHER_CHECKPOINTS, "n_params": int(th_nb.size),
+            "max_rel_diff": float(np.max(np.abs(th_nb - th_np)) / np.max(np.abs(th_np)))}
+
+
+@workload("relu_teacher3_sgd_5e4", target=10.0,
+          description="3-layer ReLU teacher-student (10-10, d=5, n=50), SGD b=1, 5e4 steps, 200 records")
+def relu_teacher3(ctx: BenchContext) -> dict:
+    """Fig. 6.5's SGD run (module defaults, seed 0, decay at 50 %): :func:`toymodels.relu._kernels3._sgd`
+    vs :func:`toymodels.relu._reference3.sgd_reference`, parameters and full-batch loss recorded at 200
+    checkpoints. Target numba ≥ 10× numpy (per-step work is one 160-parameter backprop: numpy pays
+    ~10 small-array calls per step)."""
+    return _teacher_workload(ctx, "teacher3")
+
+
+@workload("relu_teacher2_sgd_5e4", target=10.0,
+          description="2-layer ReLU teacher-student (m=50, d=2, n=50), SGD b=1, 5e4 steps, 200 records")
+def relu_teacher2(ctx: BenchContext) -> dict:
+    """Fig. 6.10/6.14's SGD run (module defaults, seed 0, decay at 50 %): :func:`toymodels.relu._kernels2._sgd`
+    vs :func:`toymodels.relu._reference2.sgd_reference`. Target numba ≥ 10× numpy."""
+    return _teacher_workload(ctx, "teacher2")

@@ -37,3 +37,36 @@ def sde_dln(ctx: BenchContext) -> dict:
     return {"numpy_s": numpy_s, "numba_s": numba_s, "compile_s": compile_s, "compile_cached": cached,
             "numpy_repeats": numpy_rep, "numba_repeats": numba_rep, "steps": steps, "n": 80, "d": 200,
             "max_rel_diff": float(np.max(np.abs(u - w)) / np.max(np.abs(w)))}
+
+
+@workload("sde_relu3_em_2e4", target=2.0,
+          description="SDE (6.58) EM on the 3-layer ReLU student (10-10, d=5, n=50), 2e4 steps")
+def sde_relu3(ctx: BenchContext) -> dict:
+    """:func:`toymodels.sde._kernels._em_relu3` vs :func:`toymodels.sde._reference.em_relu_reference`:
+    20 000 steps of (6.58) from Fig. 6.5's student init (seed 0), γ = 10⁻⁴, noise scale 0.05,
+    pre-drawn Z, loss recorded every 10 steps (``--quick``: 2 000). Each step builds the 50 × 160
+    Jacobian. Target numba ≥ 2× numpy."""
+    from ..relu import _reference3
+    from ..sde._reference import em_relu_reference
+    from ..sde.relu import SDEReLUConfig, param_views, problem, teacher_config
+
+    X, y, _, _, th0, shapes = problem("relu3", teacher_config(SDEReLUConfig(model="relu3", steps=10)))
+    steps = ctx.steps(20_000)
+    n = X.shape[0]
+    Z = np.random.default_rng(0).standard_normal((steps, n))
+
+    def args(S):
+        th = th0.copy()
+        return (X, y, th, *param_views(th, shapes), np.full(S, 1e-4), np.full(S, 0.05), Z[:S], 0, S,
+                np.empty((n, th.size)), np.empty(n), np.empty(n), 10, np.full((S - 1) // 10 + 1, np.nan))
+
+    def ref(X, y, th, W1, W2, a, g, s, Z, t0, t1, J, r, w, every, rec):
+        return em_relu_reference(_reference3.jacobian_reference, _reference3.predict_reference, X, y,
+                                 (W1, W2, a), th, g, s, Z, t0, t1, every, rec)
+
+    compile_s, cached = first_call("sde._em_relu3", _kernels._em_relu3, args(1))
+    numba_s, numba_rep, a_nb = best_of(_kernels._em_relu3, lambda: args(steps), ctx.repeats)
+    numpy_s, numpy_rep, a_np = best_of(ref, lambda: args(steps), ctx.repeats, budget_s=ctx.numpy_budget_s)
+    return {"numpy_s": numpy_s, "numba_s": numba_s, "compile_s": compile_s, "compile_cached": cached,
+            "numpy_repeats": numpy_rep, "numba_repeats": numba_rep, "steps": steps, "n": n, "p": int(th0.size),
+            "max_rel_diff": float(np.max(np.abs(a_nb[2] - a_np[2])) / np.max(np.abs(a_np[2])))}

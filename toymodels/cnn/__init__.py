@@ -1,13 +1,14 @@
 """The single-layer CNN of thesis Ch. 2 (Sec. 2.5): model, attacks, metrics, adversarial training
 with catastrophic-overfitting detection, and gradient alignment at initialization (Lemma 2).
 
-Run ``python -m toymodels.cnn train --attack fgsm`` (catastrophic overfitting) and
-``python -m toymodels.cnn train --attack fgsm --grad-align default`` (prevented by GradAlign).
+Run ``python -m toymodels.cnn train --attack fgsm`` (catastrophic overfitting on the embedded default
+data, 32×32 crops of the colour photos shipped with scikit-image, at ε = 24/255) and
+``python -m toymodels.cnn train --attack fgsm --grad-align default`` (prevented by GradAlign, λ = 1).
 
 From Python::
 
     from toymodels.cnn.datasets import load_dataset
     from toymodels.cnn.train import TrainConfig, train
-    res = train(load_dataset("synthetic"), TrainConfig(attack="fgsm"))
+    res = train(load_dataset("photos"), TrainConfig(attack="fgsm", eps=24 / 255))
     print(res.co_epoch, res.final["pgd_acc"], res.grad_alignment_without_culprit)
 """

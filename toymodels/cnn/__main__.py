@@ -17,8 +17,8 @@ import numpy as np
 from .. import __version__
 from .._cli import Parser, UsageError, add_common, emit_json, run_main
 from .._io import save_figure, save_npz, write_json
-from .datasets import DATASETS, load_dataset
-from .train import ATTACKS, DEFAULT_EPOCHS, SCHEDULES, TrainConfig, parse_eps, resolve, train
+from .datasets import DATASETS, DEFAULT_DATASET, load_dataset
+from .train import ATTACKS, DEFAULT_EPOCHS, SCHEDULES, TrainConfig, default_eps, parse_eps, resolve, train
 
 PROG = "python -m toymodels.cnn"
 _NUM = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
@@ -44,17 +44,19 @@ def _add_train(sub) -> None:
                     "learning rate) with standard, FGSM, FGSM-RS or PGD-k adversarial training, optionally "
                     "with GradAlign; report per-epoch clean/FGSM/PGD accuracy and loss, gradient alignment "
                     "and cos(δ_FGSM, δ_PGD), the epoch of catastrophic overfitting and the culprit filter.",
-        epilog="Examples: train --attack fgsm (shows CO)   train --attack fgsm --grad-align default (no CO)   "
+        epilog="Examples: train --attack fgsm (embedded photo crops, ε = 24/255: shows CO)   "
+               "train --attack fgsm --grad-align default (λ = 1 there: no CO)   "
                "train --dataset cifar10 --data-dir ~/data --eps 10/255 --json")
     g = p.add_argument_group("training")
     g.add_argument("--attack", default="fgsm", help=f"one of {{{', '.join(ATTACKS)}}} (default fgsm)")
-    g.add_argument("--eps", default="10/255", help="ℓ∞ radius in (0, 1], a number or a fraction (default 10/255)")
+    g.add_argument("--eps", default=None, help="ℓ∞ radius in (0, 1], a number or a fraction (default 24/255 on "
+                   "photos, 10/255 otherwise)")
     g.add_argument("--alpha", default=None, help="attack step: fgsm (0, ε] (default ε), fgsm-rs (0, 2ε] "
                    "(default 1.25ε), pgd (0, ε] (default ε/2 for k ≤ 3, else 2ε/k); e.g. 8/255 or 1.25eps")
     g.add_argument("--pgd-steps", type=int, default=10, metavar="K", help="PGD-k training steps k >= 1 (default 10)")
     g.add_argument("--grad-align", default="0", metavar="LAMBDA",
-                   help="GradAlign weight λ >= 0, or 'default' = 0.2·10^((255ε−8)/8) (thesis Table 2.2); "
-                        "default 0 (off)")
+                   help="GradAlign weight λ >= 0, or 'default' = 1 on photos, 2.5·1.6^((255ε−8)/8) on svhn, "
+                        "0.2·10^((255ε−8)/8) otherwise (thesis Table 2.2); default 0 (off)")
     g.add_argument("--grad-align-exact", action="store_true",
                    help="differentiate GradAlign through both input gradients (default: only through "
                         "∇ℓ(x+η), as the authors' code)")
@@ -70,12 +72,15 @@ def _add_train(sub) -> None:
     e.add_argument("--final-pgd-steps", type=int, default=50, help="final PGD steps (default 50)")
     e.add_argument("--final-restarts", type=int, default=10, help="final PGD restarts (default 10)")
     d = p.add_argument_group("data")
-    d.add_argument("--dataset", default="synthetic", help=f"one of {{{', '.join(DATASETS)}}} (default synthetic, "
-                   "embedded, no files)")
+    d.add_argument("--dataset", default=DEFAULT_DATASET, help=f"one of {{{', '.join(DATASETS)}}} (default "
+                   f"{DEFAULT_DATASET}: 32×32 crops of the 8 colour photos shipped with scikit-image, 8 classes; "
+                   "synthetic and strokes are generated; nothing is downloaded)")
     d.add_argument("--data-dir", default=None, metavar="DIR", help="folder with the standard files of cifar10 "
                    "(cifar-10-batches-py/), cifar100 (cifar-100-python/) or svhn (train_32x32.mat, test_32x32.mat)")
-    d.add_argument("--n-train", type=int, default=None, help="random subset of the training set (default all)")
-    d.add_argument("--n-test", type=int, default=None, help="random subset of the test set (default all)")
+    d.add_argument("--n-train", type=int, default=None, help="training set size (generated sets: default 10000 for photos, "
+                   "synthetic and strokes; files: random subset, default all)")
+    d.add_argument("--n-test", type=int, default=None, help="test set size (photos 2000, synthetic 2000, strokes 1000; "
+                   "files: random subset, default all)")
     add_common(p)
     p.set_defaults(func=run_train)
 
@@ -111,6 +116,10 @@ def _print_human(out: dict) -> None:
     print(f"culprit filter w{m + 1} (largest growth of ‖w‖·‖U‖ since epoch {out['culprit_reference_epoch']}: "
           f"×{out['filter_growth'][m]:.2f}); alignment {f['grad_alignment']:.3f} → "
           f"{out['grad_alignment_without_culprit']:.3f} with it zeroed")
+    z = out.get("final_without_culprit")
+    if z is not None:
+        print(f"  with w{m + 1} zeroed: clean {z['clean_acc']:.3f}  FGSM {z['fgsm_acc']:.3f}  PGD {z['pgd_acc']:.3f}  "
+              f"(PGD {f['pgd_acc']:.3f} before zeroing)")
     print(f"runtime {out['runtime_s']:.1f} s")
 
 
@@ -140,14 +149,14 @@ def _plot(res, path) -> None:
 
 
 def run_train(args) -> int:
-    eps = parse_eps(args.eps)
+    eps = default_eps(args.dataset) if args.eps is None else parse_eps(args.eps)
     alpha = None if args.alpha is None else parse_alpha(args.alpha, eps)
     cfg = TrainConfig(attack=args.attack, eps=eps, alpha=alpha, pgd_steps=args.pgd_steps,
                       grad_align=args.grad_align, grad_align_exact=args.grad_align_exact, epochs=args.epochs,
                       filters=args.filters, batch=args.batch, lr=args.lr, schedule=args.schedule,
                       n_eval=args.n_eval, eval_pgd_steps=args.eval_pgd_steps, final_n=args.final_n,
                       final_pgd_steps=args.final_pgd_steps, final_restarts=args.final_restarts, seed=args.seed)
-    cfg = resolve(cfg)                          # validate everything before loading data
+    cfg = resolve(cfg, args.dataset)            # validate everything before loading data
     data = load_dataset(args.dataset, args.data_dir, n_train=args.n_train, n_test=args.n_test, seed=args.seed)
     res = train(data, cfg, show_progress=not args.json)
     out = res.to_json()

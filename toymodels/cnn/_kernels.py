@@ -40,6 +40,12 @@ ReLU, so the mask is 0 there and they never contribute (U is zero-padded to the 
 G = Q + 4·Wp + 2, offset MG = 2·Wp + 2) so the transposed convolution can be written as a gather
 (9·M taps summed per output pixel, one store) instead of a scatter.
 
+FGSM AT + GradAlign (``_fgsm_gradalign``): the training step needs ∇ₓℓ(x) twice — for the FGSM
+step δ = Π(α sign ∇ₓℓ(x)) and as g₁ of GradAlign — so one fused kernel runs the clean pass once,
+then the passes at x + δ (cross-entropy gradient) and x + η (g₂, then the jvp) side by side, sharing
+each sweep over U; −λ is folded into the direction v so that the CE and GradAlign terms land in the
+same gradient row, and the rank-one ∇U terms of two consecutive examples share one sweep over ∇U.
+
 Parallelism: ``prange`` over a fixed number of example chunks (it depends on N only, so the
 summation order — and the result — does not depend on the number of threads); parameter
 gradients go to per-chunk rows of ``gbuf`` and are reduced at the end (``_reduce_grad``). Work
@@ -187,6 +193,7 @@ def _dense(Up, c, use_bias, h, z):
 def _dense2(Up, c, use_bias, h1, h2, z1, z2):
     """z1 = Up h1 (+ c), z2 = Up h2 (+ c) in one pass over Up."""
     K, F = Up.shape
+    K2 = K - K % 2
     for k in range(K):
         z1[k] = c[k] if use_bias else 0.0
         z2[k] = z1[k]
@@ -194,7 +201,22 @@ def _dense2(Up, c, use_bias, h1, h2, z1, z2):
         f1 = min(f0 + _FB, F)
         a = h1[f0:f1]
         b = h2[f0:f1]
-        for k in range(K):
+        for k in range(0, K2, 2):
+            u0 = Up[k, f0:f1]
+            u1 = Up[k + 1, f0:f1]
+            s10 = s11 = s20 = s21 = 0.0
+            for f in range(f1 - f0):
+                av = a[f]
+                bv = b[f]
+                s10 += u0[f] * av
+                s11 += u1[f] * av
+                s20 += u0[f] * bv
+                s21 += u1[f] * bv
+            z1[k] += s10
+            z1[k + 1] += s11
+            z2[k] += s20
+            z2[k + 1] += s21
+        for k in range(K2, K):
             uk = Up[k, f0:f1]
             s1 = 0.0
             s2 = 0.0
@@ -231,12 +253,22 @@ def _backh(Up, s, h, g, M, H, W):
     Q = H * Wp
     G = Q + 4 * Wp + 2
     MG = 2 * Wp + 2
+    K4 = K - K % 4
     for m in range(M):
         gm = g[m * G + MG:m * G + MG + Q]
         hm = h[m * Q:(m + 1) * Q]
         for q in range(Q):
             gm[q] = 0.0
-        for k in range(K):
+        # four rows of Up per sweep over gm: a quarter of the loads/stores of gm (L1-store bound)
+        for k in range(0, K4, 4):
+            a0, a1, a2, a3 = s[k], s[k + 1], s[k + 2], s[k + 3]
+            u0 = Up[k, m * Q:(m + 1) * Q]
+            u1 = Up[k + 1, m * Q:(m + 1) * Q]
+            u2 = Up[k + 2, m * Q:(m + 1) * Q]
+            u3 = Up[k + 3, m * Q:(m + 1) * Q]
+            for q in range(Q):
+                gm[q] += a0 * u0[q] + a1 * u1[q] + a2 * u2[q] + a3 * u3[q]
+        for k in range(K4, K):
             sk = s[k]
             uk = Up[k, m * Q:(m + 1) * Q]
             for q in range(Q):
@@ -254,6 +286,7 @@ def _backh2(Up, s1, s2, h1, h2, g1, g2, M, H, W):
     Q = H * Wp
     G = Q + 4 * Wp + 2
     MG = 2 * Wp + 2
+    K4 = K - K % 4
     for m in range(M):
         g1m = g1[m * G + MG:m * G + MG + Q]
         g2m = g2[m * G + MG:m * G + MG + Q]
@@ -262,7 +295,17 @@ def _backh2(Up, s1, s2, h1, h2, g1, g2, M, H, W):
         for q in range(Q):
             g1m[q] = 0.0
             g2m[q] = 0.0
-        for k in range(K):
+        for k in range(0, K4, 4):
+            a0, a1, a2, a3 = s1[k], s1[k + 1], s1[k + 2], s1[k + 3]
+            b0, b1, b2, b3 = s2[k], s2[k + 1], s2[k + 2], s2[k + 3]
+            u0 = Up[k, m * Q:(m + 1) * Q]
+            u1 = Up[k + 1, m * Q:(m + 1) * Q]
+            u2 = Up[k + 2, m * Q:(m + 1) * Q]
+            u3 = Up[k + 3, m * Q:(m + 1) * Q]
+            for q in range(Q):
+                g1m[q] += a0 * u0[q] + a1 * u1[q] + a2 * u2[q] + a3 * u3[q]
+                g2m[q] += b0 * u0[q] + b1 * u1[q] + b2 * u2[q] + b3 * u3[q]
+        for k in range(K4, K):
             a = s1[k]
             b = s2[k]
             uk = Up[k, m * Q:(m + 1) * Q]
@@ -825,3 +868,321 @@ def _gradalign(x, y, eta, Wc, bc, U, c, both, want_g1, cos_out, g1_out, gbuf):
                 for k in range(K):
                     dc[k] += t2[k]
                 _outer2(t2, h2, s2, r2, dU)
+
+
+# ----------------------------------------------------------------------------------------------
+# fused FGSM-AT + GradAlign training-step gradient
+# ----------------------------------------------------------------------------------------------
+@nb.njit(cache=True)
+def _taps(xp, o, Q, Wp):
+    """The nine shifted length-Q views xp[o + u·Wp + v : … + Q] of one padded channel."""
+    return (xp[o:o + Q], xp[o + 1:o + 1 + Q], xp[o + 2:o + 2 + Q],
+            xp[o + Wp:o + Wp + Q], xp[o + Wp + 1:o + Wp + 1 + Q], xp[o + Wp + 2:o + Wp + 2 + Q],
+            xp[o + 2 * Wp:o + 2 * Wp + Q], xp[o + 2 * Wp + 1:o + 2 * Wp + 1 + Q],
+            xp[o + 2 * Wp + 2:o + 2 * Wp + 2 + Q])
+
+
+@nb.njit(cache=True)
+def _add_taps(dW, m, ch, s00, s01, s02, s10, s11, s12, s20, s21, s22):
+    dW[m, ch, 0, 0] += s00
+    dW[m, ch, 0, 1] += s01
+    dW[m, ch, 0, 2] += s02
+    dW[m, ch, 1, 0] += s10
+    dW[m, ch, 1, 1] += s11
+    dW[m, ch, 1, 2] += s12
+    dW[m, ch, 2, 0] += s20
+    dW[m, ch, 2, 1] += s21
+    dW[m, ch, 2, 2] += s22
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def _wgrad3(g1, x1, g2, x2, g3, x3, dW, H, W):
+    """dW[m,c,u,v] += Σ_q Σ_{i=1..3} gᵢ[m,q] xᵢ[c·P + q + u·Wp + v]  (gᵢ in the margin layout).
+
+    Two filters per sweep: each loaded tap of xᵢ feeds two accumulators (18 in all), so the loop is
+    bound by the multiply-adds rather than by the (misaligned) loads of the 27 shifted views."""
+    M, C = dW.shape[0], dW.shape[1]
+    Wp = W + 2
+    P = (H + 2) * Wp
+    Q = H * Wp
+    G = Q + 4 * Wp + 2
+    MG = 2 * Wp + 2
+    for m in range(0, M - 1, 2):
+        o0 = m * G + MG
+        o1 = o0 + G
+        ga, gb, gc = g1[o0:o0 + Q], g2[o0:o0 + Q], g3[o0:o0 + Q]
+        ha, hb, hc = g1[o1:o1 + Q], g2[o1:o1 + Q], g3[o1:o1 + Q]
+        for ch in range(C):
+            a00, a01, a02, a10, a11, a12, a20, a21, a22 = _taps(x1, ch * P, Q, Wp)
+            b00, b01, b02, b10, b11, b12, b20, b21, b22 = _taps(x2, ch * P, Q, Wp)
+            c00, c01, c02, c10, c11, c12, c20, c21, c22 = _taps(x3, ch * P, Q, Wp)
+            s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = s22 = 0.0
+            t00 = t01 = t02 = t10 = t11 = t12 = t20 = t21 = t22 = 0.0
+            for q in range(Q):
+                a, b, cc = ga[q], gb[q], gc[q]
+                e, f, g = ha[q], hb[q], hc[q]
+                v1, v2, v3 = a00[q], b00[q], c00[q]
+                s00 += a * v1 + b * v2 + cc * v3
+                t00 += e * v1 + f * v2 + g * v3
+                v1, v2, v3 = a01[q], b01[q], c01[q]
+                s01 += a * v1 + b * v2 + cc * v3
+                t01 += e * v1 + f * v2 + g * v3
+                v1, v2, v3 = a02[q], b02[q], c02[q]
+                s02 += a * v1 + b * v2 + cc * v3
+                t02 += e * v1 + f * v2 + g * v3
+                v1, v2, v3 = a10[q], b10[q], c10[q]
+                s10 += a * v1 + b * v2 + cc * v3
+                t10 += e * v1 + f * v2 + g * v3
+                v1, v2, v3 = a11[q], b11[q], c11[q]
+                s11 += a * v1 + b * v2 + cc * v3
+                t11 += e * v1 + f * v2 + g * v3
+                v1, v2, v3 = a12[q], b12[q], c12[q]
+                s12 += a * v1 + b * v2 + cc * v3
+                t12 += e * v1 + f * v2 + g * v3
+                v1, v2, v3 = a20[q], b20[q], c20[q]
+                s20 += a * v1 + b * v2 + cc * v3
+                t20 += e * v1 + f * v2 + g * v3
+                v1, v2, v3 = a21[q], b21[q], c21[q]
+                s21 += a * v1 + b * v2 + cc * v3
+                t21 += e * v1 + f * v2 + g * v3
+                v1, v2, v3 = a22[q], b22[q], c22[q]
+                s22 += a * v1 + b * v2 + cc * v3
+                t22 += e * v1 + f * v2 + g * v3
+            _add_taps(dW, m, ch, s00, s01, s02, s10, s11, s12, s20, s21, s22)
+            _add_taps(dW, m + 1, ch, t00, t01, t02, t10, t11, t12, t20, t21, t22)
+    if M % 2:
+        m = M - 1
+        o0 = m * G + MG
+        ga, gb, gc = g1[o0:o0 + Q], g2[o0:o0 + Q], g3[o0:o0 + Q]
+        for ch in range(C):
+            a00, a01, a02, a10, a11, a12, a20, a21, a22 = _taps(x1, ch * P, Q, Wp)
+            b00, b01, b02, b10, b11, b12, b20, b21, b22 = _taps(x2, ch * P, Q, Wp)
+            c00, c01, c02, c10, c11, c12, c20, c21, c22 = _taps(x3, ch * P, Q, Wp)
+            s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = s22 = 0.0
+            for q in range(Q):
+                a, b, cc = ga[q], gb[q], gc[q]
+                s00 += a * a00[q] + b * b00[q] + cc * c00[q]
+                s01 += a * a01[q] + b * b01[q] + cc * c01[q]
+                s02 += a * a02[q] + b * b02[q] + cc * c02[q]
+                s10 += a * a10[q] + b * b10[q] + cc * c10[q]
+                s11 += a * a11[q] + b * b11[q] + cc * c11[q]
+                s12 += a * a12[q] + b * b12[q] + cc * c12[q]
+                s20 += a * a20[q] + b * b20[q] + cc * c20[q]
+                s21 += a * a21[q] + b * b21[q] + cc * c21[q]
+                s22 += a * a22[q] + b * b22[q] + cc * c22[q]
+            _add_taps(dW, m, ch, s00, s01, s02, s10, s11, s12, s20, s21, s22)
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def _outer3(a1, h1, a2, h2, a3, h3, dU):
+    """dU += a1 h1ᵀ + a2 h2ᵀ + a3 h3ᵀ."""
+    K, F = dU.shape
+    for f0 in range(0, F, _FB):
+        f1 = min(f0 + _FB, F)
+        b1 = h1[f0:f1]
+        b2 = h2[f0:f1]
+        b3 = h3[f0:f1]
+        for k in range(K):
+            c1 = a1[k]
+            c2 = a2[k]
+            c3 = a3[k]
+            dk = dU[k, f0:f1]
+            for f in range(f1 - f0):
+                dk[f] += c1 * b1[f] + c2 * b2[f] + c3 * b3[f]
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def _outer6(a1, h1, a2, h2, a3, h3, a4, h4, a5, h5, a6, h6, dU):
+    """dU += Σ_{i=1..6} aᵢ hᵢᵀ (the three rank-one terms of two examples, one sweep over dU)."""
+    K, F = dU.shape
+    for f0 in range(0, F, _FB):
+        f1 = min(f0 + _FB, F)
+        b1 = h1[f0:f1]
+        b2 = h2[f0:f1]
+        b3 = h3[f0:f1]
+        b4 = h4[f0:f1]
+        b5 = h5[f0:f1]
+        b6 = h6[f0:f1]
+        for k in range(K):
+            c1, c2, c3, c4, c5, c6 = a1[k], a2[k], a3[k], a4[k], a5[k], a6[k]
+            dk = dU[k, f0:f1]
+            for f in range(f1 - f0):
+                dk[f] += c1 * b1[f] + c2 * b2[f] + c3 * b3[f] + c4 * b4[f] + c5 * b5[f] + c6 * b6[f]
+
+
+@nb.njit(cache=True, parallel=True, fastmath=_FM)
+def _fgsm_gradalign(x, y, eta, Wc, bc, U, c, eps, alpha, lam, both, delta, losses, cos_out, gbuf):
+    """One FGSM-AT + GradAlign training-step gradient with the clean input gradient shared.
+
+    Per example n (g₁ = ∇ₓℓ(xₙ), g₂ = ∇ₓℓ(xₙ + ηₙ)):
+
+        δₙ = Π(α sign g₁)                (Π: clip to [−ε, ε], then to the box; = ``_attack``, 1 step)
+        losses[n] = ℓ(xₙ + δₙ),  cos_out[n] = cos(g₁, g₂)   (cos := 1 if g₁ = 0 or g₂ = 0)
+
+    and the per-chunk rows of ``gbuf`` receive Σₙ [∇_θ ℓ(xₙ + δₙ) − λ ∇_θ cosₙ] (δ held fixed, as
+    FGSM AT does; ``both`` as in ``_gradalign``), i.e. N·∇_θ [L_CE(x + δ) + λ Ω] once reduced
+    with scale 1/N. The clean forward/backward pass that FGSM needs is the one GradAlign needs at
+    x, so it runs once; the passes at x + δ and x + η share every sweep over U (forward, backward,
+    outer products), and −λ is folded into the GradAlign direction v (everything downstream of v
+    is linear in it), so both terms accumulate into one gradient row with one set of passes."""
+    N, C, H, W = x.shape
+    M = Wc.shape[0]
+    K = U.shape[0]
+    Wp = W + 2
+    P = (H + 2) * Wp
+    Q = H * Wp
+    G = Q + 4 * Wp + 2
+    Up = _pad_U(U, M, H, W)
+    T = gbuf.shape[0]
+    for t in prange(T):
+        lo, hi = _chunk_bounds(N, T, t)
+        row = gbuf[t]
+        row[:] = 0.0
+        dW, db, dU, dc = _grad_views(row, M, C, H, W, K)
+        xp1 = np.zeros(C * P + 2)
+        xpa = np.zeros(C * P + 2)
+        xp2 = np.zeros(C * P + 2)
+        vp1 = np.zeros(C * P + 2)
+        vp2 = np.zeros(C * P + 2)
+        gq1 = np.empty(C * Q)
+        gq2 = np.empty(C * Q)
+        h1 = np.empty(M * Q)
+        # the dense-layer inputs/coefficients of ∇U live in two slots so that two consecutive examples
+        # share one sweep over the chunk's ∇U (``_outer6``); slot 0 holds a pending example
+        HA = np.empty((2, M * Q))
+        H2 = np.empty((2, M * Q))
+        R2 = np.zeros((2, M * Q))
+        SA = np.empty((2, K))
+        S2 = np.empty((2, K))
+        T2 = np.zeros((2, K))
+        slot = 0
+        r1 = np.zeros(M * Q)
+        ga1 = np.zeros(M * G)
+        gaa = np.zeros(M * G)
+        ga2 = np.zeros(M * G)
+        ua1 = np.zeros(M * G)
+        ua2 = np.zeros(M * G)
+        z1 = np.empty(K)
+        za = np.empty(K)
+        z2 = np.empty(K)
+        s1 = np.empty(K)
+        p1 = np.empty(K)
+        p2 = np.empty(K)
+        t1 = np.zeros(K)
+        for n in range(lo, hi):
+            yn = y[n]
+            ha, h2, r2, sa, s2, t2 = HA[slot], H2[slot], R2[slot], SA[slot], S2[slot], T2[slot]
+            # clean point: forward, backward to the input (g₁ in gq1)
+            _load(x, n, xp1)
+            _conv(xp1, Wc, bc, True, h1, H, W)
+            _relu(h1, M, H, W)
+            _dense(Up, c, True, h1, z1)
+            _softmax_ce(z1, yn, s1)
+            for k in range(K):
+                p1[k] = s1[k]
+            s1[yn] -= 1.0
+            _backh(Up, s1, h1, ga1, M, H, W)
+            _convT(ga1, Wc, gq1, H, W)
+            # FGSM step (the arithmetic of ``_attack`` from δ₀ = 0) and the two other points
+            for ch in range(C):
+                for i in range(H):
+                    o = ch * Q + i * Wp + 1
+                    ox = ch * P + (i + 1) * Wp + 1
+                    src = gq1[o:o + W]
+                    ra = xpa[ox:ox + W]
+                    r2x = xp2[ox:ox + W]
+                    for j in range(W):
+                        gr = src[j]
+                        d = 0.0
+                        if gr > 0.0:
+                            d += alpha
+                        elif gr < 0.0:
+                            d -= alpha
+                        d = min(max(d, -eps), eps)
+                        xv = x[n, ch, i, j]
+                        dd = min(max(xv + d, 0.0), 1.0) - xv
+                        delta[n, ch, i, j] = dd
+                        ra[j] = xv + dd
+                        r2x[j] = xv + eta[n, ch, i, j]
+            _conv(xpa, Wc, bc, True, ha, H, W)
+            _conv(xp2, Wc, bc, True, h2, H, W)
+            _relu(ha, M, H, W)
+            _relu(h2, M, H, W)
+            _dense2(Up, c, True, ha, h2, za, z2)
+            losses[n] = _softmax_ce(za, yn, sa)
+            _softmax_ce(z2, yn, s2)
+            for k in range(K):
+                p2[k] = s2[k]
+            sa[yn] -= 1.0
+            s2[yn] -= 1.0
+            _backh2(Up, sa, s2, ha, h2, gaa, ga2, M, H, W)
+            _convT(ga2, Wc, gq2, H, W)
+            n11 = 0.0
+            n22 = 0.0
+            n12 = 0.0
+            for ch in range(C):
+                for i in range(H):
+                    o = ch * Q + i * Wp + 1
+                    r1v = gq1[o:o + W]
+                    r2v = gq2[o:o + W]
+                    for j in range(W):
+                        g1 = r1v[j]
+                        g2 = r2v[j]
+                        n11 += g1 * g1
+                        n22 += g2 * g2
+                        n12 += g1 * g2
+            if n11 == 0.0 or n22 == 0.0:
+                cos_out[n] = 1.0
+                # no GradAlign contribution: the cross-entropy gradient at x + δ only
+                _wgrad(gaa, xpa, dW, db, H, W)
+                _outer(sa, ha, dU, dc)
+                continue
+            nn = np.sqrt(n11) * np.sqrt(n22)
+            cs = n12 / nn
+            cos_out[n] = cs
+            # −λ vᵢ (v as in ``_gradalign``): the gradient of −λ cos, accumulated with the CE term
+            inv = 1.0 / nn
+            b1 = -lam * inv
+            b2 = lam * cs / n22
+            for ch in range(C):
+                for i in range(H):
+                    o = ch * Q + i * Wp + 1
+                    ov = ch * P + (i + 1) * Wp + 1
+                    r1v = gq1[o:o + W]
+                    r2v = gq2[o:o + W]
+                    w2v = vp2[ov:ov + W]
+                    for j in range(W):
+                        w2v[j] = r1v[j] * b1 + b2 * r2v[j]
+            _jvp_t(vp2, Wc, bc, Up, h2, r2, z2, p2, t2, H, W)
+            if both:
+                b3 = lam * cs / n11
+                for ch in range(C):
+                    for i in range(H):
+                        o = ch * Q + i * Wp + 1
+                        ov = ch * P + (i + 1) * Wp + 1
+                        r1v = gq1[o:o + W]
+                        r2v = gq2[o:o + W]
+                        w1v = vp1[ov:ov + W]
+                        for j in range(W):
+                            w1v[j] = r2v[j] * b1 + b3 * r1v[j]
+                _jvp_t(vp1, Wc, bc, Up, h1, r1, z1, p1, t1, H, W)
+                _backh2(Up, t1, t2, h1, h2, ua1, ua2, M, H, W)
+                _sum_margin(ua1, db, M, H, W)
+                _wgrad2(ua1, xp1, ga1, vp1, dW, H, W)
+                for k in range(K):
+                    dc[k] += t1[k]
+                _outer2(t1, h1, s1, r1, dU)
+            else:
+                _backh(Up, t2, h2, ua2, M, H, W)
+            _sum_margin(gaa, db, M, H, W)
+            _sum_margin(ua2, db, M, H, W)
+            _wgrad3(gaa, xpa, ua2, xp2, ga2, vp2, dW, H, W)
+            for k in range(K):
+                dc[k] += sa[k] + t2[k]
+            if slot == 1:
+                _outer6(SA[0], HA[0], T2[0], H2[0], S2[0], R2[0], sa, ha, t2, h2, s2, r2, dU)
+                slot = 0
+            else:
+                slot = 1
+        if slot == 1:
+            _outer3(SA[0], HA[0], T2[0], H2[0], S2[0], R2[0], dU)

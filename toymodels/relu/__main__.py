@@ -195,6 +195,9 @@ def build_parser() -> Parser:
     _add_regression1d(sub)
     _add_teacher3(sub)
     _add_teacher2(sub)
+    # handled by toymodels.relu.sam (its own parser); listed here so that it shows in --help
+    sub.add_parser("sam", help="Fig. 5.7: ERM vs normalized SAM, full batch, on the 12-point regression "
+                   "(python -m toymodels.relu sam --help)", add_help=False)
     return p
 
 
@@ -293,6 +296,11 @@ def _save(out_dir, results, runs, obj) -> None:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["sam"]:
+        from .sam import main as sam_main
+
+        return sam_main(argv[1:], prog="python -m toymodels.relu sam")
     args = build_parser().parse_args(argv)
     with np.errstate(over="ignore", invalid="ignore"):
         if args.command == "regression1d":

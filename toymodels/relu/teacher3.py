@@ -29,7 +29,7 @@ from .schedule import warmup_decay_schedule
 
 __all__ = ["Teacher3Config", "Teacher3Result", "teacher_params", "teacher_data", "init_student",
            "predict3", "jacobian3", "hidden_activations", "train_teacher3", "run_schedules", "summarize",
-           "DEFAULT_TRANSITIONS"]
+           "DEFAULT_TRANSITIONS", "fresh_ranks", "observations"]
 
 DEFAULT_TRANSITIONS = (None, 0.1, 0.3, 0.5)     # None: the constant medium step size
 
@@ -214,3 +214,55 @@ def summarize(res: Teacher3Result) -> dict:
 
 def config_dict(cfg: Teacher3Config) -> dict:
     return asdict(cfg)
+
+
+def fresh_ranks(res: Teacher3Result, seed: int | None = None) -> np.ndarray:
+    """rank φ_θ(X̃) at every checkpoint on p fresh points X̃ ~ N(0, I_d), p = #parameters — the
+    thesis' measurement (l. 3155: "as many fresh samples as parameters", so that n ≪ p does not cap
+    the rank; :attr:`Teacher3Result.rank` uses the n training points). −1 where not reached."""
+    c = res.config
+    p = c.m * c.d + c.m * c.m + c.m
+    Xf = np.random.default_rng([c.seed if seed is None else seed, 0xF4E5]).standard_normal((p, c.d))
+    out = np.full(res.iters.shape[0], -1, dtype=np.int64)
+    for k in np.flatnonzero(np.isfinite(res.train_loss)):
+        out[k] = jacobian_rank(jacobian3(Xf, res.W1[k], res.W2[k], res.a[k]), c.rank_tol)
+    return out
+
+
+def _final_fresh_rank(res: Teacher3Result) -> int:
+    last = replace(res, iters=res.iters[-1:], train_loss=res.train_loss[-1:], W1=res.W1[-1:], W2=res.W2[-1:],
+                   a=res.a[-1:])
+    return int(fresh_ranks(last)[0])
+
+
+def observations(const: Teacher3Result, large: Teacher3Result, *, stab_ratio: float = 3.0,
+                 dead_ratio: float = 0.1) -> dict:
+    """The thesis' (O1)–(O3) for one seed, comparing the large-step run ``large`` with the constant-step
+    run ``const`` (same data, init and SGD indices), as measured booleans with their numbers:
+
+    * ``dead``: the large-step run failed — its final training loss is not finite or above
+      ``dead_ratio`` × its initial loss (batch-1 SGD can switch off every layer-2 ReLU: f ≡ 0);
+    * ``O1`` (loss stabilization): not dead, and the median training loss over the second half of the
+      large-step phase is ≥ ``stab_ratio`` × the run's final training loss (the loss sat at a higher
+      level set until the decay; the constant "medium" step is no reference here: it converges more
+      slowly than the warmed-up large steps);
+    * ``O2`` (generalization): not dead, and final test loss below the constant run's;
+    * ``O3_rank`` / ``O3_sparsity``: not dead, and final rank φ on fresh points (:func:`fresh_ranks`) /
+      feature sparsity of *both* hidden layers below the constant run's.
+    """
+    c = large.config
+    td = int(np.floor(c.transition * c.steps))
+    win = (large.iters >= td // 2) & (large.iters <= td)
+    fl, f0 = large.train_loss[-1], large.train_loss[0]
+    dead = bool(not np.isfinite(fl) or fl > dead_ratio * f0)
+    st_l = float(np.nanmedian(large.train_loss[win]))
+    st_c = float(np.nanmedian(const.train_loss[win]))
+    rl, rc = (int(_final_fresh_rank(r)) for r in (large, const))
+    sl, sc = large.sparsity[-1], const.sparsity[-1]
+    te_l, te_c = float(large.test_loss[-1]), float(const.test_loss[-1])
+    ok = not dead
+    return {"seed": c.seed, "dead": dead, "stabilization_loss": st_l, "const_loss_same_window": st_c,
+            "test_loss": te_l, "const_test_loss": te_c, "rank_fresh": rl, "const_rank_fresh": rc,
+            "sparsity": [float(v) for v in sl], "const_sparsity": [float(v) for v in sc],
+            "O1": bool(ok and st_l >= stab_ratio * fl), "O2": bool(ok and te_l < te_c),
+            "O3_rank": bool(ok and rl < rc), "O3_sparsity": bool(ok and np.all(sl < sc))}

@@ -1,14 +1,18 @@
 """SAM convergence bounds measured (thesis Thm 5.6.1, Thm 5.10.1–5.10.5, Lemmas 3–6, App. 5.10).
 
-problems.py — test problems with exact constants; bounds.py — each bound's right-hand side;
-run.py — full-batch / stochastic SAM (numba kernel + numpy reference); table.py — both sides of every
-bound; ``python -m toymodels.samconv [--json]`` prints the table.
+problems.py — test problems with exact constants (quadratics, x² + 3 sin² x, least squares, logistic
+regression); bounds.py — each bound's right-hand side; run.py — full-batch / stochastic SAM (numba kernels
++ numpy reference); table.py — both sides of every bound; ``python -m toymodels.samconv [--json]`` (alias
+``python -m toymodels.sam_convergence``) prints the table: theorem, problem, measured, bound, ratio, verdict.
 """
 from .bounds import *  # noqa: F401,F403
-from .problems import ConcaveCap, LeastSquares, Separable, convex_quadratic, least_squares, quadratic, sine
+from .bounds import __all__ as _bounds_all
+from .problems import (ConcaveCap, LeastSquares, Logistic, Separable, convex_quadratic, least_squares, logistic,
+                       quadratic, sine)
 from .run import sam_full_batch, sam_stochastic, sam_stochastic_many, sam_stochastic_reference
-from .table import build_rows, counterexample
+from .table import build_rows, counterexample, logistic_rows
 
-__all__ = ["ConcaveCap", "LeastSquares", "Separable", "convex_quadratic", "least_squares", "quadratic", "sine",
+__all__ = ["ConcaveCap", "LeastSquares", "Logistic", "Separable", "convex_quadratic", "least_squares", "logistic",
+           "quadratic", "sine", "logistic_rows",
            "sam_full_batch", "sam_stochastic", "sam_stochastic_many", "sam_stochastic_reference",
-           "build_rows", "counterexample"]
+           "build_rows", "counterexample", *_bounds_all]

@@ -12,7 +12,7 @@ import math
 __all__ = [
     "lemma3", "lemma4_smooth", "lemma4_convex", "thm5101_avg", "thm5101_pl", "thm5102", "thm5103",
     "thm5104_avg", "thm5104_sc", "lemma5", "lemma6", "thm5105_avg", "thm5105_avg_corrected",
-    "thm5105_pl", "thm5105_pl_steps", "thm5105_avg_steps",
+    "thm5105_pl", "thm5105_pl_steps", "thm5105_avg_steps", "lemma7", "lemma8",
 ]
 
 
@@ -108,3 +108,15 @@ def thm5105_pl_steps(beta, mu, T):
 def thm5105_pl(gap0, beta, mu, sigma2, b, T):
     """Thm 5.6.1 / 5.10.5 PL part (l.2339, l.2757): E L(w_T) − L_* ≤ 3β²(L(w_0)−L_*)/(μ²T²) + 22βσ²/(μ²bT)."""
     return 3 * beta ** 2 * gap0 / (mu ** 2 * T ** 2) + 22 * beta * sigma2 / (mu ** 2 * b * T)
+
+
+def lemma7(g2, rho, beta, sigma2, b=1):
+    """Lemma 7 (l.2843), m-SAM (same batch J for ascent and descent), (A1)+(A2):
+    E⟨∇L_J(w + ρ∇L_J(w)), ∇L(w)⟩ ≥ (1/2 − ρβ)‖∇L(w)‖² − β²ρ²σ²/(2b)."""
+    return (0.5 - rho * beta) * g2 - beta ** 2 * rho ** 2 * sigma2 / (2 * b)
+
+
+def lemma8(L_t, g2, gamma, rho, beta, sigma2, b=1):
+    """Lemma 8 (l.2871), m-SAM, γ ≤ 1/β, ρ ≤ 1/(4β): E L(w_{t+1}) ≤ L(w_t) − (3γ/8)‖∇L(w_t)‖²
+    + γβ(σ²/b)(γ + 2ρ²β). Returns the upper bound on E L(w_{t+1})."""
+    return L_t - 3 * gamma / 8 * g2 + gamma * beta * sigma2 / b * (gamma + 2 * rho ** 2 * beta)

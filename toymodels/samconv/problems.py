@@ -14,8 +14,10 @@
   |x| ≈ 2.2017; Karimi et al. quote the valid but looser 1/32). ½‖∇L‖² = Σ_k ½ f_k'² ≥ Σ_k μ_k f_k,
   so the separable sum is PL with μ = min_k μ_k.
 
-:class:`ConcaveCap` is the 1-D counterexample for ρ = 1/β (Thm 5.10.1 remark, l.2614) and
-:class:`LeastSquares` a full-batch least-squares problem with computed β, μ, L_*.
+:class:`ConcaveCap` is the 1-D counterexample for ρ = 1/β (Thm 5.10.1 remark, l.2614),
+:class:`LeastSquares` a full-batch least-squares problem with computed β, μ, L_*, and :class:`Logistic`
+(ridge-)regularized logistic regression with computed smoothness β (of L and of every ℓ_i), μ = λ, L_*
+(Newton) and the exact (A1) constant σ² (brute force over the 2ⁿ vertices of a box, see its docstring).
 """
 from __future__ import annotations
 
@@ -24,9 +26,10 @@ from functools import lru_cache
 
 import numpy as np
 from scipy.optimize import minimize_scalar
+from scipy.special import expit
 
-__all__ = ["Separable", "ConcaveCap", "LeastSquares", "sine_pl_constant", "quadratic", "sine",
-           "convex_quadratic", "least_squares"]
+__all__ = ["Separable", "ConcaveCap", "LeastSquares", "Logistic", "sine_pl_constant", "quadratic", "sine",
+           "convex_quadratic", "least_squares", "logistic", "logistic_sigma2_sup"]
 
 
 @lru_cache(maxsize=None)
@@ -184,3 +187,146 @@ def least_squares(n=40, d=5, seed=0) -> LeastSquares:
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d))
     return LeastSquares(X, X @ rng.standard_normal(d) + 0.5 * rng.standard_normal(n))
+
+
+def logistic_sigma2_sup(V: np.ndarray) -> tuple[float, np.ndarray]:
+    """max over s ∈ {0,1}ⁿ of (1/n) Σᵢ ‖sᵢvᵢ‖² − ‖(1/n) Σᵢ sᵢvᵢ‖² (rows vᵢ of V), and a maximizing s.
+
+    This quadratic form in s is a variance, hence ≥ 0 for every real s: its matrix is positive
+    semi-definite, the form is convex, and its maximum over the box [0,1]ⁿ is attained at a vertex.
+    Brute force over the 2ⁿ vertices (n ≤ 20), in chunks."""
+    V = np.asarray(V, float)
+    n = V.shape[0]
+    if n > 20:
+        raise ValueError(f"brute force over 2^n vertices needs n <= 20, got n = {n}")
+    Q = np.diag(np.sum(V * V, 1)) / n - V @ V.T / n ** 2
+    best, arg = -np.inf, None
+    bits = np.arange(n)
+    for start in range(0, 2 ** n, 1 << 14):
+        S = ((np.arange(start, min(start + (1 << 14), 2 ** n))[:, None] >> bits) & 1).astype(float)
+        vals = np.einsum("ki,ij,kj->k", S, Q, S)
+        k = int(np.argmax(vals))
+        if vals[k] > best:
+            best, arg = float(vals[k]), S[k]
+    return best, arg
+
+
+@dataclass
+class Logistic:
+    """Regularized logistic regression, labels yᵢ ∈ {−1, +1}:
+
+        ℓᵢ(w) = log(1 + exp(−yᵢ xᵢᵀw)) + (λ/2)‖w‖²,     L(w) = (1/n) Σᵢ ℓᵢ(w).
+
+    Constants (derived, and checked independently in the tests):
+
+    * ∇ℓᵢ(w) = −yᵢ xᵢ σ(−yᵢ xᵢᵀw) + λw and ∇²ℓᵢ(w) = pᵢ(1 − pᵢ) xᵢxᵢᵀ + λI with pᵢ = σ(yᵢxᵢᵀw) ∈ (0, 1),
+      so p(1 − p) ≤ 1/4 with equality iff xᵢᵀw = 0. Hence ∇²L(w) = (1/n) Xᵀ D(w) X + λI ⪯ XᵀX/(4n) + λI with
+      equality at w = 0: L is β-smooth (A2') with the tight β = λ_max(XᵀX)/(4n) + λ, and each ℓᵢ with
+      β_ind = maxᵢ ‖xᵢ‖²/4 + λ (A2, individual smoothness; also tight at w = 0).
+    * ∇²L ⪰ λI: λ-strongly convex (so PL, A3, with μ = λ); convex with μ = 0 when λ = 0. The infimum of
+      the curvature over ℝᵈ is λ (pᵢ(1 − pᵢ) → 0 along any direction that increases every |xᵢᵀw|).
+    * (A1): ∇ℓᵢ(w) − ∇L(w) = −(sᵢ vᵢ − (1/n) Σⱼ sⱼ vⱼ), vᵢ = yᵢxᵢ, sᵢ = σ(−yᵢxᵢᵀw) ∈ (0, 1) (the ridge term
+      cancels). The variance is a convex quadratic form in s, so sup_w E_i‖∇ℓᵢ(w) − ∇L(w)‖² ≤ its maximum
+      over the box s ∈ [0,1]ⁿ, attained at a vertex; ``sigma2`` is that maximum, by brute force
+      (:func:`logistic_sigma2_sup`). It bounds the variance at *every* w, which is what (A1) demands
+      ("for all w"; the proofs of Lemmas 5–6 apply it at the iterates and ascent points, wherever those
+      land). :meth:`sigma2_at` gives the exact finite-sum variance at a given w for comparison.
+    * L_* and w_* by Newton's method (requires λ > 0 or non-separable data).
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    lam: float = 0.0
+    name: str = "logreg"
+
+    def __post_init__(self):
+        self.X = np.asarray(self.X, float)
+        self.y = np.asarray(self.y, float)
+        if not np.all(np.abs(self.y) == 1):
+            raise ValueError("labels must be -1 or +1")
+        n = self.X.shape[0]
+        self.beta = float(np.linalg.eigvalsh(self.X.T @ self.X)[-1] / (4 * n) + self.lam)
+        self.beta_ind = float(np.max(np.sum(self.X ** 2, 1)) / 4 + self.lam)
+        self.mu = float(self.lam)
+        self.convex = True
+        self.sigma2, _ = logistic_sigma2_sup(self.X * self.y[:, None])
+        self._w_star = self._newton()
+        self.L_star = float(self.loss(self._w_star))
+
+    @property
+    def n(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def d(self) -> int:
+        return self.X.shape[1]
+
+    def _margins(self, w):
+        return (np.asarray(w, float) @ self.X.T) * self.y            # (..., n)
+
+    def loss(self, w):
+        w = np.asarray(w, float)
+        return np.mean(np.logaddexp(0.0, -self._margins(w)), -1) + self.lam / 2 * np.sum(w * w, -1)
+
+    def grad(self, w):
+        w = np.asarray(w, float)
+        s = expit(-self._margins(w))                                   # σ(−yᵢxᵢᵀw)
+        return -(s * self.y) @ self.X / self.n + self.lam * w
+
+    def per_example_grads(self, w):
+        """(n, d): ∇ℓᵢ(w)."""
+        w = np.asarray(w, float)
+        s = expit(-self._margins(w))
+        return -(s * self.y)[:, None] * self.X + self.lam * w
+
+    def grad_batch(self, w, idx):
+        """(1/b) Σ_{i∈idx} ∇ℓᵢ(w) (repetitions allowed)."""
+        idx = np.asarray(idx)
+        w = np.asarray(w, float)
+        m = (self.X[idx] @ w) * self.y[idx]
+        return -(expit(-m) * self.y[idx]) @ self.X[idx] / idx.size + self.lam * w
+
+    def sigma2_at(self, w) -> float:
+        """Exact E_i‖∇ℓᵢ(w) − ∇L(w)‖² over the n examples at w."""
+        G = self.per_example_grads(w)
+        return float(np.mean(np.sum((G - G.mean(0)) ** 2, 1)))
+
+    def hessian(self, w):
+        p = expit(self._margins(w))
+        return (self.X.T * (p * (1 - p))) @ self.X / self.n + self.lam * np.eye(self.d)
+
+    def _newton(self):
+        if self.lam == 0 and self._separable():
+            raise ValueError("linearly separable data and lam = 0: L has no minimizer (Newton's method "
+                             "would not converge)")
+        w = np.zeros(self.d)
+        for _ in range(100):
+            g = self.grad(w)
+            if np.sqrt(g @ g) < 1e-14:
+                break
+            w = w - np.linalg.solve(self.hessian(w), g)
+        if not np.all(np.isfinite(w)) or np.sqrt(self.grad(w) @ self.grad(w)) > 1e-10:
+            raise ValueError("Newton's method did not converge (separable data and lam = 0?)")
+        return w
+
+    def _separable(self) -> bool:
+        """Is there v with yᵢ xᵢᵀv ≥ 1 for all i (an LP feasibility problem)?"""
+        from scipy.optimize import linprog
+
+        res = linprog(np.zeros(self.d), A_ub=-(self.X * self.y[:, None]), b_ub=-np.ones(self.n),
+                      bounds=[(None, None)] * self.d, method="highs")
+        return res.status == 0
+
+    def w_star(self, w0=None):
+        return self._w_star
+
+
+def logistic(n=16, d=3, lam=0.1, flip=0.25, seed=0) -> Logistic:
+    """Gaussian inputs, labels sign(xᵀw_true) with a fraction ``flip`` flipped (non-separable for the
+    default seed, so that λ = 0 still has a minimizer)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = np.sign(X @ rng.standard_normal(d))
+    y[y == 0] = 1.0
+    y[rng.random(n) < flip] *= -1
+    return Logistic(X, y, lam, name=f"logreg(lam={lam:g})")

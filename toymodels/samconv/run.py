@@ -7,15 +7,17 @@ Stochastic (:class:`~.problems.Separable`): with I_t, J_t two batches of b i.i.d
 
     w_{t+1} = w_t − γ_t ∇L_{I_t}(w_t + ρ_t ∇L_{J_t}(w_t)),   ∇L_I = (1/b) Σ_{i∈I} ∇ℓ_i;
 
-n-SAM draws J_t independently of I_t, m-SAM uses J_t = I_t. The hot stochastic loop (many seeds × T
-steps) is the numba kernel :func:`_sam_sep_kernel`; :func:`sam_stochastic_reference` is its numpy oracle.
+n-SAM draws J_t independently of I_t, m-SAM uses J_t = I_t. The hot stochastic loops (many seeds × T
+steps) are the numba kernels :func:`_sam_sep_kernel` (:class:`~.problems.Separable`) and
+:func:`_sam_logistic_kernel` (:class:`~.problems.Logistic`); :func:`sam_stochastic_reference` (generic:
+any problem with ``loss``, ``grad``, ``grad_batch``) is their numpy oracle.
 """
 from __future__ import annotations
 
 import numba
 import numpy as np
 
-from .problems import Separable
+from .problems import Logistic, Separable
 
 __all__ = ["sam_full_batch", "draw_batches", "sam_stochastic", "sam_stochastic_reference",
            "sam_stochastic_many"]
@@ -80,7 +82,64 @@ def _sam_sep_kernel(a, s, C, w0, gammas, rhos, I, J, loss_out, g2_out):
     return -1
 
 
-def sam_stochastic_reference(problem: Separable, w0, gammas, rhos, I, J):
+@numba.njit(cache=True)
+def _logistic_batch_grad(X, y, lam, w, idx, out):
+    # out = (1/b) Σ_{i∈idx} ∇ℓ_i(w), ∇ℓ_i(w) = −y_i x_i σ(−y_i x_iᵀw) + λw
+    d = w.size
+    for k in range(d):
+        out[k] = lam * w[k]
+    b = idx.size
+    for q in range(b):
+        i = idx[q]
+        m = 0.0
+        for k in range(d):
+            m += X[i, k] * w[k]
+        m *= y[i]
+        s = 1.0 / (1.0 + np.exp(m)) if m > -30.0 else 1.0 - np.exp(m)   # σ(−m), no overflow
+        for k in range(d):
+            out[k] -= y[i] * X[i, k] * s / b
+
+
+@numba.njit(cache=True)
+def _sam_logistic_kernel(X, y, lam, w0, gammas, rhos, I, J, loss_out, g2_out):
+    # Logistic problem: full loss and gradient norm at every iterate, batch gradients for the two steps.
+    n, d = X.shape
+    T = I.shape[0]
+    w = w0.copy()
+    g = np.empty(d)
+    wh = np.empty(d)
+    allidx = np.arange(n)
+    for t in range(T + 1):
+        L = 0.0
+        w2 = 0.0
+        for k in range(d):
+            w2 += w[k] * w[k]
+        for i in range(n):
+            m = 0.0
+            for k in range(d):
+                m += X[i, k] * w[k]
+            m *= y[i]
+            L += max(-m, 0.0) + np.log1p(np.exp(-abs(m)))                 # log(1 + e^{−m}), stable
+        loss_out[t] = L / n + lam * w2 / 2
+        _logistic_batch_grad(X, y, lam, w, allidx, g)
+        g2 = 0.0
+        for k in range(d):
+            g2 += g[k] * g[k]
+        g2_out[t] = g2
+        if t == T:
+            break
+        if not np.isfinite(loss_out[t]):
+            return t
+        _logistic_batch_grad(X, y, lam, w, J[t], g)
+        for k in range(d):
+            wh[k] = w[k] + rhos[t] * g[k]
+        _logistic_batch_grad(X, y, lam, wh, I[t], g)
+        for k in range(d):
+            w[k] -= gammas[t] * g[k]
+    return -1
+
+
+def sam_stochastic_reference(problem, w0, gammas, rhos, I, J):
     """Numpy oracle of :func:`_sam_sep_kernel`: returns (losses (T+1,), grad_norm2 (T+1,))."""
     w = np.array(w0, float)
     T = len(gammas)
@@ -95,19 +154,25 @@ def sam_stochastic_reference(problem: Separable, w0, gammas, rhos, I, J):
     return losses, g2
 
 
-def sam_stochastic(problem: Separable, w0, gammas, rhos, I, J):
-    """Numba version of :func:`sam_stochastic_reference` (same inputs, same outputs)."""
+def sam_stochastic(problem, w0, gammas, rhos, I, J):
+    """Numba version of :func:`sam_stochastic_reference` (same inputs, same outputs) for
+    :class:`~.problems.Separable` and :class:`~.problems.Logistic`."""
     T = len(gammas)
     losses, g2 = np.empty(T + 1), np.empty(T + 1)
-    bad = _sam_sep_kernel(problem.a, problem.s, problem.C, np.asarray(w0, float),
-                          np.asarray(gammas, float), np.asarray(rhos, float),
-                          np.ascontiguousarray(I, np.int64), np.ascontiguousarray(J, np.int64), losses, g2)
+    args = (np.asarray(w0, float), np.asarray(gammas, float), np.asarray(rhos, float),
+            np.ascontiguousarray(I, np.int64), np.ascontiguousarray(J, np.int64), losses, g2)
+    if isinstance(problem, Separable):
+        bad = _sam_sep_kernel(problem.a, problem.s, problem.C, *args)
+    elif isinstance(problem, Logistic):
+        bad = _sam_logistic_kernel(problem.X, problem.y, float(problem.lam), *args)
+    else:
+        raise TypeError(f"no stochastic kernel for {type(problem).__name__}; use sam_stochastic_reference")
     if bad >= 0:
         raise FloatingPointError(f"stochastic SAM diverged at step {bad}")
     return losses, g2
 
 
-def sam_stochastic_many(problem: Separable, w0, gammas, rhos, b, seeds, same=False):
+def sam_stochastic_many(problem, w0, gammas, rhos, b, seeds, same=False):
     """Independent runs, one per seed (numpy default_rng(seed) draws the batches).
     Returns (losses (R, T+1), grad_norm2 (R, T+1))."""
     T = len(gammas)

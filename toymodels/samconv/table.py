@@ -12,10 +12,10 @@ import math
 import numpy as np
 
 from . import bounds as B
-from .problems import ConcaveCap, convex_quadratic, least_squares, quadratic, sine
+from .problems import ConcaveCap, convex_quadratic, least_squares, logistic, quadratic, sine
 from .run import draw_batches, sam_full_batch, sam_stochastic_many
 
-__all__ = ["build_rows", "counterexample", "problems_"]
+__all__ = ["build_rows", "counterexample", "problems_", "verdict", "logistic_rows"]
 
 
 def problems_():
@@ -23,21 +23,35 @@ def problems_():
             "lsq": least_squares()}
 
 
-def _row(thm, ref, prob, lhs, rhs, se=0.0, n=1, expect_hold=True, note=""):
+def verdict(row) -> str:
+    """'holds', 'VIOLATED', or for statements wrong as printed 'violated (printed; erratum)' /
+    'holds (printed; expected to fail!)'."""
+    if row["expect_hold"]:
+        return "holds" if row["holds"] else "VIOLATED"
+    return "violated (printed; erratum)" if not row["holds"] else "holds (printed; expected to fail!)"
+
+
+def _row(thm, ref, prob, lhs, rhs, se=0.0, n=1, expect_hold=True, note="", lower=False):
+    """``lower``: the statement is a lower bound on the measured quantity (LHS = bound, RHS = measured);
+    otherwise an upper bound (LHS = measured, RHS = bound)."""
     lhs, rhs = float(lhs), float(rhs)
     holds = bool(lhs - 5 * se <= rhs + 1e-12 * max(1.0, abs(rhs)))
-    return {"theorem": thm, "ref": ref, "problem": prob, "lhs": lhs, "rhs": rhs,
-            "ratio": lhs / rhs if rhs != 0 else math.inf, "slack": rhs - lhs, "se": float(se), "n": int(n),
-            "holds": holds, "expect_hold": expect_hold, "note": note}
+    r = {"theorem": thm, "ref": ref, "problem": prob, "lhs": lhs, "rhs": rhs,
+         "measured": rhs if lower else lhs, "bound": lhs if lower else rhs, "kind": "lower" if lower else "upper",
+         "ratio": lhs / rhs if rhs != 0 else math.inf, "slack": rhs - lhs, "se": float(se), "n": int(n),
+         "holds": holds, "expect_hold": expect_hold, "note": note}
+    r["verdict"] = verdict(r)
+    return r
 
 
-def _worst(thm, ref, prob, lhs, rhs, note=""):
+def _worst(thm, ref, prob, lhs, rhs, note="", lower=False):
     """Deterministic bound over many sampled points: report the sample with the largest ratio."""
     lhs, rhs = np.asarray(lhs), np.asarray(rhs)
     ok = np.all(lhs <= rhs + 1e-12 * np.maximum(1.0, np.abs(rhs)))
     k = int(np.argmax(lhs - rhs)) if not ok else int(np.argmax(np.where(rhs > 0, lhs / np.where(rhs > 0, rhs, 1), -np.inf)))
-    r = _row(thm, ref, prob, lhs[k], rhs[k], n=lhs.size, note=note)
+    r = _row(thm, ref, prob, lhs[k], rhs[k], n=lhs.size, note=note, lower=lower)
     r["holds"] = bool(ok)
+    r["verdict"] = verdict(r)
     return r
 
 
@@ -59,7 +73,7 @@ def lemma_rows(P, rng, m=2000):
         G = p.grad(W)
         inner = np.sum(p.grad(W + rho * G) * G, -1)
         rows.append(_worst(f"Lemma 3 ({kind})", "l.2623", p.name, B.lemma3(np.sum(G * G, -1), rho[:, 0], alpha),
-                           inner))
+                           inner, lower=True))
     # Lemma 4: guaranteed decrease ≤ actual decrease L(w) − L(w⁺) of one SAM step.
     for key in ("sine", "quad", "lsq"):
         p = P[key]
@@ -69,7 +83,7 @@ def lemma_rows(P, rng, m=2000):
         G = p.grad(W)
         dec = p.loss(W) - p.loss(W - gam * p.grad(W + rho * G))
         rows.append(_worst("Lemma 4 (smooth)", "l.2639", p.name,
-                           B.lemma4_smooth(np.sum(G * G, -1), gam[:, 0], rho[:, 0], p.beta), dec))
+                           B.lemma4_smooth(np.sum(G * G, -1), gam[:, 0], rho[:, 0], p.beta), dec, lower=True))
     # Second part: the proof needs 1 − γβ − γρβ²/2 ≥ 0, i.e. γβ(2 + ρβ) ≤ 2; printed γβ(2 − ρβ) ≤ 2.
     for key, cond, expect in (("quad", "corrected", True), ("lsq", "corrected", True),
                               ("sine", "corrected", False), ("quad", "printed", False)):
@@ -84,8 +98,10 @@ def lemma_rows(P, rng, m=2000):
         r = _worst(f"Lemma 4 ({label}, {cond} step cond.)", "l.2643", p.name,
                    B.lemma4_convex(np.sum(G * G, -1), gam[:, 0], rho[:, 0], p.beta, p.mu), dec,
                    note="" if expect else ("needs (strong) convexity, not only PL (ERRATA)" if key == "sine"
-                                           else "gamma*beta*(2-rho*beta)<=2 must be gamma*beta*(2+rho*beta)<=2 (ERRATA)"))
+                                           else "gamma*beta*(2-rho*beta)<=2 must be gamma*beta*(2+rho*beta)<=2 (ERRATA)"),
+                   lower=True)
         r["expect_hold"] = expect
+        r["verdict"] = verdict(r)
         rows.append(r)
     return rows
 
@@ -145,7 +161,7 @@ def stochastic_rows(seeds, fast=False):
         inner = (p.grad(wh) - p.C[I]) @ g
         mu_, se = _mc(inner)
         rows.append(_row("Lemma 5 (n-SAM alignment)", "l.2767", p.name, B.lemma5(g @ g, rho, p.beta, p.sigma2),
-                         mu_, se=se, n=m))
+                         mu_, se=se, n=m, lower=True))
         Lp = p.loss(w - gam * (p.grad(wh) - p.C[I]))
         mu_, se = _mc(Lp)
         rows.append(_row("Lemma 6 (n-SAM descent)", "l.2791", p.name, mu_,
@@ -185,8 +201,116 @@ def counterexample(beta=2.0, x0=0.4, T=100, gamma=None):
             "rho=0.5/beta": {"x_T": float(W2[-1, 0]), "grad_norm_T": float(math.sqrt(g22[-1]))}}
 
 
+def logistic_rows(seeds=range(100), fast=False):
+    """Every bound on logistic regression (:func:`~.problems.logistic`: n = 16, d = 3): λ = 0.1 ("ridge",
+    λ-strongly convex) and λ = 0 (convex). Full-batch statements use the smoothness β of L (A2');
+    stochastic ones the individual β_ind ≥ β (A2) in both the step sizes and the bounds, the exact (A1)
+    constant σ² (sup over all w, :func:`~.problems.logistic_sigma2_sup`) and μ = λ. Lemmas 5–6 (b = 1) are
+    exact expectations (all n² pairs (I, J)), so se = 0."""
+    rows = []
+    rng = np.random.default_rng(7)
+    R, C = logistic(lam=0.1), logistic(lam=0.0)
+    m = 500 if fast else 2000
+    # Lemma 3, all three cases; ρ < 1/β in the smooth case so that the bound is positive.
+    for p, alpha, kind, rho_max in ((R, -R.beta, "smooth, α=−β", 1.0), (C, 0.0, "convex, α=0", 5.0),
+                                    (R, 0.0, "convex, α=0", 5.0), (R, R.mu, "strongly convex, α=μ", 5.0)):
+        W = _points(rng, p, m)
+        rho = rng.uniform(0, rho_max / p.beta, m)[:, None]
+        G = p.grad(W)
+        inner = np.sum(p.grad(W + rho * G) * G, -1)
+        rows.append(_worst(f"Lemma 3 ({kind})", "l.2623", p.name, B.lemma3(np.sum(G * G, -1), rho[:, 0], alpha),
+                           inner, lower=True))
+    for p in (C, R):
+        W = _points(rng, p, m)
+        gam = rng.uniform(0, 1 / p.beta, m)[:, None]
+        rho = rng.uniform(0, 1 / p.beta, m)[:, None]
+        G = p.grad(W)
+        dec = p.loss(W) - p.loss(W - gam * p.grad(W + rho * G))
+        rows.append(_worst("Lemma 4 (smooth)", "l.2639", p.name,
+                           B.lemma4_smooth(np.sum(G * G, -1), gam[:, 0], rho[:, 0], p.beta), dec, lower=True))
+        W = _points(rng, p, m)
+        rho = rng.uniform(0, 2 / p.beta, m)[:, None]
+        gam = rng.uniform(0, 1, m)[:, None] * 2 / (p.beta * (2 + rho * p.beta))
+        G = p.grad(W)
+        dec = p.loss(W) - p.loss(W - gam * p.grad(W + rho * G))
+        rows.append(_worst(f"Lemma 4 ({'strongly convex' if p.mu > 0 else 'convex'}, corrected step cond.)",
+                           "l.2643", p.name, B.lemma4_convex(np.sum(G * G, -1), gam[:, 0], rho[:, 0], p.beta, p.mu),
+                           dec, lower=True))
+    # full batch, constant steps
+    T = 60
+    w0 = np.array([2.0, -2.0, 2.0])
+    for p in (R, C):
+        gam, rho = 0.9 / p.beta, 0.5 / p.beta
+        W, Ls, g2 = sam_full_batch(p, w0, np.full(T, gam), np.full(T, rho))
+        gap0 = Ls[0] - p.L_star
+        rows.append(_row("Thm 5.10.1 (avg grad)", "l.2603", p.name, g2[:T].mean(), B.thm5101_avg(gap0, gam, rho, p.beta, T)))
+        rows.append(_row("Thm 5.10.2 (sum t<T)", "l.2673", p.name, g2[:T].mean(), B.thm5102(Ls[0], Ls[T], gam, rho, p.beta, T)))
+        if p.mu > 0:   # the linear rates are measured at T' = 15 (by T = 60 the gap is at rounding level)
+            Tp = 15
+            rows.append(_row("Thm 5.10.1 (PL)", "l.2607", f"{p.name},T={Tp}", Ls[Tp] - p.L_star,
+                             B.thm5101_pl(gap0, gam, rho, p.beta, p.mu, Tp)))
+            rows.append(_row("Thm 5.10.3 (PL, linear)", "l.2689", f"{p.name},T={Tp}", Ls[Tp] - p.L_star,
+                             B.thm5103(gap0, gam, rho, p.beta, p.mu, Tp)))
+        gam, rho = 0.5 / p.beta, 2.0 / p.beta
+        W, Ls, g2 = sam_full_batch(p, w0, np.full(T, gam), np.full(T, rho))
+        ws = p.w_star()
+        d0 = float(np.sum((w0 - ws) ** 2))
+        rows.append(_row("Thm 5.10.4 (convex, avg iterate)", "l.2705", p.name, p.loss(W[:T].mean(0)) - p.L_star,
+                         B.thm5104_avg(d0, gam, rho, p.beta, T)))
+        if p.mu > 0:
+            rows.append(_row("Thm 5.10.4 (strongly convex)", "l.2709", p.name, np.sum((W[T] - ws) ** 2),
+                             B.thm5104_sc(d0, gam, rho, p.beta, p.mu, T)))
+    # Lemmas 5, 6: exact expectation over all (I, J) ∈ [n]², b = 1, at w0 and at −w0.
+    p, bi = R, R.beta_ind
+    rho, gam = 1 / (4 * bi), 1 / (2 * bi)
+    I, J = np.meshgrid(np.arange(p.n), np.arange(p.n), indexing="ij")
+    I, J = I.ravel(), J.ravel()
+    for w, where in ((w0, "w0"), (-w0, "-w0")):
+        g = p.grad(w)
+        Gi = p.per_example_grads(w)
+        wh = w + rho * Gi[J]
+        Gh = np.array([p.grad_batch(wh[k], [I[k]]) for k in range(I.size)])
+        note = f"sigma2 at this w: {p.sigma2_at(w):.3g} (sup used: {p.sigma2:.3g}), exact expectation"
+        rows.append(_row("Lemma 5 (n-SAM alignment)", "l.2767", f"{p.name} at {where}",
+                         B.lemma5(g @ g, rho, bi, p.sigma2), float(np.mean(Gh @ g)), n=I.size, lower=True, note=note))
+        Lp = p.loss(w - gam * Gh)
+        rows.append(_row("Lemma 6 (n-SAM descent)", "l.2791", f"{p.name} at {where}", float(np.mean(Lp)),
+                         B.lemma6(p.loss(w), g @ g, gam, rho, bi, p.sigma2), n=I.size, note=note))
+    # Lemmas 7, 8 (m-SAM: the same example for ascent and descent), exact expectation over i ∈ [n], b = 1,
+    # at the largest step sizes Lemma 8 allows (γ = 1/β, ρ = 1/(4β)) and at γ = 1/(2β).
+    for w, where in ((w0, "w0"), (-w0, "-w0")):
+        g = p.grad(w)
+        Gi = p.per_example_grads(w)
+        rho = 1 / (4 * bi)
+        Gh = np.array([p.grad_batch(w + rho * Gi[i], [i]) for i in range(p.n)])
+        rows.append(_row("Lemma 7 (m-SAM alignment)", "l.2843", f"{p.name} at {where}",
+                         B.lemma7(g @ g, rho, bi, p.sigma2), float(np.mean(Gh @ g)), n=p.n, lower=True,
+                         note="exact expectation"))
+        for gam in (1 / bi, 1 / (2 * bi)):
+            rows.append(_row("Lemma 8 (m-SAM descent)", "l.2871", f"{p.name}@{where},γβ={gam * bi:g}",
+                             float(np.mean(p.loss(w - gam * Gh))),
+                             B.lemma8(p.loss(w), g @ g, gam, rho, bi, p.sigma2), n=p.n, note="exact expectation"))
+    # Thm 5.10.5 / 5.6.1 with the theorems' step sizes, R runs
+    T = 64 if fast else 256
+    seeds = list(seeds)
+    gap0 = float(p.loss(w0) - p.L_star)
+    for b in (1, 4):
+        gam, rho = B.thm5105_avg_steps(bi, T)
+        gs, rs = B.thm5105_pl_steps(bi, p.mu, T)
+        for same, label in ((False, "Thm 5.10.5 n-SAM"), (True, "Thm 5.6.1 m-SAM")):
+            _, g2 = sam_stochastic_many(p, w0, np.full(T, gam), np.full(T, rho), b, seeds, same=same)
+            mu_, se = _mc(g2[:, :T].mean(1))
+            rows.append(_row(f"{label} (avg grad, corrected 4β)", "l.2335/2753", f"{p.name},b={b}", mu_,
+                             B.thm5105_avg_corrected(gap0, bi, p.sigma2, b, T), se=se, n=len(seeds)))
+            Ls, _ = sam_stochastic_many(p, w0, gs, rs, b, seeds, same=same)
+            mu_, se = _mc(Ls[:, T] - p.L_star)
+            rows.append(_row(f"{label} (PL, decreasing steps)", "l.2339/2757", f"{p.name},b={b}", mu_,
+                             B.thm5105_pl(gap0, bi, p.mu, p.sigma2, b, T), se=se, n=len(seeds)))
+    return rows
+
+
 def build_rows(seeds=range(100), fast=False):
     P = problems_()
     rng = np.random.default_rng(0)
     return (lemma_rows(P, rng, m=500 if fast else 2000) + full_batch_rows(P)
-            + stochastic_rows(list(seeds), fast=fast))
+            + stochastic_rows(list(seeds), fast=fast) + logistic_rows(seeds, fast=fast))

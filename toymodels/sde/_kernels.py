@@ -107,3 +107,71 @@ def _em_dln(X, y, u, v, gamma, scale, Z, t0, t1, r, g, s, rec_every, rec):
             if not np.isfinite(lt):
                 return t
     return -1
+
+
+# --- ReLU teacher–student models (½-normalized loss L = 1/(2n) Σ rᵢ²) ------------------------------
+# The Jacobians are the relu package's kernels; the EM step itself is model-free (_em_jacobian_step).
+from ..relu import _kernels2, _kernels3  # noqa: E402  (after the DLN kernels: keeps their cache keys)
+
+
+@nb.njit(cache=True)
+def _em_jacobian_step(J, y, a, theta, gm, sc, z, noisy, r, w):
+    """One step of (6.58) given φ = J (n × p) at θ: θ ← θ − Jᵀ(γ r/n − √γ·scale·z), since
+    ∇L = φᵀr/n. The residuals come from the last p_a = len(a) columns of J: for both ReLU models the
+    output layer is linear, so ∂f/∂a = last-layer features and f(xᵢ) = J[i, −p_a:]·a. Returns L(θ)."""
+    n, p = J.shape
+    pa = a.shape[0]
+    o = p - pa
+    loss = 0.0
+    for i in range(n):
+        f = 0.0
+        for j in range(pa):
+            f += J[i, o + j] * a[j]
+        ri = f - y[i]
+        r[i] = ri
+        loss += ri * ri
+        w[i] = gm * ri / n - (sc * z[i] if noisy else 0.0)
+    loss = 0.5 * loss / n
+    if not np.isfinite(loss):
+        return loss
+    # J already holds every gradient at the old θ, so θ can be updated row by row (contiguous axpy)
+    for i in range(n):
+        wi = w[i]
+        for q in range(p):
+            theta[q] -= J[i, q] * wi
+    return loss
+
+
+@nb.njit(cache=True)
+def _em_relu2(X, y, theta, W, a, gamma, scale, Z, t0, t1, J, r, w, rec_every, rec):
+    """Eq. (6.58) on the two-layer net f = Σⱼ aⱼReLU(wⱼ·x) (:mod:`toymodels.relu._kernels2`).
+
+    θ = (vec W, a) is ``theta``; W and a must be views into it (the update is written through θ).
+    Steps t0 ≤ t < t1 (absolute indices into gamma/scale; Z row t − t0; scale[t] = 0: no noise, Z
+    unused). rec[t // rec_every] = L(θ_t) for t % rec_every == 0 (loss *before* step t). Returns −1,
+    or the first step whose loss L(θ_t) is not finite.
+    """
+    for t in range(t0, t1):
+        _kernels2._jacobian(X, W, a, J)
+        sc = np.sqrt(gamma[t]) * scale[t]
+        loss = _em_jacobian_step(J, y, a, theta, gamma[t], sc, Z[t - t0], sc != 0.0, r, w)
+        if t % rec_every == 0:
+            rec[t // rec_every] = loss
+        if not np.isfinite(loss):
+            return t
+    return -1
+
+
+@nb.njit(cache=True)
+def _em_relu3(X, y, theta, W1, W2, a, gamma, scale, Z, t0, t1, J, r, w, rec_every, rec):
+    """Eq. (6.58) on the three-layer net f = aᵀReLU(W₂ReLU(W₁x)) (:mod:`toymodels.relu._kernels3`);
+    θ = (vec W₁, vec W₂, a), W₁, W₂, a views into ``theta``; otherwise as :func:`_em_relu2`."""
+    for t in range(t0, t1):
+        _kernels3._jacobian(X, W1, W2, a, J)
+        sc = np.sqrt(gamma[t]) * scale[t]
+        loss = _em_jacobian_step(J, y, a, theta, gamma[t], sc, Z[t - t0], sc != 0.0, r, w)
+        if t % rec_every == 0:
+            rec[t // rec_every] = loss
+        if not np.isfinite(loss):
+            return t
+    return -1

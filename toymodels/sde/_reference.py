@@ -67,3 +67,32 @@ def _em_dln_steps(X, y, u, v, gamma, scale, Z, t0, t1, n, rec_every, rec):
             if not np.isfinite(lt):
                 return t
     return -1
+
+
+def em_relu_reference(jacobian_fn, predict_fn, X, y, params, theta, gamma, scale, Z, t0, t1, rec_every, rec):
+    """Numpy oracle of :func:`._kernels._em_relu2` / ``_em_relu3``: per step
+    θ ← θ − γ∇L(θ) + √γ·scale·φ_θ(X)ᵀz with ∇L = φᵀr/n, r = f(X) − y from ``predict_fn`` (not from the
+    Jacobian, so the kernel's f = J[:, −p_a:]·a shortcut is checked independently).
+
+    jacobian_fn(X, *params, J) / predict_fn(X, *params, out): the relu package's numpy references;
+    ``params`` are views into ``theta``.
+    """
+    n = X.shape[0]
+    J = np.empty((n, theta.size))
+    f = np.empty(n)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(t0, t1):
+            jacobian_fn(X, *params, J)
+            predict_fn(X, *params, f)
+            res = f - y
+            loss = 0.5 * float(res @ res) / n
+            if t % rec_every == 0:
+                rec[t // rec_every] = loss
+            if not np.isfinite(loss):
+                return t
+            sc = np.sqrt(gamma[t]) * scale[t]
+            step = gamma[t] * (J.T @ res) / n
+            if sc != 0.0:
+                step = step - sc * (J.T @ Z[t - t0])
+            theta -= step
+    return -1

@@ -105,7 +105,8 @@ def max_sharpness(loss, grad, w, c, rho, p="2", n_iter=50, n_restarts=1, seed=0,
     Returns
     -------
     MaxSharpness
-        ``value`` = max found of L(w + c⊙γ) − L(w) (a lower bound on S_max).
+        ``value`` = max found of L(w + c⊙γ) − L(w), at least 0 (the value at γ = 0): a lower bound on
+        S_max.
     """
     check_positive("rho", rho)
     p = check_choice("p", str(p), ("2", "inf"))
@@ -152,4 +153,7 @@ def max_sharpness(loss, grad, w, c, rho, p="2", n_iter=50, n_restarts=1, seed=0,
         hist = np.asarray(hist[:n_iter + 1])
         if fmax - base > best_val:
             best_val, best_gam, history = fmax - base, xmax, hist
-    return MaxSharpness(float(best_val), best_gam, history)
+    if best_val < 0:
+        # γ = 0 is feasible: S_max ≥ 0 always (the ascent can only miss it at a local maximum of L)
+        best_val, best_gam = 0.0, np.zeros_like(w)
+    return MaxSharpness(float(best_val), best_gam, np.maximum(history, 0.0))

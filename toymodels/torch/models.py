@@ -1,0 +1,208 @@
+"""Models of the torch layer: PreAct ResNet-18, DenseNet-BC-100-12 and the single-layer CNN.
+
+Every model takes images x ∈ [0, 1]^{C×H×W} (NCHW) and returns logits; input normalization
+(x − μ)/σ happens *inside* the model (a :class:`Normalize` module whose μ, σ are buffers), so
+attacks and the ℓ∞ ball live in pixel space, as in Wong et al. (2020) and the thesis (Ch. 2).
+
+* ``"preact-resnet18"`` — the PreAct ResNet-18 of He et al. (2016) exactly as in the code of Wong
+  et al. (2020) / Andriushchenko & Flammarion (2020): a 3×3 stem conv (64 channels), four stages of
+  two pre-activation basic blocks (64, 128, 256, 512 channels, strides 1, 2, 2, 2; 1×1 projection
+  shortcut on the pre-activated input when the shape changes), BN-ReLU, global average pooling, a
+  linear layer. (Global pooling equals their ``avg_pool2d(·, 4)`` on 32×32 inputs and also works for
+  other sizes.)
+* ``"densenet100-12"`` — DenseNet-BC (Huang et al. 2017) with depth L = 100 and growth k = 12: a 3×3
+  stem conv to 2k channels, three dense blocks of (L − 4)/6 = 16 bottleneck layers
+  (BN-ReLU-1×1 conv to 4k, BN-ReLU-3×3 conv to k, concatenated), transitions with compression ½
+  (BN-ReLU-1×1 conv, 2×2 average pooling), BN-ReLU, global average pooling, linear.
+* ``"cnn"`` — the single-layer CNN of thesis Sec. 2.5, the twin built by
+  :func:`toymodels.cnn.torch_twin.make_torch_model` (Conv2d 3×3 pad 1 → ReLU → Flatten → Linear);
+  :func:`cnn_to_numba` / :func:`cnn_from_numba` convert its weights to and from
+  :class:`toymodels.cnn.model.CNNParams` (with ``normalize`` the twin is wrapped as
+  ``nn.Sequential(Normalize, twin)``; the numba model itself has no normalization).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .._cli import UsageError, check_choice, check_int_range
+
+__all__ = ["MODELS", "build_model", "Normalize", "PreActResNet18", "DenseNetBC", "cnn_to_numba",
+           "cnn_from_numba", "cnn_twin"]
+
+MODELS = ("preact-resnet18", "densenet100-12", "cnn")
+
+
+class Normalize(nn.Module):
+    """(x − mean) / std per channel; mean and std are buffers (saved in the state dict, moved with
+    ``.to(device)``, never trained)."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        mean = torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1)
+        std = torch.as_tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1)
+        if (std <= 0).any():
+            raise UsageError("normalize std must be > 0 in every channel")
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+class PreActBlock(nn.Module):
+    """Pre-activation basic block: out = conv(ReLU(BN(conv(ReLU(BN(x)))))) + shortcut."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.shortcut = None
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(x))
+        # the projection acts on the pre-activated input, the identity on the raw input (as Wong et al.)
+        sc = self.shortcut(out) if self.shortcut is not None else x
+        out = self.conv1(out)
+        out = self.conv2(F.relu(self.bn2(out)))
+        return out + sc
+
+
+class PreActResNet18(nn.Module):
+    def __init__(self, num_classes: int = 10, in_channels: int = 3):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
+        layers, in_planes = [], 64
+        for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            blocks = []
+            for s in (stride, 1):
+                blocks.append(PreActBlock(in_planes, planes, s))
+                in_planes = planes
+            layers.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3, self.layer4 = layers
+        self.bn = nn.BatchNorm2d(512)
+        self.linear = nn.Linear(512, num_classes)
+
+    def features(self, x):
+        out = self.conv1(x)
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        return torch.flatten(F.adaptive_avg_pool2d(F.relu(self.bn(out)), 1), 1)
+
+    def forward(self, x):
+        return self.linear(self.features(x))
+
+
+class _Bottleneck(nn.Module):
+    def __init__(self, in_planes: int, growth: int):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.conv1 = nn.Conv2d(in_planes, 4 * growth, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(4 * growth)
+        self.conv2 = nn.Conv2d(4 * growth, growth, 3, padding=1, bias=False)
+
+    def forward(self, x):
+        out = self.conv1(F.relu(self.bn1(x)))
+        out = self.conv2(F.relu(self.bn2(out)))
+        return torch.cat([out, x], 1)
+
+
+class _Transition(nn.Module):
+    def __init__(self, in_planes: int, out_planes: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(in_planes)
+        self.conv = nn.Conv2d(in_planes, out_planes, 1, bias=False)
+
+    def forward(self, x):
+        return F.avg_pool2d(self.conv(F.relu(self.bn(x))), 2)
+
+
+class DenseNetBC(nn.Module):
+    """DenseNet-BC of depth ``depth`` (= 6n + 4) and growth rate ``growth``, compression ½."""
+
+    def __init__(self, depth: int = 100, growth: int = 12, num_classes: int = 10, in_channels: int = 3,
+                 reduction: float = 0.5):
+        super().__init__()
+        if (depth - 4) % 6:
+            raise UsageError(f"DenseNet-BC depth must be 6n + 4, got {depth}")
+        n = (depth - 4) // 6
+        planes = 2 * growth
+        self.conv1 = nn.Conv2d(in_channels, planes, 3, padding=1, bias=False)
+        stages = []
+        for i in range(3):
+            blocks = []
+            for _ in range(n):
+                blocks.append(_Bottleneck(planes, growth))
+                planes += growth
+            stages.append(nn.Sequential(*blocks))
+            if i < 2:
+                out_planes = int(planes * reduction)
+                stages.append(_Transition(planes, out_planes))
+                planes = out_planes
+        self.dense1, self.trans1, self.dense2, self.trans2, self.dense3 = stages
+        self.bn = nn.BatchNorm2d(planes)
+        self.linear = nn.Linear(planes, num_classes)
+
+    def features(self, x):
+        out = self.trans1(self.dense1(self.conv1(x)))
+        out = self.dense3(self.trans2(self.dense2(out)))
+        return torch.flatten(F.adaptive_avg_pool2d(F.relu(self.bn(out)), 1), 1)
+
+    def forward(self, x):
+        return self.linear(self.features(x))
+
+
+def cnn_twin(model: nn.Module) -> nn.Sequential:
+    """The bare single-layer CNN twin inside ``model`` (``model`` itself, or the second element of
+    ``nn.Sequential(Normalize, twin)``); unwraps DDP."""
+    model = getattr(model, "module", model)
+    if isinstance(model, nn.Sequential) and len(model) == 2 and isinstance(model[0], Normalize):
+        return model[1]
+    return model
+
+
+def cnn_to_numba(model: nn.Module):
+    """:class:`toymodels.cnn.model.CNNParams` (float64 numpy copies) of a ``"cnn"`` model."""
+    from ..cnn.torch_twin import from_torch
+
+    return from_torch(cnn_twin(model))
+
+
+def cnn_from_numba(params, image_size: int | None = None, *, dtype=torch.float64) -> nn.Sequential:
+    """A ``"cnn"`` model (no normalization) holding a copy of ``params`` (CNNParams)."""
+    from ..cnn.torch_twin import to_torch
+
+    H = W = image_size
+    return to_torch(params, H, W, dtype=dtype)
+
+
+def build_model(name: str, num_classes: int = 10, in_channels: int = 3, image_size: int = 32, *,
+                normalize=None, filters: int = 4, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """Build ``name`` (one of :data:`MODELS`) for ``in_channels``×``image_size``² inputs in [0, 1].
+
+    ``normalize=(mean, std)`` (per-channel sequences) prepends a :class:`Normalize` module; None
+    feeds the raw pixels. ``filters`` is the number M of conv filters of ``"cnn"`` (thesis: 4).
+    torch's default initialization, drawn from torch's global RNG (seed it first)."""
+    check_choice("--model", name, MODELS)
+    check_int_range("num_classes", num_classes, 2)
+    check_int_range("in_channels", in_channels, 1)
+    check_int_range("image_size", image_size, 1)
+    if name == "preact-resnet18":
+        net = PreActResNet18(num_classes, in_channels)
+    elif name == "densenet100-12":
+        net = DenseNetBC(100, 12, num_classes, in_channels)
+    else:
+        from ..cnn.torch_twin import make_torch_model
+
+        check_int_range("--filters", filters, 1)
+        net = make_torch_model(in_channels, image_size, image_size, filters, num_classes, dtype=torch.float32)
+    if normalize is not None:
+        mean, std = normalize
+        if len(mean) != in_channels or len(std) != in_channels:
+            raise UsageError(f"normalize mean and std must have {in_channels} entries (one per channel)")
+        net = nn.Sequential(Normalize(mean, std), net)
+    return net.to(dtype)

@@ -1,0 +1,297 @@
+"""Square Attack (thesis Ch. 3, Algorithms 1–3) for any torch classifier, batched over points, cpu or cuda.
+
+Same problem, definitions and query accounting as the numba/numpy twin :mod:`toymodels.square`
+(:mod:`~toymodels.square.attack_linf`, :mod:`~toymodels.square.attack_l2`), whose schedule, side and
+bump functions are reused here verbatim. For a classifier f : [0, 1]^{C×H×W} → R^K (logits), a point
+x with label y and radius ε, random search minimises over x̂ ∈ [0, 1]^d with ‖x̂ − x‖_p ≤ ε
+
+* untargeted: the margin loss f_y(x̂) − max_{k≠y} f_k(x̂); success when argmax_k f_k(x̂) ≠ y;
+* targeted (target t): the cross-entropy logsumexp_k f_k(x̂) − f_t(x̂); success when argmax = t
+  (first maximal class on ties).
+
+ℓ∞ (Alg. 1 + 2): init x̂ = clip(x + ε v, 0, 1), v ∈ {−1, 1}^{C×1×W} (vertical stripes); at iteration
+i = 1..N−1, side h = round(√(pᵢ H W)) in [1, min(H, W)], a uniform h×h window, one sign per channel,
+candidate clip(x + ε ρ) inside the window and x̂ outside (= Π(x̂ + 2ερ 𝟙_window)); signs redrawn (up to
+``max_tries`` pre-drawn tries) until the window changes. ℓ₂ (Alg. 1 + 3, eq. 3.2): the 5×5-tiling
+init rescaled to ‖ν‖₂ = ε; at each iteration two windows W₁, W₂ and the mass-moving update with the
+η^{(h₁,h₂)} bumps (h ≥ 3), keeping ‖ν‖₂ = ε before the clipping to [0, 1] (Prop. 3.4.1).
+p schedule: pᵢ = p_init·2^{−m}, m = #{t ∈ (10, 50, 200, 1000, 2000, 4000, 6000, 8000) : ⌊10⁴ i/N⌋ ≥ t}.
+A proposal is accepted when it strictly lowers the loss. ``n_queries[n]`` counts the evaluations of f
+on point n (init included, ≤ N); a point is no longer queried after its first success.
+
+Randomness: every draw (stripes / tiles, targets, windows, signs, flips) comes from
+``numpy.random.default_rng(seed)`` in exactly the order and shapes of the twin, then moves to the
+model's device, so on the same model (e.g. the single-layer CNN and its torch twin,
+:func:`toymodels.cnn.torch_twin.to_torch`) both return the same perturbations and query counts.
+Draws cost O(n·C) numbers per iteration, negligible next to one forward pass.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .._cli import UsageError, check_choice, check_int_range, progress
+from ..square.attack_l2 import eta_update, l2_side
+from ..square.attack_linf import P_HALVINGS, check_attack_args, p_schedule, square_side
+
+__all__ = ["SquareResult", "square_attack", "margin_and_loss", "P_HALVINGS", "p_schedule"]
+
+
+@dataclass
+class SquareResult:
+    """Outcome of :func:`square_attack`: ``x_adv`` (tensor on the input's device, same dtype) and per
+    point numpy arrays ``n_queries`` (int64), ``success`` (bool), ``loss`` (final loss), ``target``
+    (targeted runs, else None), ``sides`` (side h⁽ⁱ⁾ of iteration i = 1..N−1, 0 where nothing ran)."""
+
+    x_adv: torch.Tensor
+    n_queries: np.ndarray
+    success: np.ndarray
+    loss: np.ndarray
+    target: np.ndarray | None
+    sides: np.ndarray
+
+    @property
+    def failure_rate(self) -> float:
+        return float(1.0 - self.success.mean()) if self.success.size else float("nan")
+
+    @property
+    def mean_queries(self) -> float:
+        """Mean query count over the successful points (NaN if none)."""
+        return float(self.n_queries[self.success].mean()) if self.success.any() else float("nan")
+
+    @property
+    def median_queries(self) -> float:
+        return float(np.median(self.n_queries[self.success])) if self.success.any() else float("nan")
+
+
+def margin_and_loss(z: torch.Tensor, lab: torch.Tensor, targeted: bool):
+    """(success, loss) from logits z (n, K) and labels/targets ``lab`` (n,), see the module docstring."""
+    n = torch.arange(z.shape[0], device=z.device)
+    zl = z[n, lab]
+    pred = z.argmax(dim=1)
+    if targeted:
+        return pred == lab, torch.logsumexp(z, dim=1) - zl
+    other = z.clone()
+    other[n, lab] = -torch.inf
+    return pred != lab, zl - other.max(dim=1).values
+
+
+@contextmanager
+def _eval_mode(model):
+    flags = [(m, m.training) for m in model.modules()] if isinstance(model, torch.nn.Module) else []
+    if flags:
+        model.eval()
+    try:
+        yield
+    finally:
+        for m, t in flags:
+            m.training = t
+
+
+def _predict(model, x, batch_size, step):
+    with torch.no_grad():
+        if batch_size is None or x.shape[0] <= batch_size:
+            z = model(x)
+        else:
+            z = torch.cat([model(x[s:s + batch_size]) for s in range(0, x.shape[0], batch_size)])
+    if not torch.isfinite(z).all():
+        raise FloatingPointError(f"non-finite scores at iteration {step}")
+    return z
+
+
+def _window_index(pos, h, C, H, W, dev):
+    """Flat indices (n, C, h·h) into the H·W plane of the h×h windows with corners ``pos`` (n, 2)
+    (row-major inside the window); used with ``gather``/``scatter`` on x.flatten(2)."""
+    p = torch.from_numpy(np.asarray(pos, dtype=np.int64)).to(dev)
+    ar = torch.arange(h, device=dev)
+    flat = ((p[:, 0, None] + ar)[:, :, None] * W + (p[:, 1, None] + ar)[:, None, :]).reshape(-1, 1, h * h)
+    return flat.expand(-1, C, -1)
+
+
+def _window_mask(pos, h, H, W, dev):
+    p = torch.from_numpy(np.asarray(pos, dtype=np.int64)).to(dev)
+    rows, cols = torch.arange(H, device=dev), torch.arange(W, device=dev)
+    inr = (rows[None] >= p[:, :1]) & (rows[None] < p[:, :1] + h)
+    inc = (cols[None] >= p[:, 1:]) & (cols[None] < p[:, 1:] + h)
+    return inr[:, :, None] & inc[:, None, :]                                   # (n, H, W)
+
+
+def linf_propose(x, x_best, eps, pos, side, signs):
+    """ℓ∞ proposal (Alg. 2), torch version of :func:`toymodels.square._reference.linf_propose`:
+    ``signs`` (T, n, C) tries; the first try whose clipped window differs from x̂'s is used (the last
+    one if none does). Returns (x_new, tries_used)."""
+    n, C, H, W = x.shape
+    T = signs.shape[0]
+    idx = _window_index(pos, side, C, H, W, x.device)
+    xw, bw = x.flatten(2).gather(2, idx), x_best.flatten(2).gather(2, idx)     # (n, C, h·h)
+    s = torch.as_tensor(signs, dtype=x.dtype, device=x.device)
+    # tries are scanned lazily: almost every point changes at its first try, so later tries are
+    # evaluated only on the (few) points still undecided; same result as scanning all T at once
+    first = torch.full((n,), T - 1, device=x.device, dtype=torch.int64)
+    chosen = torch.empty_like(xw)
+    todo = torch.arange(n, device=x.device)
+    for t in range(T):
+        cand = torch.clamp(xw[todo] + eps * s[t, todo][:, :, None], 0.0, 1.0)
+        chosen[todo] = cand                       # the last try stays when no try changes the window
+        if t == T - 1:
+            break
+        changed = ((cand - bw[todo]).abs() >= 1e-12).flatten(1).any(dim=1)
+        first[todo[changed]] = t
+        todo = todo[~changed]
+        if todo.numel() == 0:
+            break
+    x_new = x_best.flatten(2).clone().scatter_(2, idx, chosen)
+    return x_new.view_as(x_best), first + 1
+
+
+def l2_init(x, eps, rng):
+    """The 5×5-tiling initial iterate clip(x + ε ν₀/‖ν₀‖₂, 0, 1), draws as the twin's ``l2_init``."""
+    N, C, H, W = x.shape
+    s = max(min(H, W) // 5, 1)
+    oh, ow = (H - 5 * s) // 2, (W - 5 * s) // 2
+    flips = rng.random(size=(5, 5, N)) < 0.5
+    signs = rng.choice(np.array([-1.0, 1.0]), size=(5, 5, N, C))
+    dev, dt = x.device, x.dtype
+    etas = [torch.as_tensor(eta_update(s, t), dtype=dt, device=dev) for t in (False, True)]
+    fl = torch.from_numpy(flips).to(dev)
+    sg = torch.from_numpy(signs).to(device=dev, dtype=dt)
+    nu = torch.zeros_like(x)
+    for a in range(5):
+        for b in range(5):
+            tile = torch.where(fl[a, b][:, None, None], etas[1][None], etas[0][None])       # (N, s, s)
+            nu[:, :, oh + a * s: oh + (a + 1) * s, ow + b * s: ow + (b + 1) * s] = \
+                sg[a, b][:, :, None, None] * tile[:, None]
+    nu = nu * (eps / torch.sqrt((nu ** 2).sum(dim=(1, 2, 3), keepdim=True)))
+    return torch.clamp(x + nu, 0.0, 1.0)
+
+
+def l2_propose(x, x_best, eps, pos1, pos2, h, flips, signs):
+    """ℓ₂ proposal (Alg. 3), torch version of :func:`toymodels.square.attack_l2.l2_propose`.
+    Returns (x_new, nu_new) with ‖nu_new‖₂ = ε (Prop. 3.4.1) and x_new = clip(x + nu_new, 0, 1)."""
+    n, C, H, W = x.shape
+    dev, dt = x.device, x.dtype
+    nu = x_best - x
+    m1 = _window_mask(pos1, h, H, W, dev)
+    m2 = _window_mask(pos2, h, H, W, dev)
+    unused = eps ** 2 - (nu ** 2).sum(dim=(1, 2, 3))
+    union_sq = ((nu ** 2) * (m1 | m2)[:, None]).sum(dim=(2, 3))
+    avail = torch.sqrt(torch.clamp(union_sq + unused[:, None] / C, min=0.0))
+    idx = _window_index(pos1, h, C, H, W, dev)
+    v1 = nu.flatten(2).gather(2, idx).view(n, C, h, h)
+    n1 = torch.sqrt((v1 ** 2).sum(dim=(2, 3), keepdim=True))
+    old = torch.where(n1 > 0, v1 / torch.where(n1 > 0, n1, torch.ones_like(n1)), torch.zeros_like(v1))
+    e0, e1 = (torch.as_tensor(eta_update(h, t), dtype=dt, device=dev) for t in (False, True))
+    fl = torch.as_tensor(np.asarray(flips), device=dev)
+    eta = torch.where(fl[:, None, None], e1[None], e0[None])
+    fresh = torch.as_tensor(signs, dtype=dt, device=dev)[:, :, None, None] * eta[:, None]
+    temp = fresh + old
+    nt = torch.sqrt((temp ** 2).sum(dim=(2, 3), keepdim=True))
+    # ν_temp = 0 when W₁ holds exactly −ρη: the direction is undefined, use the fresh bump (as the twin)
+    degenerate = nt <= 1e-12
+    temp = torch.where(degenerate, fresh, temp / torch.where(degenerate, torch.ones_like(nt), nt))
+    nu_new = (nu * (~m2)[:, None]).flatten(2).scatter_(2, idx, (temp * avail[:, :, None, None]).reshape(n, C, -1))
+    nu_new = nu_new.view_as(nu)
+    return torch.clamp(x + nu_new, 0.0, 1.0), nu_new
+
+
+def square_attack(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y, *, norm: str = "linf",
+                  eps: float, n_queries: int = 1000, p_init: float | None = None, targeted: bool = False,
+                  target=None, seed: int = 0, max_tries: int = 16, batch_size: int | None = None,
+                  show_progress: bool = False) -> SquareResult:
+    """Run the Square Attack on the batch (x, y).
+
+    Parameters
+    ----------
+    model : nn.Module (or callable) mapping x (n, C, H, W) in [0, 1] to logits (n, K). An nn.Module is
+        put in eval mode for the attack and its train/eval flags restored afterwards.
+    x : tensor (N, C, H, W) in [0, 1], on the model's device; y : labels (N,) (tensor or array).
+    norm : "linf" or "l2".  eps : radius ε > 0.  n_queries : budget N ≥ 1 per point (init included).
+    p_init : initial fraction p ∈ (0, 1] of the image covered by a square (default 0.05 for ℓ∞,
+        0.1 for ℓ₂, the twin's defaults).
+    targeted : cross-entropy towards ``target`` (default: drawn uniformly among the K − 1 wrong classes).
+    seed : seeds ``numpy.random.default_rng``, the only source of randomness (twin-identical draws).
+    max_tries : ℓ∞ sign tries per iteration.  batch_size : evaluate the model in chunks (memory).
+
+    Returns
+    -------
+    SquareResult
+    """
+    norm = check_choice("norm", norm, ("linf", "l2"))
+    p_init = (0.05 if norm == "linf" else 0.1) if p_init is None else p_init
+    check_attack_args(eps, n_queries, p_init)
+    check_int_range("max_tries", max_tries, 1)
+    if batch_size is not None:
+        check_int_range("batch_size", batch_size, 1)
+    x = torch.as_tensor(x)
+    if not torch.is_floating_point(x) or x.ndim != 4:
+        raise UsageError(f"x must be a floating (N, C, H, W) tensor, got {tuple(x.shape)} {x.dtype}")
+    dev = x.device
+    y_np = np.asarray(y.detach().cpu() if torch.is_tensor(y) else y, dtype=np.int64)
+    if y_np.shape != (x.shape[0],):
+        raise UsageError(f"y must have shape ({x.shape[0]},), got {y_np.shape}")
+    if x.numel() and (float(x.min()) < 0 or float(x.max()) > 1):
+        raise UsageError("x must lie in [0, 1]")
+    N, C, H, W = x.shape
+    if norm == "l2":
+        check_int_range("image side", min(H, W), 3)
+    eps = float(eps)
+    rng = np.random.default_rng(seed)
+    with _eval_mode(model):
+        if norm == "linf":
+            stripes = rng.choice(np.array([-eps, eps]), size=(N, C, 1, W))
+            x_best = torch.clamp(x + torch.as_tensor(stripes, dtype=x.dtype, device=dev), 0.0, 1.0)
+        else:
+            x_best = l2_init(x, eps, rng)
+        z = _predict(model, x_best, batch_size, 0)
+        K = z.shape[1]
+        if targeted:
+            if target is None:
+                target = (y_np + rng.integers(1, K, size=N)) % K
+            target = np.asarray(target.detach().cpu() if torch.is_tensor(target) else target, dtype=np.int64)
+            if target.shape != (N,) or target.min(initial=0) < 0 or target.max(initial=0) >= K:
+                raise UsageError(f"target must be (N,) integers in [0, {K - 1}]")
+            lab = torch.from_numpy(target).to(dev)
+        else:
+            if y_np.size and (y_np.min() < 0 or y_np.max() >= K):
+                raise UsageError(f"y must be integers in [0, {K - 1}]")
+            lab = torch.from_numpy(y_np).to(dev)
+        success, loss_best = margin_and_loss(z, lab, targeted)
+        queries = torch.ones(N, dtype=torch.int64, device=dev)
+        sides = np.zeros(max(n_queries - 1, 0), dtype=np.int64)
+        bar = progress(n_queries - 1, disable=not show_progress, desc=f"square-{norm}", unit="query")
+        for i in range(1, n_queries):
+            act = torch.nonzero(~success).flatten()
+            n = int(act.numel())
+            if n == 0:
+                break
+            bar.update(1)
+            p = p_schedule(p_init, i, n_queries)
+            xa, xb = x[act], x_best[act]
+            if norm == "linf":
+                h = square_side(p, H, W)
+                pos = np.stack([rng.integers(0, H - h + 1, size=n), rng.integers(0, W - h + 1, size=n)], axis=1)
+                signs = rng.choice(np.array([-1.0, 1.0]), size=(max_tries, n, C))
+                x_new, _ = linf_propose(xa, xb, eps, pos, h, signs)
+            else:
+                h = l2_side(p, H, W)
+                pos1 = np.stack([rng.integers(0, H - h + 1, n), rng.integers(0, W - h + 1, n)], axis=1)
+                pos2 = np.stack([rng.integers(0, H - h + 1, n), rng.integers(0, W - h + 1, n)], axis=1)
+                flips = rng.random(n) < 0.5
+                signs = rng.choice(np.array([-1.0, 1.0]), size=(n, C))
+                x_new, _ = l2_propose(xa, xb, eps, pos1, pos2, h, flips, signs)
+            sides[i - 1] = h
+            z = _predict(model, x_new, batch_size, i)
+            succ_new, loss_new = margin_and_loss(z, lab[act], targeted)
+            better = loss_new < loss_best[act]
+            idx = act[better]
+            x_best[idx] = x_new[better]
+            loss_best[idx] = loss_new[better]
+            success[idx] = succ_new[better]
+            queries[act] += 1
+        bar.close()
+    return SquareResult(x_best, queries.cpu().numpy(), success.cpu().numpy(), loss_best.detach().cpu().numpy(),
+                        target if targeted else None, sides)
