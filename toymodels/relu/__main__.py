@@ -139,11 +139,14 @@ def _print_tail(args, runs) -> None:
 
 
 def _teacher3(args) -> int:
-    from .teacher3 import Teacher3Config, config_dict, run_schedules, summarize
+    from .teacher3 import Teacher3Config, _final_fresh_rank, config_dict, run_schedules, summarize
 
     base, trs = _teacher_base(args, Teacher3Config)
     results = run_schedules(base, (None,) + trs)
     runs = [summarize(r) for r in results]
+    for r, res in zip(runs, results):
+        # the thesis' rank (l. 3155): on as many fresh points as parameters, not capped by n
+        r["rank_jacobian_fresh"] = (int(_final_fresh_rank(res)) if np.isfinite(res.train_loss[-1]) else None)
     out = _teacher_output(args, "teacher3", base, trs, results, runs, config_dict, {})
     if args.json:
         emit_json(out)
@@ -157,6 +160,8 @@ def _teacher3(args) -> int:
     for r in runs:
         print(f"   {_run_name(r)}: rank {r['rank_init']} → {r['rank_at_decay']} → {r['rank_jacobian']}; "
               f"sparsity {fmt(r['sparsity_init'])} → {fmt(r['sparsity_at_decay'])} → {fmt(r['feature_sparsity'])}")
+    print(f"   final rank φ(X̃) on {runs[0]['n_params']} fresh points (as many as parameters): "
+          + ", ".join(f"{_run_name(r)} {r['rank_jacobian_fresh']}" for r in runs))
     _print_tail(args, runs)
     return 0
 

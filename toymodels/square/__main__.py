@@ -5,8 +5,9 @@ Subcommands:
 
 * ``shape-count --k K --s S``: N* of eq. (3.4) and, for k ≤ 12, the exhaustive maximum over all
   pixel sets of area k (:mod:`toymodels.square.theory`).
-* ``attack``: train a standard (attack "none") single-layer CNN on the synthetic dataset for a few
-  epochs, then run the ℓ∞ (or ℓ2) Square Attack on the first ``--n-points`` test points that it classifies
+* ``attack``: train a standard (attack "none") single-layer CNN (or, ``--model linear``, a softmax
+  linear classifier: :mod:`toymodels.square.linear_model`, 100 GD steps per ``--epochs``) on the
+  synthetic dataset, then run the ℓ∞ (or ℓ2) Square Attack on the first ``--n-points`` test points that it classifies
   correctly, and (ℓ∞ only) white-box PGD (``toymodels.cnn.attacks.pgd``) on the same points for
   comparison; ``max_perturbation_norm`` is in the attack's norm.
 * ``ablation``: thesis Table 3.1 on the same toy model: the seven (update shape, # random signs,
@@ -46,6 +47,8 @@ def build_parser() -> Parser:
     a.add_argument("--epochs", type=int, default=3, help="training epochs (default 3)")
     a.add_argument("--pgd-steps", type=int, default=50, help="white-box PGD steps, α = ε/4 (default 50)")
     a.add_argument("--backend", default="numba", help="numba (default) or numpy")
+    a.add_argument("--model", default="cnn", help="target: cnn (the single-layer CNN, default) or linear "
+                   "(a softmax linear classifier trained by full-batch GD)")
     add_common(a)
     b = sub.add_parser("ablation", help="Table 3.1: update shape x random signs x init on the toy CNN")
     b.add_argument("--eps", type=float, default=0.1, help="ℓ∞ radius ε in (0, 1] (default 0.1: at 8/255 the "
@@ -142,29 +145,39 @@ def _attack(args) -> dict:
     check_int_range("--seed", args.seed, 0, 2**32 - 1)
     if args.backend not in ("numba", "numpy"):
         raise UsageError(f"--backend must be one of {{numba, numpy}}, got {args.backend!r}")
+    if args.model not in ("cnn", "linear"):
+        raise UsageError(f"--model must be one of {{cnn, linear}}, got {args.model!r}")
     t0 = time.perf_counter()
     n_test = max(2 * args.n_points, 200)
     data = load_dataset("synthetic", n_train=args.n_train, n_test=n_test, seed=args.seed)
-    cfg = TrainConfig(attack="none", eps=args.eps, epochs=args.epochs, n_eval=50, eval_pgd_steps=1,
-                      final_n=50, final_pgd_steps=1, final_restarts=1, seed=args.seed)
-    res = train(data, cfg, show_progress=not args.json)
-    params = res.params
     x, y = data.x_test[:args.n_points], data.y_test[:args.n_points]
-    correct = model.logits(params, x).argmax(axis=1) == y
+    if args.model == "cnn":
+        cfg = TrainConfig(attack="none", eps=args.eps, epochs=args.epochs, n_eval=50, eval_pgd_steps=1,
+                          final_n=50, final_pgd_steps=1, final_restarts=1, seed=args.seed)
+        params = train(data, cfg, show_progress=not args.json).params
+        f = lambda v: model.logits(params, v)  # noqa: E731
+        # PGD is untargeted white-box: robust accuracy of the same points under PGD-steps, α = ε/4
+        white_box = lambda: attacks.pgd(params, x, y, args.eps, args.eps / 4, args.pgd_steps, 1,  # noqa: E731
+                                        seed=args.seed)
+    else:
+        from .linear_model import pgd_linf, train_softmax
+
+        lin = train_softmax(data.x_train, data.y_train, data.num_classes, steps=100 * args.epochs, seed=args.seed)
+        f = lin.logits
+        white_box = lambda: pgd_linf(lin, x, y, args.eps, args.eps / 4, args.pgd_steps, seed=args.seed)  # noqa: E731
+    correct = f(x).argmax(axis=1) == y
     clean_acc = float(correct.mean())
     xc, yc = x[correct], y[correct]
-    f = lambda v: model.logits(params, v)  # noqa: E731
     if args.norm == "linf":
         sq = square_attack_linf(f, xc, yc, args.eps, args.queries, args.p_init, targeted=args.targeted,
                                 seed=args.seed + 1, backend=args.backend,
                                 show_progress=not args.json)
-        # PGD is untargeted white-box: robust accuracy of the same points under PGD-steps, α = ε/4
-        x_pgd = x + attacks.pgd(params, x, y, args.eps, args.eps / 4, args.pgd_steps, 1, seed=args.seed)
-        pgd_acc = float(np.mean(model.logits(params, x_pgd).argmax(axis=1) == y))
+        x_pgd = x + white_box()
+        pgd_acc = float(np.mean(f(x_pgd).argmax(axis=1) == y))
     else:
         sq = square_attack_l2(f, xc, yc, args.eps, args.queries, args.p_init, targeted=args.targeted,
                               seed=args.seed + 1, show_progress=not args.json)
-        pgd_acc = None      # toymodels.cnn.attacks.pgd is ℓ∞ only
+        pgd_acc = None      # the white-box PGD references are ℓ∞ only
     delta = (sq.x_adv - xc).reshape(len(xc), -1)
     norms = np.abs(delta).max(axis=1) if args.norm == "linf" else np.sqrt((delta ** 2).sum(axis=1))
     succ_q = sq.n_queries[sq.success]
@@ -183,7 +196,8 @@ def _attack(args) -> dict:
                    "targeted": args.targeted, "n_points": args.n_points, "n_train": args.n_train,
                    "n_test": n_test, "epochs": args.epochs, "pgd_steps": args.pgd_steps,
                    "pgd_alpha": args.eps / 4, "backend": args.backend, "seed": args.seed,
-                   "dataset": "synthetic", "train_attack": "none"},
+                   "dataset": "synthetic", "train_attack": "none", "model": args.model,
+                   "linear_gd_steps": 100 * args.epochs if args.model == "linear" else None},
     }
     return out
 
