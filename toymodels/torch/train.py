@@ -36,8 +36,8 @@ AMP (``amp=True``): the training forward passes run under float16 autocast with 
 DDP: under ``torchrun`` (WORLD_SIZE > 1) the process group is initialised (gloo on cpu, nccl on
 cuda), each epoch's permutation is split DistributedSampler-style across ranks, each rank uses
 ``batch_size / world_size`` examples per step, the model is wrapped in DDP (attacks and metrics use
-the bare module; sums are all-reduced) and only rank 0 prints and writes. Exact resume is guaranteed
-for a single process (the checkpoint holds rank 0's noise-generator state).
+the bare module; sums are all-reduced) and only rank 0 prints and writes. The checkpoint holds every
+rank's RNG states (and Free-AT δ), so a resume with the same number of processes is exact too.
 """
 from __future__ import annotations
 
@@ -445,8 +445,16 @@ def run(cfg: TrainConfig, *, progress: bool = True, return_model: bool = False):
         opt.load_state_dict(ck["optimizer_state"])
         if ck.get("scaler_state"):
             scaler.load_state_dict(ck["scaler_state"])
-        _set_rng_states(ck["rng_states"], gen)
-        history, start_epoch, free_delta = ck["history"], ck["epoch"] + 1, ck.get("free_delta")
+        if ck.get("world_size", 1) != D.world:
+            raise UsageError(f"--resume: the checkpoint in {cfg.out} was written by {ck.get('world_size', 1)} "
+                             f"process(es), this run has {D.world}")
+        # every rank continues its own noise stream (and its own Free-AT δ)
+        per_rank = ck.get("rank_states") or [{"rng": ck["rng_states"], "free_delta": ck.get("free_delta")}]
+        _set_rng_states(per_rank[D.rank]["rng"], gen)
+        free_delta = per_rank[D.rank]["free_delta"]
+        if free_delta is not None:
+            free_delta = free_delta.to(device)
+        history, start_epoch = ck["history"], ck["epoch"] + 1
     else:
         rec = _evaluate(cfg, net, xte, yte, ev_idx, D, device, pgd_steps=cfg.eval_pgd_steps, restarts=1,
                         sparsity_x=sp_x)
@@ -498,11 +506,18 @@ def run(cfg: TrainConfig, *, progress: bool = True, return_model: bool = False):
                         sparsity_x=sp_x)
         history.append({"epoch": epoch, "train_loss": tr_loss / D.world,
                         "train_acc": None if cfg.task == "sam" else tr_acc / D.world, **rec})
-        if ckpt_path and is_main and (epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs):
-            _save_checkpoint(ckpt_path, {
-                "model_state": net.state_dict(), "optimizer_state": opt.state_dict(), "epoch": epoch,
-                "rng_states": _rng_states(gen), "history": history, "config": cfg.as_dict(),
-                "free_delta": free_delta, "scaler_state": scaler.state_dict() if amp_on else None})
+        if ckpt_path and (epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs):
+            mine = {"rng": _rng_states(gen), "free_delta": None if free_delta is None else free_delta.cpu()}
+            states = [mine]
+            if D.on:                                  # rank 0 stores every rank's RNG / Free-AT state
+                states = [None] * D.world
+                dist.all_gather_object(states, mine)
+            if is_main:
+                _save_checkpoint(ckpt_path, {
+                    "model_state": net.state_dict(), "optimizer_state": opt.state_dict(), "epoch": epoch,
+                    "rng_states": states[0]["rng"], "free_delta": states[0]["free_delta"],
+                    "rank_states": states, "world_size": D.world, "history": history, "config": cfg.as_dict(),
+                    "scaler_state": scaler.state_dict() if amp_on else None})
     bar.close()
     runtime = time.perf_counter() - t0
 
