@@ -39,7 +39,7 @@ def build_parser(command: str = "sharpness") -> Parser:
     p.add_argument("--m", type=int, default=None, help="m-sharpness batch size in [1, n-examples] "
                    "(default: n-examples, one batch)")
     p.add_argument("--logit-norm", action="store_true", help="normalize the logits (thesis eq. 7.5)")
-    p.add_argument("--dataset", default=None, help="synthetic, cifar10, cifar100 or svhn (default: the "
+    p.add_argument("--dataset", default=None, help="synthetic, photos, cifar10, cifar100 or svhn (default: the "
                    "checkpoint's, else synthetic)")
     p.add_argument("--data-dir", default=None, help="folder holding the real datasets (nothing downloads)")
     p.add_argument("--n-examples", type=int, default=256, help="training points used (default 256)")
@@ -99,6 +99,32 @@ def _build(name, num_classes, shape, state, config):
     return build_model(name, num_classes, C, H, normalize=normalize, dtype=dtype, **kw)
 
 
+def model_source(args, device):
+    """``(checkpoint dict | None, its config, model name, dataset, data_dir, data_seed)`` for a command
+    taking ``--checkpoint FILE | --model NAME`` with ``--dataset`` / ``--data-dir`` / ``--seed``: the
+    checkpoint's own model and data unless overridden (shared by ``sharpness`` and ``square``)."""
+    ck, config = None, {}
+    if args.checkpoint is not None:
+        ck = _load_checkpoint(args.checkpoint, device)
+        config = ck["config"]
+    name = config.get("model") if ck is not None else args.model
+    dataset = args.dataset or config.get("dataset") or "synthetic"
+    check_choice("--dataset", dataset, DATASETS)
+    data_dir = args.data_dir if args.data_dir is not None else config.get("data_dir")
+    return ck, config, name, dataset, data_dir, int(config.get("seed", args.seed))
+
+
+def instantiate(name, num_classes, shape, ck, config):
+    """The model (seeded init) with the checkpoint's weights loaded when ``ck`` is given."""
+    model = _build(name, int(config.get("num_classes", num_classes)), shape, ck["model_state"] if ck else None, config)
+    if ck is not None:
+        try:
+            model.load_state_dict(ck["model_state"])
+        except RuntimeError as exc:
+            raise UsageError(f"--checkpoint state does not fit model {name!r}: {str(exc).splitlines()[0]}") from None
+    return model
+
+
 def main(argv=None, command: str = "sharpness") -> int:
     import torch
 
@@ -120,29 +146,15 @@ def main(argv=None, command: str = "sharpness") -> int:
     if args.max_batch is not None:
         check_int_range("--max-batch", args.max_batch, 1)
     device = resolve_device(args.device)
-    ck, config = None, {}
-    if args.checkpoint is not None:
-        ck = _load_checkpoint(args.checkpoint, device)
-        config = ck["config"]
-    name = config.get("model") if ck is not None else args.model
-    dataset = args.dataset or config.get("dataset") or "synthetic"
-    check_choice("--dataset", dataset, DATASETS)
-    data_dir = args.data_dir if args.data_dir is not None else config.get("data_dir")
+    ck, config, name, dataset, data_dir, data_seed = model_source(args, device)
     # the checkpoint's training set (same size and seed), of which the first n-examples points are used
-    data_seed = int(config.get("seed", args.seed))
     n_train = max(int(config.get("n_train") or args.n_examples), args.n_examples)
     x, y, _, _, num_classes = load(dataset, data_dir, n_train, 1, data_seed)
     if x.shape[0] < args.n_examples:
         raise UsageError(f"--n-examples must be <= {x.shape[0]} (training points of {dataset}), got {args.n_examples}")
     x, y = x[:args.n_examples], y[:args.n_examples]
     seed_everything(args.seed)
-    model = _build(name, int(config.get("num_classes", num_classes)), tuple(x.shape[1:]),
-                   ck["model_state"] if ck else None, config)
-    if ck is not None:
-        try:
-            model.load_state_dict(ck["model_state"])
-        except RuntimeError as exc:
-            raise UsageError(f"--checkpoint state does not fit model {name!r}: {str(exc).splitlines()[0]}") from None
+    model = instantiate(name, num_classes, tuple(x.shape[1:]), ck, config)
     model.to(device)
     dtype = next(model.parameters()).dtype
     x, y = x.to(device=device, dtype=dtype), y.to(device)

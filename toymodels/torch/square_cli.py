@@ -15,7 +15,6 @@ import numpy as np
 from .._cli import Parser, UsageError, add_common, check_choice, check_int_range, emit_json
 from .._io import write_json
 
-from .data import DATASETS  # noqa: E402
 
 
 def _eps(text: str) -> float:
@@ -41,7 +40,7 @@ def build_parser(command: str = "square") -> Parser:
     p.add_argument("--n-points", type=int, default=100, help="test points considered (default 100)")
     p.add_argument("--pgd-steps", type=int, default=50, help="white-box PGD steps for pgd_robust_acc (default 50)")
     p.add_argument("--pgd-restarts", type=int, default=1, help="white-box PGD restarts (default 1)")
-    p.add_argument("--dataset", default=None, help="synthetic, cifar10, cifar100 or svhn (default: the "
+    p.add_argument("--dataset", default=None, help="synthetic, photos, cifar10, cifar100 or svhn (default: the "
                    "checkpoint's, else synthetic)")
     p.add_argument("--data-dir", default=None, help="folder holding the real datasets (nothing downloads)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda or cuda:K")
@@ -55,7 +54,7 @@ def main(argv=None, command: str = "square") -> int:
     from .attacks import pgd_eval
     from .data import load
     from .device import device_name, resolve_device, seed_everything
-    from .sharpness_cli import _build, _load_checkpoint
+    from .sharpness_cli import instantiate, model_source
     from .square import square_attack
 
     args = build_parser(command).parse_args(argv)
@@ -71,24 +70,10 @@ def main(argv=None, command: str = "square") -> int:
     check_int_range("--pgd-restarts", args.pgd_restarts, 1)
     check_int_range("--seed", args.seed, 0)
     device = resolve_device(args.device)
-    ck, config = None, {}
-    if args.checkpoint is not None:
-        ck = _load_checkpoint(args.checkpoint, device)
-        config = ck["config"]
-    name = config.get("model") if ck is not None else args.model
-    dataset = args.dataset or config.get("dataset") or "synthetic"
-    check_choice("--dataset", dataset, DATASETS)
-    data_dir = args.data_dir if args.data_dir is not None else config.get("data_dir")
-    data_seed = int(config.get("seed", args.seed))
+    ck, config, name, dataset, data_dir, data_seed = model_source(args, device)
     _, _, x, y, num_classes = load(dataset, data_dir, int(config.get("n_train") or 1), args.n_points, data_seed)
     seed_everything(args.seed)
-    model = _build(name, int(config.get("num_classes", num_classes)), tuple(x.shape[1:]),
-                   ck["model_state"] if ck else None, config)
-    if ck is not None:
-        try:
-            model.load_state_dict(ck["model_state"])
-        except RuntimeError as exc:
-            raise UsageError(f"--checkpoint state does not fit model {name!r}: {str(exc).splitlines()[0]}") from None
+    model = instantiate(name, num_classes, tuple(x.shape[1:]), ck, config)
     model.to(device).eval()
     dtype = next(model.parameters()).dtype
     x, y = x.to(device=device, dtype=dtype), y.to(device)
