@@ -13,15 +13,6 @@ from toymodels.torch import attacks, models  # noqa: E402
 EPS = 0.1
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # torch's intra-op pool spin-waits badly on a shared, busy machine: tiny models run faster on 1 thread
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
-
-
 def _problem(seed=0, N=8, C=2, H=6, M=3, K=4):
     rng = np.random.default_rng(seed)
     p = cnn.init_params(C, H, H, M, K, seed=seed)

@@ -22,15 +22,6 @@ from toymodels.torch.dln import train_ensemble_torch  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny tensors: torch's thread pool only costs here (and the machine is shared)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 DATA = make_sparse_regression(12, 8, 2, n_test=10, seed=3)
 BASE = dict(alpha=0.5, lr=0.05, rho=0.1, steps=60)
 CASES = {

@@ -10,15 +10,6 @@ from toymodels.cnn import model as cnn  # noqa: E402
 from toymodels.torch import data, models  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # torch's intra-op pool spin-waits badly on a shared, busy machine: tiny models run faster on 1 thread
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
-
-
 def _cnn_problem(seed=0, N=6, C=3, H=8, M=4, K=5):
     rng = np.random.default_rng(seed)
     p = cnn.init_params(C, H, H, M, K, seed=seed)

@@ -18,15 +18,6 @@ from toymodels.torch.sam import SAM, bn_frozen, sam_update  # noqa: E402
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny tensors: torch's thread pool only costs here (and the machine is shared)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def mlp(seed=0, bn=False):
     torch.manual_seed(seed)
     layers = [nn.Linear(5, 7)] + ([nn.BatchNorm1d(7)] if bn else []) + [nn.Tanh(), nn.Linear(7, 3)]

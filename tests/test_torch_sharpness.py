@@ -24,15 +24,6 @@ SEED = 0  # any seed in 0..99 passes
 MC_N = 4000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models: thread start-up dominates on a shared machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class DLN(torch.nn.Module):
     """f(x) = ⟨u ⊙ v, x⟩ with parameters (u, v) in this order (flat w = [u; v], as the twin)."""
 

@@ -22,14 +22,6 @@ from toymodels.torch import square as sq  # noqa: E402
 SEED = 0  # any seed in 0..99 passes
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _cnn_problem(seed, n=12, side=10, K=4):
     P = cnn.init_params(C=3, H=side, W=side, M=4, K=K, seed=seed)
     rng = np.random.default_rng(seed + 100)

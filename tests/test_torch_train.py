@@ -21,15 +21,6 @@ TINY_CFG = dict(device="cpu", n_train=64, n_test=32, batch_size=16, epochs=2, ev
                 final_n=16, final_pgd_steps=3, final_restarts=1, filters=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # torch's intra-op pool spin-waits badly on a shared, busy machine: tiny models run faster on 1 thread
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
-
-
 def _json(capsys, argv):
     rc = tmain.main(argv)
     out = capsys.readouterr().out

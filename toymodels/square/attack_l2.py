@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from .._cli import UsageError, check_int_range, progress
-from .attack_linf import SquareResult, check_attack_args, margin_and_loss, p_schedule
+from .attack_linf import SquareResult, attack_labels, check_attack_args, margin_and_loss, p_schedule
 
 __all__ = ["eta_block", "eta_update", "l2_side", "l2_init", "l2_propose", "square_attack_l2"]
 
@@ -129,13 +129,7 @@ def square_attack_l2(predict: Callable[[np.ndarray], np.ndarray], x, y, eps: flo
     if not np.all(np.isfinite(z)):
         raise FloatingPointError("non-finite scores at iteration 0")
     K = z.shape[1]
-    if targeted:
-        if target is None:
-            target = (y + rng.integers(1, K, size=N)) % K
-        target = np.asarray(target, dtype=np.int64)
-        lab = target
-    else:
-        lab = y
+    lab, target = attack_labels(y, target, targeted, K, rng)
     success, loss_best = margin_and_loss(z, lab, targeted)
     queries = np.ones(N, dtype=np.int64)
     sides = np.zeros(max(n_queries - 1, 0), dtype=np.int64)

@@ -32,7 +32,7 @@ import numpy as np
 from .._cli import UsageError, check_choice, check_int_range, progress
 from . import _kernels, _reference
 
-__all__ = ["P_HALVINGS", "p_schedule", "square_side", "margin_and_loss", "SquareResult",
+__all__ = ["P_HALVINGS", "p_schedule", "square_side", "margin_and_loss", "attack_labels", "SquareResult",
            "square_attack_linf", "check_attack_args"]
 
 #: iterations (for a budget of 10,000) at which p is halved (thesis l.961). The authors' released
@@ -79,6 +79,20 @@ def margin_and_loss(z: np.ndarray, y: np.ndarray, targeted: bool):
     return pred != y, zy - other.max(axis=1)
 
 
+def attack_labels(y, target, targeted: bool, K: int, rng: np.random.Generator):
+    """``(labels the loss uses, target or None)``: the true labels (untargeted), or the targets —
+    given, or drawn uniformly among the K − 1 wrong classes (one ``rng.integers`` call)."""
+    if not targeted:
+        return y, target
+    N = len(y)
+    if target is None:
+        target = (y + rng.integers(1, K, size=N)) % K
+    target = np.asarray(target, dtype=np.int64)
+    if target.shape != (N,) or target.min(initial=0) < 0 or target.max(initial=0) >= K:
+        raise UsageError(f"target must be (N,) integers in [0, {K - 1}]")
+    return target, target
+
+
 @dataclass
 class SquareResult:
     """Outcome of :func:`square_attack_linf` (per point arrays, length N)."""
@@ -122,15 +136,7 @@ def square_attack_linf(predict: Callable[[np.ndarray], np.ndarray], x, y, eps: f
     z = predict(x_best)
     _check(z, 0)
     K = z.shape[1]
-    if targeted:
-        if target is None:
-            target = (y + rng.integers(1, K, size=N)) % K
-        target = np.asarray(target, dtype=np.int64)
-        if target.shape != (N,) or target.min(initial=0) < 0 or target.max(initial=0) >= K:
-            raise UsageError(f"target must be (N,) integers in [0, {K - 1}]")
-        lab = target
-    else:
-        lab = y
+    lab, target = attack_labels(y, target, targeted, K, rng)
     success, loss_best = margin_and_loss(z, lab, targeted)
     queries = np.ones(N, dtype=np.int64)
     sides = np.zeros(max(n_queries - 1, 0), dtype=np.int64)

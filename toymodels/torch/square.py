@@ -36,7 +36,7 @@ import torch
 
 from .._cli import UsageError, check_choice, check_int_range, progress
 from ..square.attack_l2 import eta_update, l2_side
-from ..square.attack_linf import P_HALVINGS, check_attack_args, p_schedule, square_side
+from ..square.attack_linf import P_HALVINGS, attack_labels, check_attack_args, p_schedule, square_side
 
 __all__ = ["SquareResult", "square_attack", "margin_and_loss", "P_HALVINGS", "p_schedule"]
 
@@ -248,17 +248,12 @@ def square_attack(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
             x_best = l2_init(x, eps, rng)
         z = _predict(model, x_best, batch_size, 0)
         K = z.shape[1]
-        if targeted:
-            if target is None:
-                target = (y_np + rng.integers(1, K, size=N)) % K
-            target = np.asarray(target.detach().cpu() if torch.is_tensor(target) else target, dtype=np.int64)
-            if target.shape != (N,) or target.min(initial=0) < 0 or target.max(initial=0) >= K:
-                raise UsageError(f"target must be (N,) integers in [0, {K - 1}]")
-            lab = torch.from_numpy(target).to(dev)
-        else:
-            if y_np.size and (y_np.min() < 0 or y_np.max() >= K):
-                raise UsageError(f"y must be integers in [0, {K - 1}]")
-            lab = torch.from_numpy(y_np).to(dev)
+        if not targeted and y_np.size and (y_np.min() < 0 or y_np.max() >= K):
+            raise UsageError(f"y must be integers in [0, {K - 1}]")
+        if torch.is_tensor(target):
+            target = target.detach().cpu().numpy()
+        lab_np, target = attack_labels(y_np, target, targeted, K, rng)   # same draws as the numba twin
+        lab = torch.from_numpy(np.asarray(lab_np, dtype=np.int64)).to(dev)
         success, loss_best = margin_and_loss(z, lab, targeted)
         queries = torch.ones(N, dtype=torch.int64, device=dev)
         sides = np.zeros(max(n_queries - 1, 0), dtype=np.int64)
