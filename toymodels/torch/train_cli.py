@@ -156,7 +156,20 @@ def main(argv=None, command: str = "train-at") -> int:
     cfg = config_from_args(a, command)
     from .train import run
 
-    res = run(cfg, progress=not a.json)
+    import torch.distributed as dist
+
+    ok = False
+    try:
+        res = run(cfg, progress=not a.json)
+        ok = True
+    finally:
+        # under torchrun: leave the process group cleanly (exiting with gloo's threads still alive can
+        # abort a rank with "terminate called without an active exception"); no barrier after an error,
+        # which the other ranks may never reach
+        if dist.is_available() and dist.is_initialized():
+            if ok:
+                dist.barrier()
+            dist.destroy_process_group()
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     if a.json:
