@@ -128,7 +128,8 @@ def test_quick_figures_render(tmp_path):
         assert specs[fid].thesis_figure == fid
         rec = figures.render(specs[fid], tmp_path, figures.Context(quick=True))
         assert all(os.path.exists(f) for f in rec["files"])
-        summ = json.loads(open(rec["files"][1]).read())["summary"]
+        with open(rec["files"][1]) as fh:
+            summ = json.load(fh)["summary"]
         if fid == "6.3":
             # β* − β_init is the first axis of the plane: its coordinates are (‖β*‖, 0)
             bs = summ["reference_points"]["beta_star"]

@@ -8,6 +8,7 @@ Modules (one algorithm per file):
 * :mod:`.device` — ``resolve_device("auto"|"cpu"|"cuda[:k]")``, seeding.
 * :mod:`.sam` — ``SAM(params, base_optimizer, rho, ...)`` optimizer wrapper (m-SAM, n-SAM, BN-safe ascent).
 * :mod:`.models` — PreAct ResNet-18, DenseNet-100-12, the single-layer CNN (numba-convertible).
+* :mod:`.conv` — ``nn.Conv2d`` with a cheap double backward (GradAlign on cuda).
 * :mod:`.attacks` — FGSM, FGSM-RS, PGD-k(-RS), gradient alignment, GradAlign regulariser.
 * :mod:`.data` — synthetic / CIFAR-10/100 / SVHN tensors from a local directory.
 * :mod:`.train` — one training loop for ``train-at``, ``train-sam``, ``train-sgd`` (DDP-aware), checkpoints.
@@ -17,7 +18,8 @@ Modules (one algorithm per file):
 * :mod:`.dln` — batched diagonal-linear-network ensembles (thousands of runs at once).
 * :mod:`.sweep` — grids of runs, locally or on a Dask cluster.
 
-CLI: ``python -m toymodels.torch {train-at,train-sam,train-sgd,sharpness,dln-ensemble,sweep} ...``.
+CLI: ``python -m toymodels.torch {train-at,train-sam,train-sgd,sharpness,square,dln-ensemble,sweep} ...``.
+GPU checks: ``python -m pytest -q tests/test_torch_cuda.py`` on a machine with CUDA.
 """
 from __future__ import annotations
 

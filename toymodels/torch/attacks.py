@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ..cnn.train import detect_co  # the CO rule is shared with the numba layer
+from .conv import input_grad_only, twice_differentiable
 
 __all__ = ["project", "input_grad", "fgsm", "fgsm_rs", "pgd", "pgd_eval", "free_at_batch", "gradalign",
            "grad_alignment", "cos_fgsm_pgd", "cosines", "uniform_noise", "detect_co", "accuracy_loss"]
@@ -51,8 +52,12 @@ def input_grad(model, x: torch.Tensor, y: torch.Tensor, *, create_graph: bool = 
     """(per-example losses ℓ(xₙ, yₙ), ∇ₓℓ(xₙ, yₙ)): the gradient of each example's own loss (the sum
     over the batch is differentiated, not the mean)."""
     xr = x.detach().clone().requires_grad_(True)
-    losses = F.cross_entropy(model(xr), y, reduction="none")
-    g, = torch.autograd.grad(losses.sum(), xr, create_graph=create_graph)
+    # create_graph (GradAlign): toymodels.torch.conv.Conv2d records a backward that is cheap to
+    # differentiate again, and skips the weight gradients this call discards
+    with twice_differentiable() if create_graph else contextlib.nullcontext():
+        losses = F.cross_entropy(model(xr), y, reduction="none")
+    with input_grad_only():
+        g, = torch.autograd.grad(losses.sum(), xr, create_graph=create_graph)
     return losses, g
 
 

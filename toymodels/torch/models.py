@@ -19,6 +19,9 @@ attacks and the ℓ∞ ball live in pixel space, as in Wong et al. (2020) and th
   :func:`cnn_to_numba` / :func:`cnn_from_numba` convert its weights to and from
   :class:`toymodels.cnn.model.CNNParams` (with ``normalize`` the twin is wrapped as
   ``nn.Sequential(Normalize, twin)``; the numba model itself has no normalization).
+
+:func:`build_model` and :func:`cnn_from_numba` return their convolutions as
+:class:`toymodels.torch.conv.Conv2d` (``nn.Conv2d`` with a cheap double backward, for GradAlign).
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .._cli import UsageError, check_choice, check_int_range
+from .conv import use_fast_convs
 
 __all__ = ["MODELS", "build_model", "Normalize", "PreActResNet18", "DenseNetBC", "cnn_to_numba",
            "cnn_from_numba", "cnn_twin"]
@@ -91,7 +95,7 @@ class PreActResNet18(nn.Module):
     def features(self, x):
         out = self.conv1(x)
         out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
-        return torch.flatten(F.adaptive_avg_pool2d(F.relu(self.bn(out)), 1), 1)
+        return F.relu(self.bn(out)).mean((2, 3))   # global average pooling; deterministic backward on cuda
 
     def forward(self, x):
         return self.linear(self.features(x))
@@ -150,7 +154,7 @@ class DenseNetBC(nn.Module):
     def features(self, x):
         out = self.trans1(self.dense1(self.conv1(x)))
         out = self.dense3(self.trans2(self.dense2(out)))
-        return torch.flatten(F.adaptive_avg_pool2d(F.relu(self.bn(out)), 1), 1)
+        return F.relu(self.bn(out)).mean((2, 3))   # global average pooling; deterministic backward on cuda
 
     def forward(self, x):
         return self.linear(self.features(x))
@@ -177,7 +181,7 @@ def cnn_from_numba(params, image_size: int | None = None, *, dtype=torch.float64
     from ..cnn.torch_twin import to_torch
 
     H = W = image_size
-    return to_torch(params, H, W, dtype=dtype)
+    return use_fast_convs(to_torch(params, H, W, dtype=dtype))
 
 
 def build_model(name: str, num_classes: int = 10, in_channels: int = 3, image_size: int = 32, *,
@@ -205,4 +209,4 @@ def build_model(name: str, num_classes: int = 10, in_channels: int = 3, image_si
         if len(mean) != in_channels or len(std) != in_channels:
             raise UsageError(f"normalize mean and std must have {in_channels} entries (one per channel)")
         net = nn.Sequential(Normalize(mean, std), net)
-    return net.to(dtype)
+    return use_fast_convs(net).to(dtype)

@@ -30,10 +30,15 @@ python, the loop's noise generator), history and config; ``resume=True`` continu
 reproduces the uninterrupted run exactly (shuffling depends only on (seed, epoch)). The result JSON
 goes to ``<out>/result.json``.
 
+Reproducibility: a run is determined by its config and seed. On cuda that needs deterministic kernels:
+with ``deterministic=True`` (default) cuDNN autotuning is off and ``torch.use_deterministic_algorithms``
+is on (warn-only) for the duration of :func:`run`, and the models avoid ops without a deterministic
+cuda backward; ``deterministic=False`` lets cuDNN autotune (faster, not bitwise reproducible).
+
 AMP (``amp=True``): the training forward passes run under float16 autocast with a GradScaler on cuda
 (bfloat16 autocast, no scaler, on cpu); the attacks, GradAlign and the evaluation run in full precision.
 
-DDP: under ``torchrun`` (WORLD_SIZE > 1) the process group is initialised (gloo on cpu, nccl on
+DDP: under ``torchrun`` (any number of processes) the process group is initialised (gloo on cpu, nccl on
 cuda), each epoch's permutation is split DistributedSampler-style across ranks, each rank uses
 ``batch_size / world_size`` examples per step, the model is wrapped in DDP (attacks and metrics use
 the bare module; sums are all-reduced) and only rank 0 prints and writes. The checkpoint holds every
@@ -41,6 +46,7 @@ rank's RNG states (and Free-AT δ), so a resume with the same number of processe
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -68,7 +74,7 @@ ATTACKS = ("none", "fgsm", "fgsm-rs", "pgd", "free")
 SCHEDULES = ("cyclic", "constant", "step", "warmup-decay")
 CHECKPOINT = "checkpoint.pt"
 #: config fields that may differ between a run and the checkpoint it resumes from
-_RESUMABLE = ("epochs", "out", "resume", "device", "checkpoint_every")
+_RESUMABLE = ("epochs", "out", "resume", "device", "checkpoint_every", "deterministic")
 
 
 @dataclass
@@ -115,6 +121,7 @@ class TrainConfig:
     filters: int = 4
     dtype: str = "float32"
     amp: bool = False
+    deterministic: bool = True            # cuda: deterministic cuDNN / torch kernels (bitwise reproducible)
     device: str = "auto"
     seed: int = 0
     out: str | None = None
@@ -230,10 +237,7 @@ class _Dist:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
-
-    @property
-    def on(self) -> bool:
-        return self.world > 1
+    on: bool = False          # launched by torchrun: a process group (also with one process)
 
     def sum(self, values: list[float], device) -> list[float]:
         if not self.on:
@@ -244,14 +248,16 @@ class _Dist:
 
 
 def _init_dist(device_arg: str) -> _Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    # torchrun sets RANK/WORLD_SIZE: then DDP, even with one process (a 1-GPU node of a larger job
+    # behaves like the others, and the NCCL path can be checked on one GPU)
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         return _Dist()
+    world = int(os.environ["WORLD_SIZE"])
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
         use_cuda = torch.cuda.is_available() and str(device_arg) != "cpu"
         dist.init_process_group("nccl" if use_cuda else "gloo")
-    return _Dist(rank, world, local)
+    return _Dist(rank, world, local, on=True)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -331,12 +337,13 @@ def _rng_states(gen: torch.Generator) -> dict:
 
 
 def _set_rng_states(st: dict, gen: torch.Generator) -> None:
-    torch.set_rng_state(st["torch_cpu"])
+    # RNG states are CPU byte tensors; torch.load(map_location=cuda) may have moved them
+    torch.set_rng_state(st["torch_cpu"].cpu())
     if st.get("torch_cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["torch_cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in st["torch_cuda"]])
     np.random.set_state(st["numpy"])
     random.setstate(st["python"])
-    gen.set_state(st["generator"])
+    gen.set_state(st["generator"].cpu())
 
 
 def _save_checkpoint(path: str, obj: dict) -> None:
@@ -351,7 +358,11 @@ def at_step(cfg: TrainConfig, model, net, x, y, gen: torch.Generator, backward_s
     ``model`` is what the loss goes through (DDP or the bare module), ``net`` the bare module used for
     the attack and the GradAlign double backprop; ``backward_step(loss)`` does zero_grad, backward and
     the optimizer step. Returns (loss, accuracy) on the perturbed batch."""
-    reg, g_clean = None, None
+    reg, g_clean, noise = None, None, None
+    if cfg.grad_align > 0 and cfg.attack in ("none", "fgsm"):
+        # these attacks draw nothing: GradAlign's η can be drawn first (same draws), so that its
+        # host-to-device copy waits for an idle GPU rather than stalling it in the middle of the step
+        noise = attacks.uniform_noise(x.shape, cfg.eps, gen, x)
     if cfg.attack == "none":
         xa = x
     elif cfg.attack == "fgsm":
@@ -363,7 +374,7 @@ def at_step(cfg: TrainConfig, model, net, x, y, gen: torch.Generator, backward_s
     else:
         xa = x + attacks.pgd(net, x, y, cfg.eps, cfg.alpha, cfg.pgd_steps, generator=gen)
     if cfg.grad_align > 0:
-        reg = attacks.gradalign(net, x, y, cfg.eps, generator=gen, exact=cfg.grad_align_exact,
+        reg = attacks.gradalign(net, x, y, cfg.eps, noise, generator=gen, exact=cfg.grad_align_exact,
                                 clean_grad=g_clean)
     with amp_ctx():
         out = model(xa)
@@ -375,9 +386,31 @@ def at_step(cfg: TrainConfig, model, net, x, y, gen: torch.Generator, backward_s
 # ------------------------------------------------------------------------------------------------
 # the loop
 # ------------------------------------------------------------------------------------------------
-def run(cfg: TrainConfig, *, progress: bool = True, return_model: bool = False):  # noqa: C901
+@contextlib.contextmanager
+def _kernels(deterministic: bool):
+    """Deterministic (or autotuned) cuDNN / torch kernels inside, the previous settings restored after."""
+    before = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
+              torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    if deterministic:
+        # cuBLAS needs a fixed workspace for reproducible results; read when its handle is created
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = deterministic, not deterministic
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[0], before[1]
+        torch.use_deterministic_algorithms(before[2], warn_only=before[3])
+
+
+def run(cfg: TrainConfig, *, progress: bool = True, return_model: bool = False):
     """Train as configured and return the JSON-able result (see the module docstring); with
     ``return_model`` also the trained (bare, non-DDP) module: ``(result, model)``."""
+    with _kernels(bool(cfg.deterministic)):
+        return _run(cfg, progress=progress, return_model=return_model)
+
+
+def _run(cfg: TrainConfig, *, progress: bool, return_model: bool):  # noqa: C901
     show = progress
     D = _init_dist(cfg.device)
     cfg = resolve(cfg, D.world)

@@ -100,6 +100,8 @@ def build_parser(command: str) -> Parser:
     p.add_argument("--filters", type=int, default=d.filters, help="filters of the cnn model")
     p.add_argument("--dtype", default=d.dtype, help="float32 or float64")
     p.add_argument("--amp", action="store_true", help="mixed precision (float16 + GradScaler on cuda)")
+    p.add_argument("--nondeterministic", action="store_true",
+                   help="cuda: let cuDNN autotune its kernels (faster; runs are then not bitwise reproducible)")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="epochs between checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
     add_common(p)
@@ -115,7 +117,8 @@ def config_from_args(a, command: str):
               warmup_frac=a.warmup_frac, warmup_ratio=a.warmup_ratio, decay_at=a.decay_at,
               decay_factor=a.decay_factor, eps=a.eps, eval_n=a.eval_n, eval_pgd_steps=a.eval_pgd_steps,
               final_n=a.final_n, final_pgd_steps=a.final_pgd_steps, final_restarts=a.final_restarts,
-              filters=a.filters, dtype=a.dtype, amp=a.amp, device=a.device, seed=a.seed, out=a.out,
+              filters=a.filters, dtype=a.dtype, amp=a.amp, deterministic=not a.nondeterministic, device=a.device,
+              seed=a.seed, out=a.out,
               checkpoint_every=a.checkpoint_every, resume=a.resume)
     if command == "train-at":
         lam = str(a.grad_align).strip().lower()
