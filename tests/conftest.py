@@ -1,4 +1,6 @@
 """Shared test fixtures."""
+import contextlib
+
 import pytest
 
 
@@ -14,3 +16,24 @@ def _torch_one_thread(request):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(prev)
+
+
+@pytest.fixture
+def interrupted_after_checkpoint(monkeypatch):
+    """``with interrupted_after_checkpoint(): train.run(cfg)`` — the run stops (KeyboardInterrupt) right
+    after writing its first checkpoint, as a killed job would; the block expects that interrupt."""
+    @contextlib.contextmanager
+    def cm():
+        from toymodels.torch import train
+
+        orig = train._save_checkpoint
+
+        def save_then_stop(path, obj):
+            orig(path, obj)
+            raise KeyboardInterrupt
+
+        with monkeypatch.context() as mp:
+            mp.setattr(train, "_save_checkpoint", save_then_stop)
+            with pytest.raises(KeyboardInterrupt):
+                yield
+    return cm

@@ -326,27 +326,15 @@ def test_training_on_cuda_equals_cpu_in_float64(kw):
     assert runs[1]["history"][-1]["train_loss"] < runs[1]["history"][1]["train_loss"]
 
 
-def _interrupt_after_first_checkpoint(mp):
-    orig = train._save_checkpoint
-
-    def save_then_stop(path, obj):
-        orig(path, obj)
-        raise KeyboardInterrupt
-
-    mp.setattr(train, "_save_checkpoint", save_then_stop)
-
-
 @pytest.mark.parametrize("kw", [dict(model="preact-resnet18", task="at", attack="fgsm-rs", grad_align=0.2),
                                 dict(model="cnn", task="sam", m=8, amp=True)])
-def test_cuda_runs_are_bitwise_reproducible_and_resume_exactly(tmp_path, monkeypatch, kw):
+def test_cuda_runs_are_bitwise_reproducible_and_resume_exactly(tmp_path, interrupted_after_checkpoint, kw):
     cfg = train.TrainConfig(**SMALL, **kw, device="cuda")
     a = train.run(replace(cfg, out=str(tmp_path / "a")), progress=False)
     again = train.run(cfg, progress=False)
     assert again["history"] == a["history"] and again["final"] == a["final"]
-    with monkeypatch.context() as mp:
-        _interrupt_after_first_checkpoint(mp)
-        with pytest.raises(KeyboardInterrupt):
-            train.run(replace(cfg, out=str(tmp_path / "b")), progress=False)
+    with interrupted_after_checkpoint():
+        train.run(replace(cfg, out=str(tmp_path / "b")), progress=False)
     b = train.run(replace(cfg, out=str(tmp_path / "b"), resume=True), progress=False)
     assert b["history"] == a["history"] and b["final"] == a["final"]
     sa = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["model_state"]

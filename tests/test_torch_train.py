@@ -73,29 +73,17 @@ def test_bad_inputs_exit_2(capsys, argv):
     assert rc == 2 and err.count("\n") == 0 and "error" in err
 
 
-def _interrupt_after_first_checkpoint(monkeypatch):
-    orig = train._save_checkpoint
-
-    def save_then_stop(path, obj):
-        orig(path, obj)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(train, "_save_checkpoint", save_then_stop)
-
-
 @pytest.mark.parametrize("kw", [
     dict(task="at", attack="fgsm-rs", grad_align=0.3),          # noise RNG + Adam state
     dict(task="at", attack="free", free_replays=2, optimizer="sgd", lr=0.05),   # persistent δ, momentum
     dict(task="sam", m=8),
 ])
-def test_resume_reproduces_uninterrupted_run(tmp_path, monkeypatch, kw):
+def test_resume_reproduces_uninterrupted_run(tmp_path, interrupted_after_checkpoint, kw):
     cfg = train.TrainConfig(**TINY_CFG, **kw)
     a = train.run(train.TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "a")}), progress=False)
     out_b = str(tmp_path / "b")
-    with monkeypatch.context() as mp:
-        _interrupt_after_first_checkpoint(mp)
-        with pytest.raises(KeyboardInterrupt):
-            train.run(train.TrainConfig(**{**cfg.__dict__, "out": out_b}), progress=False)
+    with interrupted_after_checkpoint():
+        train.run(train.TrainConfig(**{**cfg.__dict__, "out": out_b}), progress=False)
     assert torch.load(os.path.join(out_b, "checkpoint.pt"), weights_only=False)["epoch"] == 1
     b = train.run(train.TrainConfig(**{**cfg.__dict__, "out": out_b, "resume": True}), progress=False)
     assert a["history"] == b["history"] and a["final"] == b["final"]

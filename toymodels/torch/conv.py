@@ -35,27 +35,25 @@ _STATE = threading.local()
 
 
 @contextlib.contextmanager
+def _flag(name: str):
+    prev = getattr(_STATE, name, False)
+    setattr(_STATE, name, True)
+    try:
+        yield
+    finally:
+        setattr(_STATE, name, prev)
+
+
 def twice_differentiable():
     """Inside: :class:`Conv2d` forwards record the cheap-to-differentiate backward (module docstring).
     Use around the forward pass whose input gradient will be differentiated again."""
-    prev = getattr(_STATE, "double", False)
-    _STATE.double = True
-    try:
-        yield
-    finally:
-        _STATE.double = prev
+    return _flag("double")
 
 
-@contextlib.contextmanager
 def input_grad_only():
-    """Inside: backward passes of :class:`Conv2d` return no weight/bias gradients when they record a
-    graph (``create_graph=True``). Use only around ``torch.autograd.grad(..., inputs=<the input>)``."""
-    prev = getattr(_STATE, "input_only", False)
-    _STATE.input_only = True
-    try:
-        yield
-    finally:
-        _STATE.input_only = prev
+    """Inside: backward passes of :class:`Conv2d` return no weight/bias gradients. Use only around
+    ``torch.autograd.grad(..., inputs=<the input>)``, which discards them anyway."""
+    return _flag("input_only")
 
 
 def _output_padding(x_shape, g_shape, w_shape, stride, padding, dilation):
