@@ -16,16 +16,12 @@ the initial parameters and optimizer state.
   null and the target is not applicable.
 * ``gradalign_over_fgsm`` (GradAlign workload) — its numba epoch time over the FGSM epoch's, with
   ``gradalign_over_fgsm_goal`` = 2 and ``gradalign_over_fgsm_met`` (ratio ≤ goal; null under
-  ``--quick``);
-* ``fused_numba_s`` (GradAlign workload) — the same epoch calling the fused kernel directly (since
-  :func:`toymodels.cnn.train._step` itself uses it for FGSM + GradAlign, this equals ``numba_s`` up to
-  timing noise; it is kept as a check that the training step pays nothing beyond the kernel) instead of
-  the three separate gradient passes (FGSM attack, CE gradient at x + δ, GradAlign) — the fused kernel
-  :func:`toymodels.cnn.model.fgsm_gradalign_loss_and_grad` (clean input gradient shared by FGSM and
-  GradAlign, same η draws, same Adam); ``fused_gradalign_over_fgsm`` = fused_numba_s / FGSM epoch
-  (goal ≤ 2 as above: ``fused_gradalign_over_fgsm_met``), and ``fused_max_rel_diff``, the largest
-  difference of the final parameters of the two GradAlign epochs relative to the largest parameter
-  (they agree up to rounding).
+  ``--quick``).
+
+  Since :func:`toymodels.cnn.train._step` computes FGSM + GradAlign with the fused kernel
+  :func:`toymodels.cnn.model.fgsm_gradalign_loss_and_grad` (one clean input-gradient pass for both;
+  equal to the three separate passes to rounding, tests/test_cnn_model.py), ``numba_s`` of the
+  GradAlign workload is the fused epoch.
 
 Under ``--quick`` the epoch has 1,000 images (8 steps).
 """
@@ -73,30 +69,6 @@ def _epoch_ours(x, y, p0, batches, lam, backend):
     rng = np.random.default_rng(1)
     for idx in batches:
         _step(params, theta, opt, x[idx], y[idx], cfg, rng, LR, backend)
-    return theta
-
-
-def _epoch_fused(x, y, p0, batches, lam):
-    """The ``_epoch_ours`` GradAlign epoch with ``train._step``'s attack + CE + GradAlign gradients
-    computed by the fused kernel (same RNG stream: FGSM draws nothing, then η per step)."""
-    import math
-
-    from ..cnn.model import CNNParams, fgsm_gradalign_loss_and_grad
-    from ..cnn.train import TrainConfig, _Adam, resolve
-
-    cfg = resolve(TrainConfig(attack="fgsm", eps=EPS, grad_align=lam, schedule="constant", lr=LR))
-    theta = p0.flat()
-    params = CNNParams.from_flat(theta, p0.shapes)
-    opt = _Adam(theta.size)
-    rng = np.random.default_rng(1)
-    for idx in batches:
-        xb, yb = x[idx], y[idx]
-        eta = rng.uniform(-cfg.eps, cfg.eps, xb.shape)
-        loss, _, g, _ = fgsm_gradalign_loss_and_grad(params, xb, yb, eta, cfg.eps, alpha=cfg.alpha,
-                                                     lam=cfg.grad_align, both=cfg.grad_align_exact)
-        gflat = g.flat()
-        if math.isfinite(loss) and np.isfinite(gflat).all():
-            opt.step(theta, gflat, LR)
     return theta
 
 
@@ -162,22 +134,13 @@ def cnn_epoch_fgsm(ctx: BenchContext) -> dict:
 
 @workload("cnn_epoch_gradalign", target=1.0, metric="torch_speedup",
           description="one FGSM+GradAlign epoch (λ = 0.36), same problem; also reports gradalign_over_fgsm "
-                      "(goal <= 2) and fused_gradalign_over_fgsm")
+                      "(goal <= 2)")
 def cnn_epoch_gradalign(ctx: BenchContext) -> dict:
     res = _run(ctx, LAM)
-    x, y, p0, batches = _setup(ctx)
-    _epoch_fused(x, y, p0, batches[:1], LAM)      # compile / cache load
-    fused_s, _, _ = best_of(lambda: _epoch_fused(x, y, p0, batches, LAM), lambda: (), ctx.repeats)
-    a = _epoch_ours(x, y, p0, batches, LAM, "numba")
-    b = _epoch_fused(x, y, p0, batches, LAM)
     key = ("fgsm_numba_s", res["images"])
     if key not in _CACHE:
         cnn_epoch_fgsm(ctx)
     fgsm_s = _CACHE[key]
-    for pre, t in (("", res["numba_s"]), ("fused_", fused_s)):
-        res[pre + "gradalign_over_fgsm"] = t / fgsm_s
-        res[pre + "gradalign_over_fgsm_goal"] = RATIO_GOAL
-        res[pre + "gradalign_over_fgsm_met"] = None if ctx.quick else bool(t / fgsm_s <= RATIO_GOAL)
-    res.update(fgsm_numba_s=fgsm_s, fused_numba_s=fused_s,
-               fused_max_rel_diff=float(np.abs(a - b).max() / np.abs(a).max()))
+    res.update(fgsm_numba_s=fgsm_s, gradalign_over_fgsm=res["numba_s"] / fgsm_s, gradalign_over_fgsm_goal=RATIO_GOAL,
+               gradalign_over_fgsm_met=None if ctx.quick else bool(res["numba_s"] / fgsm_s <= RATIO_GOAL))
     return res

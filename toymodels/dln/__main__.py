@@ -164,6 +164,18 @@ def _plot(runs, path) -> None:
     plt.close(fig)
 
 
+def config_from_args(args) -> DLNConfig:
+    """The (unresolved) DLNConfig of parsed :func:`build_parser` arguments (also used by the torch
+    ``dln-ensemble`` command, which takes the same options)."""
+    return DLNConfig(
+        sam=args.sam, rho=args.rho, m=args.m, lr=args.lr, alpha=args.alpha, steps=args.steps,
+        algo=args.algo, batch=args.batch, replacement=not args.no_replacement, normalize=args.normalize,
+        ascent=args.ascent, ascent_batch=args.ascent_batch, switch_at=args.switch_at,
+        switch_mode=args.switch_mode, schedule=args.schedule, decay_at=_decay(args.decay_at),
+        decay_factor=args.decay_factor, warmup_steps=args.warmup_steps, warmup_ratio=args.warmup_ratio,
+        rho_schedule=args.rho_schedule, tol=args.tol, record_every=args.record_every, seed=args.seed)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.data is not None:
@@ -174,13 +186,7 @@ def main(argv=None) -> int:
         data = make_sparse_regression(args.n, args.d, args.k, args.n_test, args.noise, args.seed)
         data_desc = f"sparse regression n={args.n}, d={args.d}, k={args.k}, noise={args.noise}"
         data_cfg = {"n": args.n, "d": args.d, "k": args.k, "n_test": args.n_test, "noise": args.noise}
-    cfg = DLNConfig(
-        sam=args.sam, rho=args.rho, m=args.m, lr=args.lr, alpha=args.alpha, steps=args.steps,
-        algo=args.algo, batch=args.batch, replacement=not args.no_replacement, normalize=args.normalize,
-        ascent=args.ascent, ascent_batch=args.ascent_batch, switch_at=args.switch_at,
-        switch_mode=args.switch_mode, schedule=args.schedule, decay_at=_decay(args.decay_at),
-        decay_factor=args.decay_factor, warmup_steps=args.warmup_steps, warmup_ratio=args.warmup_ratio,
-        rho_schedule=args.rho_schedule, tol=args.tol, record_every=args.record_every, seed=args.seed)
+    cfg = config_from_args(args)
     cfg = resolve(cfg, data.n, data.d)  # validate everything before any work
     configs = [cfg]
     if not args.no_baseline:

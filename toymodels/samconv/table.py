@@ -60,6 +60,17 @@ def _points(rng, prob, m, scale=3.0):
     return scale * rng.standard_normal((m, d))
 
 
+def _lemma4_smooth_row(p, rng, m):
+    """Lemma 4 (smooth): the decrease of one SAM step with γ, ρ ~ U[0, 1/β] at m random points."""
+    W = _points(rng, p, m)
+    gam = rng.uniform(0, 1 / p.beta, m)[:, None]
+    rho = rng.uniform(0, 1 / p.beta, m)[:, None]
+    G = p.grad(W)
+    dec = p.loss(W) - p.loss(W - gam * p.grad(W + rho * G))
+    return _worst("Lemma 4 (smooth)", "l.2639", p.name,
+                  B.lemma4_smooth(np.sum(G * G, -1), gam[:, 0], rho[:, 0], p.beta), dec, lower=True)
+
+
 def lemma_rows(P, rng, m=2000):
     rows = []
     # Lemma 3: (1 + αρ)‖g‖² ≤ ⟨∇L(w + ρg), g⟩ over random w and ρ.
@@ -76,14 +87,7 @@ def lemma_rows(P, rng, m=2000):
                            inner, lower=True))
     # Lemma 4: guaranteed decrease ≤ actual decrease L(w) − L(w⁺) of one SAM step.
     for key in ("sine", "quad", "lsq"):
-        p = P[key]
-        W = _points(rng, p, m)
-        gam = rng.uniform(0, 1 / p.beta, m)[:, None]
-        rho = rng.uniform(0, 1 / p.beta, m)[:, None]
-        G = p.grad(W)
-        dec = p.loss(W) - p.loss(W - gam * p.grad(W + rho * G))
-        rows.append(_worst("Lemma 4 (smooth)", "l.2639", p.name,
-                           B.lemma4_smooth(np.sum(G * G, -1), gam[:, 0], rho[:, 0], p.beta), dec, lower=True))
+        rows.append(_lemma4_smooth_row(P[key], rng, m))
     # Second part: the proof needs 1 − γβ − γρβ²/2 ≥ 0, i.e. γβ(2 + ρβ) ≤ 2; printed γβ(2 − ρβ) ≤ 2.
     for key, cond, expect in (("quad", "corrected", True), ("lsq", "corrected", True),
                               ("sine", "corrected", False), ("quad", "printed", False)):
@@ -221,13 +225,7 @@ def logistic_rows(seeds=range(100), fast=False):
         rows.append(_worst(f"Lemma 3 ({kind})", "l.2623", p.name, B.lemma3(np.sum(G * G, -1), rho[:, 0], alpha),
                            inner, lower=True))
     for p in (C, R):
-        W = _points(rng, p, m)
-        gam = rng.uniform(0, 1 / p.beta, m)[:, None]
-        rho = rng.uniform(0, 1 / p.beta, m)[:, None]
-        G = p.grad(W)
-        dec = p.loss(W) - p.loss(W - gam * p.grad(W + rho * G))
-        rows.append(_worst("Lemma 4 (smooth)", "l.2639", p.name,
-                           B.lemma4_smooth(np.sum(G * G, -1), gam[:, 0], rho[:, 0], p.beta), dec, lower=True))
+        rows.append(_lemma4_smooth_row(p, rng, m))
         W = _points(rng, p, m)
         rho = rng.uniform(0, 2 / p.beta, m)[:, None]
         gam = rng.uniform(0, 1, m)[:, None] * 2 / (p.beta * (2 + rho * p.beta))

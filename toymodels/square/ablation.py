@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._cli import check_choice, check_int_range, progress
-from .attack_linf import check_attack_args, margin_and_loss, p_schedule, square_side
+from .attack_linf import accept_improvements, check_attack_args, margin_and_loss, p_schedule, square_side
 
 __all__ = ["ROWS", "AblationResult", "ablation_attack"]
 
@@ -109,11 +109,6 @@ def ablation_attack(predict, x, y, eps: float, n_queries: int, p_init: float, *,
         if not np.all(np.isfinite(z)):
             raise FloatingPointError(f"non-finite scores at iteration {i}")
         s_new, l_new = margin_and_loss(z, y[act], False)
-        better = l_new < loss[act]
-        idx = act[better]
-        x_best[idx] = x_new[better]
-        loss[idx] = l_new[better]
-        success[idx] = s_new[better]
-        queries[act] += 1
+        accept_improvements(act, x_new, s_new, l_new, x_best, loss, success, queries)
     bar.close()
     return AblationResult(queries, success, x_best)

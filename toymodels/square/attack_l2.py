@@ -26,7 +26,8 @@ from typing import Callable
 import numpy as np
 
 from .._cli import UsageError, check_int_range, progress
-from .attack_linf import SquareResult, attack_labels, check_attack_args, margin_and_loss, p_schedule
+from .attack_linf import (SquareResult, accept_improvements, attack_labels, check_attack_args, margin_and_loss,
+                          p_schedule)
 
 __all__ = ["eta_block", "eta_update", "l2_side", "l2_init", "l2_propose", "square_attack_l2"]
 
@@ -151,11 +152,6 @@ def square_attack_l2(predict: Callable[[np.ndarray], np.ndarray], x, y, eps: flo
         if not np.all(np.isfinite(z)):
             raise FloatingPointError(f"non-finite scores at iteration {i}")
         succ_new, loss_new = margin_and_loss(z, lab[act], targeted)
-        better = loss_new < loss_best[act]
-        idx = act[better]
-        x_best[idx] = x_new[better]
-        loss_best[idx] = loss_new[better]
-        success[idx] = succ_new[better]
-        queries[act] += 1
+        accept_improvements(act, x_new, succ_new, loss_new, x_best, loss_best, success, queries)
     bar.close()
     return SquareResult(x_best, queries, success, loss_best, target if targeted else None, sides)

@@ -79,6 +79,18 @@ def margin_and_loss(z: np.ndarray, y: np.ndarray, targeted: bool):
     return pred != y, zy - other.max(axis=1)
 
 
+def accept_improvements(act, x_new, succ_new, loss_new, x_best, loss_best, success, queries) -> None:
+    """The acceptance step: each active point (indices ``act``) keeps its proposal ``x_new`` if that
+    lowers its loss, and every active point has spent one more query. In place; the arrays may be
+    numpy arrays or torch tensors (the torch attack shares this step)."""
+    better = loss_new < loss_best[act]
+    idx = act[better]
+    x_best[idx] = x_new[better]
+    loss_best[idx] = loss_new[better]
+    success[idx] = succ_new[better]
+    queries[act] += 1
+
+
 def attack_labels(y, target, targeted: bool, K: int, rng: np.random.Generator):
     """``(labels the loss uses, target or None)``: the true labels (untargeted), or the targets —
     given, or drawn uniformly among the K − 1 wrong classes (one ``rng.integers`` call)."""
@@ -161,12 +173,7 @@ def square_attack_linf(predict: Callable[[np.ndarray], np.ndarray], x, y, eps: f
         z = predict(x_new)
         _check(z, i)
         succ_new, loss_new = margin_and_loss(z, lab[act], targeted)
-        better = loss_new < loss_best[act]
-        idx = act[better]
-        x_best[idx] = x_new[better]
-        loss_best[idx] = loss_new[better]
-        success[idx] = succ_new[better]
-        queries[act] += 1
+        accept_improvements(act, x_new, succ_new, loss_new, x_best, loss_best, success, queries)
     bar.close()
     return SquareResult(x_best, queries, success, loss_best, target if targeted else None, sides)
 

@@ -16,7 +16,7 @@ from .. import __version__
 from .._cli import UsageError, check_int_range, emit_json
 from .._io import save_npz, write_json
 from ..data import load_npz, make_sparse_regression
-from ..dln.__main__ import _decay, build_parser as dln_parser
+from ..dln.__main__ import build_parser as dln_parser, config_from_args
 from ..dln.train import DLNConfig, resolve
 
 MAX_SEEDS = 1_000_000
@@ -98,13 +98,7 @@ def main(argv=None, command: str = "dln-ensemble") -> int:
         data = mk(args.seed) if shared else [mk(s) for s in seeds]
         data_cfg = {"n": args.n, "d": args.d, "k": args.k, "n_test": args.n_test, "noise": args.noise}
     d0 = data if shared else data[0]
-    cfg = DLNConfig(
-        sam=args.sam, rho=args.rho, m=args.m, lr=args.lr, alpha=args.alpha, steps=args.steps,
-        algo=args.algo, batch=args.batch, replacement=not args.no_replacement, normalize=args.normalize,
-        ascent=args.ascent, ascent_batch=args.ascent_batch, switch_at=args.switch_at,
-        switch_mode=args.switch_mode, schedule=args.schedule, decay_at=_decay(args.decay_at),
-        decay_factor=args.decay_factor, warmup_steps=args.warmup_steps, warmup_ratio=args.warmup_ratio,
-        rho_schedule=args.rho_schedule, tol=args.tol, record_every=args.record_every, seed=args.seed)
+    cfg = config_from_args(args)
     cfg = resolve(cfg, d0.n, d0.d)  # validate everything before any work
     variants = [("method", cfg)]
     if not args.no_baseline:

@@ -36,7 +36,8 @@ import torch
 
 from .._cli import UsageError, check_choice, check_int_range, progress
 from ..square.attack_l2 import eta_update, l2_side
-from ..square.attack_linf import P_HALVINGS, attack_labels, check_attack_args, p_schedule, square_side
+from ..square.attack_linf import (P_HALVINGS, accept_improvements, attack_labels, check_attack_args, p_schedule,
+                                  square_side)
 
 __all__ = ["SquareResult", "square_attack", "margin_and_loss", "P_HALVINGS", "p_schedule"]
 
@@ -281,12 +282,7 @@ def square_attack(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
             sides[i - 1] = h
             z = _predict(model, x_new, batch_size, i)
             succ_new, loss_new = margin_and_loss(z, lab[act], targeted)
-            better = loss_new < loss_best[act]
-            idx = act[better]
-            x_best[idx] = x_new[better]
-            loss_best[idx] = loss_new[better]
-            success[idx] = succ_new[better]
-            queries[act] += 1
+            accept_improvements(act, x_new, succ_new, loss_new, x_best, loss_best, success, queries)
         bar.close()
     return SquareResult(x_best, queries.cpu().numpy(), success.cpu().numpy(), loss_best.detach().cpu().numpy(),
                         target if targeted else None, sides)
