@@ -25,16 +25,16 @@ SEED = 0
 
 @functools.lru_cache(maxsize=4)
 def _runs(quick: bool):
-    from toymodels.cnn.datasets import DEFAULT_DATASET, load_dataset
+    from toymodels.datasets import DEFAULT_IMAGE_DATASET, load_images
     from toymodels.cnn.train import TrainConfig, default_eps, train
 
     if quick:
-        data = load_dataset(DEFAULT_DATASET, n_train=1000, n_test=300, seed=SEED)
+        data = load_images(DEFAULT_IMAGE_DATASET, n_train=1000, n_test=300, seed=SEED)
         kw = dict(epochs=3, n_eval=100, eval_pgd_steps=5, final_n=100, final_pgd_steps=10, final_restarts=1)
     else:
-        data = load_dataset(DEFAULT_DATASET, seed=SEED)
+        data = load_images(DEFAULT_IMAGE_DATASET, seed=SEED)
         kw = {}
-    eps = default_eps(DEFAULT_DATASET)
+    eps = default_eps(DEFAULT_IMAGE_DATASET)
     fgsm = train(data, TrainConfig(attack="fgsm", eps=eps, seed=SEED, **kw))
     ga = train(data, TrainConfig(attack="fgsm", eps=eps, grad_align="default", seed=SEED, **kw))
     return data, fgsm, ga

@@ -3,7 +3,7 @@
 
 The thesis measures a standard and a PGD-trained ResNet-18 on CIFAR-10 (ε = 8/255, 512 test points);
 here the same experiment runs on a standard- and a PGD-trained single-layer CNN on the embedded
-natural-image data (``photos``, :func:`toymodels.cnn.datasets.load_dataset`), with δ started from δ_FGSM = ε·sign ∇ₓℓ and from a
+natural-image data (``photos``, :func:`toymodels.datasets.load_images`), with δ started from δ_FGSM = ε·sign ∇ₓℓ and from a
 random corner of the ℓ∞ ball and a growing fraction of coordinates zeroed
 (:func:`toymodels.cnn.metrics.linearization_curve`). The claim tested: the error grows with ‖δ‖₂ even
 though ‖δ‖∞ is fixed, and more so for δ_FGSM than for δ_random. The summary reports, per model and start,
@@ -25,11 +25,11 @@ FRACTIONS = np.linspace(0.0, 1.0, 11)
 
 @functools.lru_cache(maxsize=2)
 def _models(quick: bool):
-    from toymodels.cnn.datasets import load_dataset
+    from toymodels.datasets import load_images
     from toymodels.cnn.train import TrainConfig, train
 
     n_train, n_test, epochs = (1000, 200, 2) if quick else (4000, 512, 8)
-    data = load_dataset("photos", n_train=n_train, n_test=n_test, seed=SEED)
+    data = load_images("photos", n_train=n_train, n_test=n_test, seed=SEED)
     common = dict(epochs=epochs, seed=SEED, n_eval=min(200, n_test), eval_pgd_steps=3, final_n=min(200, n_test),
                   final_pgd_steps=5, final_restarts=1)
     std = train(data, TrainConfig(attack="none", **common))

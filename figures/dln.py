@@ -1,6 +1,6 @@
 """Diagonal linear network figures of thesis Ch. 5 (Figs. 5.5, 5.6, 5.13, 5.14, 5.15).
 
-Every experiment uses the sparse regression problem of :func:`toymodels.data.make_sparse_regression`
+Every experiment uses the sparse regression problem of :func:`toymodels.datasets.make_sparse_regression`
 with d = 30, n = 20, k = 3 (β* has three ±1 entries), noiseless labels, 1000 test points and data
 seed 0, and the ¼-normalized loss of thesis eq. 5.5 (train and test loss are both
 1/(4m) Σ (⟨β, xᵢ⟩ − yᵢ)²). Runs that share their step count and batch size are advanced together by
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from toymodels.data import make_sparse_regression
+from toymodels.datasets import make_sparse_regression
 from toymodels.dln.ensemble import train_ensemble
 from toymodels.dln.train import DLNConfig
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from toymodels.data import make_sparse_regression
+from toymodels.datasets import make_sparse_regression
 from toymodels.dln.large_step import (L0_TOL, RANK_TOL, fresh_points, large_step_config, log_checkpoints,
                                       metrics, train_uv_checkpoints)
 

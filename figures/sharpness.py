@@ -111,7 +111,7 @@ def _dln_measures(res, X, y):
 
 @figure("7.7", "7.7", "Generalization measures of 200 diagonal linear networks vs test loss (Kendall τ)")
 def fig_7_7(ctx: Context) -> Rendered:
-    from toymodels.data import make_sparse_regression
+    from toymodels.datasets import make_sparse_regression
     from toymodels.dln import DLNConfig
     from toymodels.dln.ensemble import train_ensemble
     from toymodels.sharpness.kendall import kendall_tau

@@ -74,10 +74,10 @@ def _standard_cnn(n_train: int, epochs: int, eps: float, seed: int, n_points: in
     parameters, which the white-box PGD reference needs. Returns (params, x, y of the correctly
     classified points among the first ``n_points`` test points, clean accuracy on those)."""
     from toymodels.cnn import model
-    from toymodels.cnn.datasets import load_dataset
+    from toymodels.datasets import load_images
     from toymodels.cnn.train import TrainConfig, train
 
-    data = load_dataset("synthetic", n_train=n_train, n_test=max(2 * n_points, 200), seed=seed)
+    data = load_images("synthetic", n_train=n_train, n_test=max(2 * n_points, 200), seed=seed)
     cfg = TrainConfig(attack="none", eps=eps, epochs=epochs, n_eval=50, eval_pgd_steps=1,
                       final_n=50, final_pgd_steps=1, final_restarts=1, seed=seed)
     params = train(data, cfg, show_progress=show_progress).params

@@ -115,7 +115,7 @@ def test_json_is_one_object_and_out_dir(tmp_path):
 def test_photos_without_skimage_exits_2(monkeypatch, capsys):
     import sys as _sys
 
-    from toymodels.cnn import datasets
+    from toymodels import datasets
 
     datasets._photo_levels.cache_clear()
     monkeypatch.setitem(_sys.modules, "skimage", None)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from toymodels._cli import UsageError
-from toymodels.cnn.datasets import ImageData
+from toymodels.datasets import ImageData
 from toymodels.cnn.train import (HISTORY_KEYS, PHOTOS_LAMBDA, TrainConfig, _Adam, cyclic_lr, default_lambda,
                                  detect_co, parse_eps, resolve, train)
 
@@ -228,9 +228,9 @@ def test_zeroing_the_culprit_is_what_is_reported():
 
 def test_tiny_training_on_photo_crops():
     pytest.importorskip("skimage")
-    from toymodels.cnn.datasets import load_dataset
+    from toymodels.datasets import load_images
 
-    data = load_dataset("photos", n_train=64, n_test=32, seed=0)
+    data = load_images("photos", n_train=64, n_test=32, seed=0)
     res = train(data, TrainConfig(attack="fgsm", eps=24 / 255, grad_align="default", epochs=1, **TINY))
     assert res.config["grad_align"] == PHOTOS_LAMBDA and not res.diverged
     assert res.params.U.shape == (8, 4 * 32 * 32)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from toymodels.data import RegressionData, make_sparse_regression
+from toymodels.datasets import RegressionData, make_sparse_regression
 from toymodels.dln import DLNConfig, train, train_uv, uv_to_w, w_to_uv
 from toymodels.dln.ensemble import train_ensemble
 from toymodels.dln.implicit_bias import solve_implicit_bias

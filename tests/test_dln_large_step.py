@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from toymodels._cli import UsageError
-from toymodels.data import make_sparse_regression
+from toymodels.datasets import make_sparse_regression
 from toymodels.dln import DLNConfig, train_uv
 from toymodels.dln.large_step import (fresh_points, jacobian_factor, large_step_config, log_checkpoints,
                                       metrics, train_uv_checkpoints)

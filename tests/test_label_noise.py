@@ -15,7 +15,7 @@ import pytest
 import sympy as sp
 
 from proofs_check import sde as pc_sde
-from toymodels.data import make_sparse_regression
+from toymodels.datasets import make_sparse_regression
 from toymodels.dln.train import DLNConfig, train_uv
 from toymodels.sde import label_noise as ln
 from toymodels.sde.dln import jacobian_uv

@@ -33,7 +33,7 @@ from torch import nn  # noqa: E402
 from toymodels.cnn import attacks as natt  # noqa: E402
 from toymodels.cnn import metrics as nmet  # noqa: E402
 from toymodels.cnn import model as cnn  # noqa: E402
-from toymodels.data import make_sparse_regression  # noqa: E402
+from toymodels.datasets import make_sparse_regression  # noqa: E402
 from toymodels.dln.ensemble import train_ensemble  # noqa: E402
 from toymodels.dln.train import DLNConfig  # noqa: E402
 from toymodels.torch import __main__ as tmain  # noqa: E402

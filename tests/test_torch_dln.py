@@ -14,7 +14,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from toymodels.data import make_sparse_regression  # noqa: E402
+from toymodels.datasets import make_sparse_regression  # noqa: E402
 from toymodels.dln.ensemble import train_ensemble  # noqa: E402
 from toymodels.dln.train import DLNConfig, train  # noqa: E402
 from toymodels.torch.dln import train_ensemble_torch  # noqa: E402

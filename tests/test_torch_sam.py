@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from toymodels.data import make_sparse_regression  # noqa: E402
+from toymodels.datasets import make_sparse_regression  # noqa: E402
 from toymodels.dln.train import DLNConfig, _prepare, schedules_of, train  # noqa: E402
 from toymodels.torch.sam import SAM, bn_frozen, sam_update  # noqa: E402
 

@@ -13,7 +13,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["atomic_write", "write_json", "save_npz", "save_figure", "to_jsonable"]
+__all__ = ["atomic_write", "write_json", "save_npz", "save_figure", "to_jsonable", "load_npz_arrays"]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: str | os.PathLike, writer: Callable[[Any], None], mode: str = "wb") -> Path:
@@ -22,6 +28,8 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[Any], None], mode: s
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp creates 0600; a result file gets the mode an ordinary open() would give it
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as fh:
             writer(fh)
             fh.flush()
@@ -72,3 +80,45 @@ def save_figure(fig, path: str | os.PathLike, **kwargs) -> Path:
     kwargs.setdefault("dpi", 120)
     kwargs.setdefault("bbox_inches", "tight")
     return atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, **kwargs))
+
+
+def load_npz_arrays(path: str | os.PathLike, field: str, required: tuple = (), optional: tuple = (),
+                    numeric: bool = True) -> dict:
+    """The arrays ``required`` (+ those of ``optional`` present) of the ``.npz`` file ``path``.
+
+    The one loader for user-supplied ``.npz`` inputs: a missing, unreadable, corrupt or bare-array
+    (``.npy`` content) file, a missing key, a non-numeric or non-finite array raises
+    :class:`~toymodels.errors.ConfigError` for ``field`` (the parameter that named the file). Numeric
+    arrays are returned as C-contiguous float64 (``numeric=False``: as stored).
+    """
+    from .errors import ConfigError
+
+    need = "must be a readable .npz file with arrays " + ", ".join(required) + (
+        f" (optional: {', '.join(optional)})" if optional else "")
+    p = Path(os.path.expanduser(str(path)))
+    if not p.is_file():
+        raise ConfigError(field, need + "; no such file", str(path))
+    try:
+        z = np.load(p, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - corrupt, truncated, not numpy, pickled object arrays
+        raise ConfigError(field, need + f"; it is not readable as .npz ({type(exc).__name__})", str(path)) from None
+    if not hasattr(z, "files"):
+        raise ConfigError(field, need + "; it holds a single array, not an .npz archive", str(path))
+    out = {}
+    with z:
+        for key in (*required, *(k for k in optional if k in z.files)):
+            if key not in z.files:
+                raise ConfigError(field, need + f"; array {key!r} is missing", str(path))
+            try:
+                a = z[key]
+            except Exception as exc:  # noqa: BLE001 - a damaged member
+                raise ConfigError(field, need + f"; array {key!r} is unreadable ({type(exc).__name__})",
+                                  str(path)) from None
+            if numeric:
+                if a.dtype.kind not in "biuf":
+                    raise ConfigError(field, need + f"; array {key!r} must be numeric, not {a.dtype}", str(path))
+                a = np.ascontiguousarray(a, dtype=np.float64)
+                if not np.all(np.isfinite(a)):
+                    raise ConfigError(field, need + f"; array {key!r} contains NaN or inf", str(path))
+            out[key] = a
+    return out

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._cli import UsageError, check_int_range, check_positive
+from .errors import ConfigError, check_choice, check_int, check_nonneg, check_positive
 
 __all__ = ["SCHEDULES", "make_schedule"]
 
@@ -26,33 +26,33 @@ SCHEDULES = ("constant", "step", "linear-warmup", "exp-warmup")
 
 def make_schedule(base: float, steps: int, kind: str = "constant", *, decay_at=(), factor: float = 0.1,
                   warmup_steps: int = 0, warmup_ratio: float = 1e-3, name: str = "lr") -> np.ndarray:
-    """Return the per-iteration step sizes γ_0, …, γ_{T−1} (see module docstring)."""
-    check_int_range("steps", steps, 1)
-    if kind not in SCHEDULES:
-        raise UsageError(f"{name} schedule must be one of {{{', '.join(SCHEDULES)}}}, got {kind!r}")
-    base = float(base)
-    if not np.isfinite(base) or base < 0:
-        raise UsageError(f"{name} must be a finite number >= 0, got {base!r}")
+    """Return the per-iteration step sizes γ_0, …, γ_{T−1} (see module docstring).
+
+    Bad values raise :class:`~toymodels.errors.ConfigError` for the fields ``name`` (the base value),
+    ``steps``, ``schedule``, ``decay_at``, ``decay_factor``, ``warmup_steps`` and ``warmup_ratio``."""
+    check_int("steps", steps, 1)
+    check_choice("schedule", kind, SCHEDULES)
+    base = check_nonneg(name, base)
     out = np.full(steps, base, dtype=np.float64)
     if kind == "constant":
         return out
-    decay_at = tuple(float(a) for a in decay_at)
+    decay_at = tuple(decay_at)
     for a in decay_at:
-        if not 0.0 < a < 1.0:
-            raise UsageError(f"{name} decay fractions must lie in (0, 1), got {a!r}")
+        if not (isinstance(a, (int, float)) and 0.0 < a < 1.0):
+            raise ConfigError("decay_at", "must be fractions of the run in (0, 1)", decay_at)
     if decay_at:
-        check_positive(f"{name} decay factor", factor)
+        check_positive("decay_factor", factor)
     for a in sorted(decay_at):
         out[int(np.floor(a * steps)):] *= factor
     if kind in ("linear-warmup", "exp-warmup"):
-        check_int_range(f"{name} warmup steps", warmup_steps, 1, steps)
+        check_int("warmup_steps", warmup_steps, 1, steps)
         w = warmup_steps
         t = np.arange(w, dtype=np.float64)
         if kind == "linear-warmup":
             out[:w] *= (t + 1.0) / w
         else:
             if not 0.0 < warmup_ratio <= 1.0:
-                raise UsageError(f"{name} warmup ratio must lie in (0, 1], got {warmup_ratio!r}")
+                raise ConfigError("warmup_ratio", "must be in (0, 1]", warmup_ratio)
             if w > 1:
                 out[:w] *= warmup_ratio ** ((w - 1.0 - t) / (w - 1.0))
     return out

@@ -45,7 +45,7 @@ _CACHE: dict = {}
 
 def _setup(ctx: BenchContext):
     from ..cnn import model
-    from ..cnn.datasets import make_synthetic
+    from ..datasets import make_synthetic
 
     n = ctx.steps(N_FULL)
     key = n

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data import make_sparse_regression
+from ..datasets import make_sparse_regression
 from ..dln import _kernels
 from ..dln._reference import run_reference
 from ..dln.train import DLNConfig, _prepare

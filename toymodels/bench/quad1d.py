@@ -1,5 +1,5 @@
-"""1D quadratic-parameterization SGD ensemble (thesis eq. 6.5): :func:`toymodels.quad1d._kernels._ensemble`
-vs :func:`toymodels.quad1d._reference.ensemble_reference`.
+"""1D quadratic-parameterization SGD ensemble (thesis eq. 6.5): :func:`toymodels.quad1d._kernels.ensemble`
+vs :func:`toymodels.quad1d._reference.ensemble`.
 
 ``quad1d_1e6x1e3``: 10⁶ independent runs × 10³ steps (10⁹ updates, each with one counter-based
 uniform draw), ρ̂ = U[1, 1.05], θ* = 1, η = 1.1, θ₀ ~ U(0, 1), seed 0, in one kernel call
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..quad1d import _kernels
-from ..quad1d._reference import ensemble_reference
+from ..quad1d._reference import ensemble as ensemble_reference
 from ..quad1d.sim import stream_keys
 from . import BenchContext, best_of, first_call, workload
 
@@ -34,8 +34,8 @@ def _args(n: int, steps: int = STEPS) -> tuple:
 def quad1d(ctx: BenchContext) -> dict:
     n = ctx.steps(1_000_000)
     n_ref = max(1, n // 10)
-    compile_s, cached = first_call("quad1d._ensemble", _kernels._ensemble, _args(1, 2))
-    numba_s, numba_rep, a_nb = best_of(_kernels._ensemble, lambda: _args(n), ctx.repeats)
+    compile_s, cached = first_call("quad1d._ensemble", _kernels.ensemble, _args(1, 2))
+    numba_s, numba_rep, a_nb = best_of(_kernels.ensemble, lambda: _args(n), ctx.repeats)
     ref_s, numpy_rep, a_np = best_of(ensemble_reference, lambda: _args(n_ref), ctx.repeats,
                                      budget_s=ctx.numpy_budget_s)
     numpy_s = ref_s * n / n_ref

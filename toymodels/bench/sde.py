@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data import make_sparse_regression
+from ..datasets import make_sparse_regression
 from ..sde import _kernels
 from ..sde._reference import em_dln_reference
 from . import BenchContext, best_of, first_call, workload

@@ -26,7 +26,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..data import make_sparse_regression
+from ..datasets import make_sparse_regression
 from ..dln.ensemble import train_ensemble
 from ..dln.train import DLNConfig
 from . import BenchContext, numba_threads, workload

@@ -7,8 +7,8 @@ data, 32×32 crops of the colour photos shipped with scikit-image, at ε = 24/25
 
 From Python::
 
-    from toymodels.cnn.datasets import load_dataset
+    from toymodels.datasets import load_images
     from toymodels.cnn.train import TrainConfig, train
-    res = train(load_dataset("photos"), TrainConfig(attack="fgsm", eps=24 / 255))
+    res = train(load_images("photos"), TrainConfig(attack="fgsm", eps=24 / 255))
     print(res.co_epoch, res.final["pgd_acc"], res.grad_alignment_without_culprit)
 """

@@ -17,7 +17,7 @@ import numpy as np
 from .. import __version__
 from .._cli import Parser, UsageError, add_common, emit_json, run_main
 from .._io import save_figure, save_npz, write_json
-from .datasets import DATASETS, DEFAULT_DATASET, load_dataset
+from ..datasets import IMAGE_DATASETS, DEFAULT_IMAGE_DATASET, load_images
 from .train import ATTACKS, DEFAULT_EPOCHS, SCHEDULES, TrainConfig, default_eps, parse_eps, resolve, train
 
 PROG = "python -m toymodels.cnn"
@@ -72,8 +72,8 @@ def _add_train(sub) -> None:
     e.add_argument("--final-pgd-steps", type=int, default=50, help="final PGD steps (default 50)")
     e.add_argument("--final-restarts", type=int, default=10, help="final PGD restarts (default 10)")
     d = p.add_argument_group("data")
-    d.add_argument("--dataset", default=DEFAULT_DATASET, help=f"one of {{{', '.join(DATASETS)}}} (default "
-                   f"{DEFAULT_DATASET}: 32×32 crops of the 8 colour photos shipped with scikit-image, 8 classes; "
+    d.add_argument("--dataset", default=DEFAULT_IMAGE_DATASET, help=f"one of {{{', '.join(IMAGE_DATASETS)}}} (default "
+                   f"{DEFAULT_IMAGE_DATASET}: 32×32 crops of the 8 colour photos shipped with scikit-image, 8 classes; "
                    "synthetic and strokes are generated; nothing is downloaded)")
     d.add_argument("--data-dir", default=None, metavar="DIR", help="folder with the standard files of cifar10 "
                    "(cifar-10-batches-py/), cifar100 (cifar-100-python/) or svhn (train_32x32.mat, test_32x32.mat)")
@@ -157,7 +157,7 @@ def run_train(args) -> int:
                       n_eval=args.n_eval, eval_pgd_steps=args.eval_pgd_steps, final_n=args.final_n,
                       final_pgd_steps=args.final_pgd_steps, final_restarts=args.final_restarts, seed=args.seed)
     cfg = resolve(cfg, args.dataset)            # validate everything before loading data
-    data = load_dataset(args.dataset, args.data_dir, n_train=args.n_train, n_test=args.n_test, seed=args.seed)
+    data = load_images(args.dataset, args.data_dir, n_train=args.n_train, n_test=args.n_test, seed=args.seed)
     res = train(data, cfg, show_progress=not args.json)
     out = res.to_json()
     out["config"] = {**out["config"], "dataset": args.dataset, "data_dir": args.data_dir,

@@ -47,7 +47,7 @@ on the net with that filter zeroed.
 
 Default data: CO without downloads. The thesis shows CO of this CNN on CIFAR-10 at ε = 10/255
 (l.427, Fig. 2.11). CIFAR-10 is not embedded; the CLI's default data are 32×32 crops of the 8 colour
-photographs shipped with scikit-image (:func:`toymodels.cnn.datasets.make_photos`, 10,000 train /
+photographs shipped with scikit-image (:func:`toymodels.datasets.make_photos`, 10,000 train /
 2,000 test, class = photo), where FGSM training shows CO at ε = 24/255 (:data:`DATASET_EPS`) and
 GradAlign with λ = 1 prevents it; 10/255 and 16/255 showed no CO in 30 epochs in the exploratory
 runs. Measured (``train --attack fgsm [--grad-align default] --seed s``, all other options default,
@@ -81,7 +81,7 @@ import numpy as np
 
 from .._cli import UsageError, check_choice, check_int_range, check_nonneg, check_positive, progress
 from . import attacks, model
-from .datasets import ImageData
+from ..datasets import ImageData
 from .model import CNNParams
 
 __all__ = ["TrainConfig", "TrainResult", "train", "resolve", "detect_co", "default_lambda", "parse_eps",

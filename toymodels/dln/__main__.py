@@ -13,7 +13,7 @@ import numpy as np
 from .. import __version__
 from .._cli import Parser, UsageError, add_common, emit_json, run_main
 from .._io import save_figure, save_npz, write_json
-from ..data import load_npz, make_sparse_regression
+from ..datasets import load_regression, make_sparse_regression
 from ..schedules import SCHEDULES
 from .train import DLNConfig, DLNResult, resolve, train
 
@@ -179,7 +179,7 @@ def config_from_args(args) -> DLNConfig:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.data is not None:
-        data = load_npz(args.data)
+        data = load_regression(args.data)
         data_desc = f"data {args.data} (n={data.n}, d={data.d}, n_test={data.n_test})"
         data_cfg = {"data": args.data}
     else:

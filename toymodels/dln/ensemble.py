@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from .._cli import UsageError, progress
-from ..data import RegressionData
+from ..datasets import RegressionData
 from . import _kernels
 from .train import DLNConfig, DLNResult, _finish, _prepare
 

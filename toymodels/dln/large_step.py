@@ -27,7 +27,7 @@ from dataclasses import replace
 import numpy as np
 
 from .._cli import UsageError
-from ..data import RegressionData
+from ..datasets import RegressionData
 from ..sde.dln import l0, rank_jacobian
 from . import _kernels
 from .train import DLNConfig, DLNResult, _finish, _prepare, resolve, uv_to_w, w_to_uv

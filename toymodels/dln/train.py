@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from .._cli import UsageError, check_choice, check_int_range, check_nonneg, check_positive, progress
-from ..data import RegressionData
+from ..datasets import RegressionData
 from ..schedules import SCHEDULES, make_schedule
 from . import _kernels
 from ._reference import run_reference

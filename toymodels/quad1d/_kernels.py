@@ -5,10 +5,10 @@ Recursion (thesis eq. 6.5 / 6.21), one independent run per ``r``:
 
     θ_{t+1} = θ_t + η θ_t x_t (y_t − x_t θ_t²),   y_t = x_t θ*²,   x_t ~ ρ̂ i.i.d.
 
-Random numbers come from a counter-based stream (SplitMix64 output function, as in
-:mod:`toymodels.fgsm._kernels`): the draw of run r at step t (t = 0, 1, …) is
+Random numbers come from the counter-based SplitMix64 stream of :mod:`toymodels.rng`: the draw of
+run r at step t (t = 0, 1, …) is
 
-    u = (mix64(key + n·G) >> 11) · 2⁻⁵³ ∈ [0, 1),   n = r·2³² + t,
+    u = rng.uniform(key, n),   n = r·2³² + t,
 
 so it depends only on (seed, r, t): not on the thread split, on the number of runs or of steps.
 x = a + (b − a)·u for ρ̂ = U[a, b], or x = points[⌊u·K⌋] for ρ̂ uniform on K points. A random
@@ -24,11 +24,9 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_S30, _S27, _S31, _S11, _S32 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11), np.uint64(32)
-_INV53 = 2.0 ** -53
+from ..rng import uniform
+
+_S32 = np.uint64(32)
 
 #: per-run integer outputs (columns of ``istat``)
 I_ARGMIN, I_ARGMAX, I_BOUNCE, I_BAND, I_DIV = 0, 1, 2, 3, 4
@@ -38,20 +36,12 @@ N_ISTAT, N_FSTAT = 5, 7
 
 
 @nb.njit(cache=True, inline="always")
-def _mix64(z):
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    return z ^ (z >> _S31)
-
-
-@nb.njit(cache=True, inline="always")
 def _unif(key, r, t):
-    n = (np.uint64(r) << _S32) + np.uint64(t)
-    return np.float64(np.int64(_mix64(key + n * GOLDEN) >> _S11)) * _INV53
+    return uniform(key, (np.uint64(r) << _S32) + np.uint64(t))
 
 
 @nb.njit(cache=True, parallel=True, fastmath=False)
-def _ensemble(key, key0, start, theta0, eta, theta_star, a, b, points, cF, lo_band, hi_band,
+def ensemble(key, key0, start, theta0, eta, theta_star, a, b, points, cF, lo_band, hi_band,
               div_bound, steps, istat, fstat, traj):
     """Simulate runs ``start .. start + istat.shape[0] − 1`` for ``steps`` steps.
 
@@ -65,6 +55,9 @@ def _ensemble(key, key0, start, theta0, eta, theta_star, a, b, points, cF, lo_ba
     s ≤ t < steps, I_BAND = first s ≥ 1 from which consecutive iterates alternate between the two
     bands (both = steps when the last pair does not qualify). traj (k × (steps+1), k ≤ runs) receives θ_t of the first k runs
     (k = 0: nothing recorded).
+
+    Long because one pass over the steps keeps every per-run statistic in registers; helpers would
+    have to carry a dozen of them in and out at every step.
     """
     nr = istat.shape[0]
     npts = points.shape[0]

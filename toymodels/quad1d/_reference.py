@@ -1,4 +1,4 @@
-"""Plain-numpy reference of :func:`toymodels.quad1d._kernels._ensemble` (same signature and
+"""Plain-numpy reference of :func:`toymodels.quad1d._kernels.ensemble` (same name, signature and
 semantics), vectorized over runs with one Python iteration per step (never deliberately slow). It
 is the test oracle of the numba kernel and the baseline of ``python -m toymodels.bench``; it
 performs the same floating-point operations in the same order, so results are bit-identical.
@@ -7,27 +7,24 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernels import KernelCase
+from ..rng import key64, uniform_np
+from . import _kernels
 from ._kernels import (F_LOSS_FINAL, F_LOSS_MAX, F_LOSS_MIN, F_THETA0, F_THETA_FINAL, F_THMAX, F_THMIN,
-                       GOLDEN, I_ARGMAX, I_ARGMIN, I_BAND, I_BOUNCE, I_DIV)
-
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-
-
-def mix64(z: np.ndarray) -> np.ndarray:
-    z = (z ^ (z >> np.uint64(30))) * _M1
-    z = (z ^ (z >> np.uint64(27))) * _M2
-    return z ^ (z >> np.uint64(31))
+                       I_ARGMAX, I_ARGMIN, I_BAND, I_BOUNCE, I_DIV, N_FSTAT, N_ISTAT)
 
 
 def uniforms(key, runs: np.ndarray, t: int) -> np.ndarray:
     """The stream's u ∈ [0, 1) for the runs ``runs`` (uint64 array) at step ``t``."""
-    n = (runs << np.uint64(32)) + np.uint64(t)
-    return (mix64(np.uint64(key) + n * GOLDEN) >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+    return uniform_np(key, (runs << np.uint64(32)) + np.uint64(t))
 
 
-def ensemble_reference(key, key0, start, theta0, eta, theta_star, a, b, points, cF, lo_band, hi_band,
-                       div_bound, steps, istat, fstat, traj):
+def ensemble(key, key0, start, theta0, eta, theta_star, a, b, points, cF, lo_band, hi_band,
+             div_bound, steps, istat, fstat, traj):
+    """The kernel's computation, vectorized over runs, one Python iteration per step.
+
+    Long because it mirrors the kernel statement by statement (that is what makes it a readable
+    oracle)."""
     nr = istat.shape[0]
     runs = np.arange(start, start + nr, dtype=np.uint64)
     ts2 = theta_star * theta_star
@@ -112,3 +109,20 @@ def ensemble_reference(key, key0, start, theta0, eta, theta_star, a, b, points, 
     fstat[:, F_LOSS_FINAL] = np.where(div < 0, loss, np.nan)
     fstat[:, F_THMIN] = thmin
     fstat[:, F_THMAX] = thmax
+
+
+def _ensemble_args(size: str, points=()):
+    """Prop. 6.7.1's setting (η = 1.1, ρ̂ = U[1, 1.05], θ* = 1, θ₀ random; bands of its ε_o) or ρ̂ on points;
+    traj records the first 3 runs. small: 64 runs × 300 steps; bench: 10⁵ runs × 10³ steps."""
+    runs, steps = (64, 300) if size == "small" else (100_000, 1000)
+    pts = np.asarray(points, dtype=np.float64)
+    return (key64(0, "quad1d/x"), key64(0, "quad1d/theta0"), 0, np.nan, 1.1, 1.0, 1.0, 1.05, pts,
+            (1.0 + 1.05 + 1.05 ** 2) / 12.0, np.array([0.8, 0.95]), np.array([1.05, 1.2]), 1e3, steps,
+            np.empty((runs, N_ISTAT), np.int64), np.empty((runs, N_FSTAT)), np.empty((3, steps + 1)))
+
+
+CASES = [
+    KernelCase("quad1d.ensemble", _kernels.ensemble, ensemble, _ensemble_args),
+    KernelCase("quad1d.ensemble.points", _kernels.ensemble, ensemble,
+               lambda size: _ensemble_args(size, points=(0.5, 1.0, 1.3))),
+]

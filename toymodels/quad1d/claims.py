@@ -49,8 +49,6 @@ def evaluate(res: Quad1DResult) -> list[dict]:
     why_not = None if premise else (
         "premise not met: " + ("eta outside " + str(dv["eta_interval"]) if not dv["eta_in_interval"]
                                else "theta0 outside (0, theta*)"))
-    ok = res.div_step < 0
-    eps, d1, d2 = dv["eps_o"], dv["delta1"], dv["delta2"]
     claims = []
 
     def add(name, statement, holds, evidence):
@@ -58,6 +56,16 @@ def evaluate(res: Quad1DResult) -> list[dict]:
                        "holds": None if not premise else bool(holds), "evidence": evidence if premise
                        else {"note": why_not} | evidence})
 
+    for part in (_level_claims, _bouncing_claims, _lemma9_claims):
+        part(res, add)
+    return claims
+
+
+def _level_claims(res: Quad1DResult, add) -> None:
+    """Eq. 6.6's two level sets as printed, and the corrected all-time upper level."""
+    c, dv = res.config, res.derived
+    ok = res.div_step < 0
+    d1, d2 = dv["delta1"], dv["delta2"]
     lmin = np.where(ok, res.loss_min, np.inf)
     j = int(np.argmin(lmin))
     ev = {"delta1": d1, "loss_min": float(lmin[j]), "runs": c.runs, "steps": c.steps}
@@ -83,6 +91,13 @@ def evaluate(res: Quad1DResult) -> list[dict]:
         "corrected: for all t > 0, F(theta_t) < E[x^2] theta*^4 / 4 (sharp as theta_0 -> 0)",
         lmax[j] < up, {"bound": up, "loss_max": float(lmax[j])})
 
+
+
+def _bouncing_claims(res: Quad1DResult, add) -> None:
+    """Eq. 6.7's eventual bouncing, eq. 6.22's bands and levels (printed and corrected)."""
+    c, dv = res.config, res.derived
+    ok = res.div_step < 0
+    d1, d2 = dv["delta1"], dv["delta2"]
     b = ok & (res.bounce_start <= c.steps - tail(c.steps))
     ev = {"bounce_fraction": float(b.mean()), "tail_steps": tail(c.steps),
           "max_bounce_start": int(res.bounce_start[b].max()) if b.any() else None}
@@ -121,6 +136,13 @@ def evaluate(res: Quad1DResult) -> list[dict]:
         "the printed levels (eps_o^2 theta*^2, 0.17 theta*^2) hold at least after the transient",
         th_ok, ev)
 
+
+
+def _lemma9_claims(res: Quad1DResult, add) -> None:
+    """Lemma 9's bounded region, with the printed and the sharp constant."""
+    c, dv = res.config, res.derived
+    ts = c.theta_star
+    ok = res.div_step < 0
     tmin = float(np.min(np.where(ok, res.theta_min, np.inf)))
     tmax = float(np.max(np.where(ok, res.theta_max, -np.inf)))
     add("Lemma 9 bounded region: theta_t in (0, 1.162 theta*) for all t > 0",
@@ -131,7 +153,6 @@ def evaluate(res: Quad1DResult) -> list[dict]:
     add("Lemma 9 sharp: theta_t < 2(1+g)^{3/2}/(3 sqrt(3g)) theta*, g = gamma_max",
         "corrected Lemma 9 constant (the maximum of h_g on (0,1]; 3 sqrt(15)/10 = 1.16190 at g = 1.25)",
         tmax < sharp, {"bound": float(sharp), "theta_max": tmax})
-    return claims
 
 
 def summary(res: Quad1DResult) -> dict:

@@ -14,8 +14,12 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .._cli import UsageError, check_finite, check_int_range, check_positive
+from ..backends import check_backend
+from ..errors import ConfigError, check_finite, check_int, check_positive
+from ..progress import progress
+from ..rng import check_seed, key64
 from . import _kernels as K
+from . import _reference as R
 from . import theory as T
 
 __all__ = ["Quad1DConfig", "Quad1DResult", "resolve", "simulate", "stream_keys", "DIV_FACTOR", "CHUNK"]
@@ -24,6 +28,10 @@ __all__ = ["Quad1DConfig", "Quad1DResult", "resolve", "simulate", "stream_keys",
 DIV_FACTOR = 1e3
 #: runs per kernel call (bounds memory: 12 numbers per run, plus a trajectory if recorded)
 CHUNK = 1 << 18
+#: at most this many runs (the per-run statistics take 96 bytes a run: 10⁸ runs = 9.6 GB)
+MAX_RUNS = 10 ** 8
+#: at most this many steps (the stream counter is r·2³² + t)
+MAX_STEPS = 2 ** 32 - 1
 
 
 @dataclass
@@ -64,43 +72,57 @@ class Quad1DResult:
 
 
 def stream_keys(seed: int) -> tuple[np.uint64, np.uint64]:
-    """(key for x, key for θ₀): two SplitMix64 outputs of the seed (decorrelated streams)."""
-    from ._reference import mix64
-
-    s = np.array([2 * int(seed) + 1, 2 * int(seed) + 2], dtype=np.uint64) * K.GOLDEN
-    k = mix64(s)
-    return np.uint64(k[0]), np.uint64(k[1])
+    """(key for x, key for θ₀): the counter-stream keys of the named streams (seed, "quad1d/x") and
+    (seed, "quad1d/theta0") of :mod:`toymodels.rng`."""
+    return key64(seed, "quad1d/x"), key64(seed, "quad1d/theta0")
 
 
 def resolve(cfg: Quad1DConfig) -> Quad1DConfig:
-    """Validate (UsageError naming the parameter and its range) and return a normalized copy."""
+    """Validate (:class:`~toymodels.errors.ConfigError` naming the field and its range) and return a
+    normalized copy.
+
+    Scales are bounded so that every closed form of :func:`derived` stays finite: η·θ*²·x_max² ≤ 1e100
+    (beyond ~2 every run diverges at the first step anyway) and θ*, x in [1e-100, 1e100]."""
     c = Quad1DConfig(**asdict(cfg))
-    check_positive("eta", c.eta)
     check_positive("theta_star", c.theta_star)
-    c.steps = check_int_range("steps", c.steps, 1)
-    c.runs = check_int_range("runs", c.runs, 1)
-    c.seed = check_int_range("seed", c.seed, 0, 2 ** 62)
+    check_range_("theta_star", c.theta_star)
+    c.steps = check_int("steps", c.steps, 1, MAX_STEPS)
+    c.runs = check_int("runs", c.runs, 1, MAX_RUNS)
+    c.seed = check_seed(c.seed)
     if c.points is not None:
-        p = [float(v) for v in c.points]
-        if not p or not all(math.isfinite(v) and v > 0 for v in p):
-            raise UsageError(f"points must be a non-empty list of finite numbers > 0, got {c.points!r}")
+        p = list(c.points) if isinstance(c.points, (list, tuple, np.ndarray)) else None
+        if not p or not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in p):
+            raise ConfigError("points", "must be a non-empty list of finite numbers > 0", c.points)
+        p = [float(v) for v in p]
+        for v in p:
+            check_range_("points", v)
         c.points, c.x_min, c.x_max = p, min(p), max(p)
     else:
         check_finite("x_min", c.x_min)
         check_finite("x_max", c.x_max)
         if not c.x_min > 0:
-            raise UsageError(f"x_min must be > 0 (Prop. 6.7.1 assumes positive inputs), got {c.x_min!r}")
+            raise ConfigError("x_min", "must be > 0 (Prop. 6.7.1 assumes positive inputs)", c.x_min)
+        check_range_("x_min", c.x_min)
         if not c.x_max > c.x_min:
-            raise UsageError(f"x_max must be > x_min = {c.x_min!r}, got {c.x_max!r}")
+            raise ConfigError("x_max", f"must be > x_min = {c.x_min!r}", c.x_max)
+        check_range_("x_max", c.x_max)
+    check_positive("eta", c.eta)
+    if c.eta * (c.theta_star * c.x_max) ** 2 > 1e100:
+        raise ConfigError("eta", f"must be <= 1e100 / (theta_star·x_max)² = {1e100 / (c.theta_star * c.x_max) ** 2:.3g} "
+                                 "(every run diverges at the first step long before)", c.eta)
     if isinstance(c.theta0, str):
         if c.theta0 != "random":
-            try:
-                c.theta0 = float(c.theta0)
-            except ValueError:
-                raise UsageError(f"theta0 must be a number or 'random', got {c.theta0!r}") from None
-    if not isinstance(c.theta0, str):
-        c.theta0 = float(check_finite("theta0", c.theta0))
+            raise ConfigError("theta0", "must be a number or 'random'", c.theta0)
+    else:
+        c.theta0 = check_finite("theta0", c.theta0)
+        if abs(c.theta0) > 1e100:
+            raise ConfigError("theta0", "must be in [-1e100, 1e100]", c.theta0)
     return c
+
+
+def check_range_(field: str, value: float) -> None:
+    if not 1e-100 <= abs(value) <= 1e100:
+        raise ConfigError(field, "must have a magnitude in [1e-100, 1e100]", value)
 
 
 def derived(c: Quad1DConfig) -> dict:
@@ -123,19 +145,19 @@ def simulate(cfg: Quad1DConfig, *, record: int = 0, backend: str = "numba",
              show_progress: bool = False) -> Quad1DResult:
     """Run the ensemble. ``record``: keep θ_t (t = 0..steps) of the first ``record`` runs.
     ``backend``: "numba" (the kernel) or "numpy" (the reference; for tests and benchmarks)."""
-    from .._cli import progress
-    from ._reference import ensemble_reference
-
+    fn = {"numba": K.ensemble, "numpy": R.ensemble}[check_backend(backend)]
     c = resolve(cfg)
     dv = derived(c)
-    fn = K._ensemble if backend == "numba" else ensemble_reference
     key, key0 = stream_keys(c.seed)
     th0 = np.nan if c.theta0 == "random" else float(c.theta0)
     pts = np.asarray(c.points if c.points is not None else [], dtype=np.float64)
     lo_b, hi_b = (np.asarray(b, dtype=np.float64) for b in dv["bands"])
     istat = np.empty((c.runs, K.N_ISTAT), dtype=np.int64)
     fstat = np.empty((c.runs, K.N_FSTAT))
-    rec = min(int(record), c.runs)
+    rec = check_int("record", record, 0, c.runs)
+    if rec * (c.steps + 1) > 2 ** 30:
+        raise ConfigError("record", f"must be <= {2 ** 30 // (c.steps + 1)} at {c.steps} steps "
+                                    "(trajectories take 8 bytes a step: at most 8 GB)", record)
     traj = np.empty((rec, c.steps + 1)) if rec else None
     with progress(c.runs, disable=not show_progress, desc="quad1d runs", unit="run") as bar:
         for s in range(0, c.runs, CHUNK):

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from .._cli import UsageError, check_int_range, check_nonneg, check_positive, progress
-from ..data import RegressionData, make_sparse_regression
+from ..datasets import RegressionData, make_sparse_regression
 from ..dln.train import DLNConfig, train_uv
 from . import _kernels
 from ._reference import em_dln_reference

@@ -43,7 +43,7 @@ def build_parser() -> Parser:
 
 def default_problem(seed: int):
     """Whitened data X^T X = n I and a GD-trained DLN minimum (u, v)."""
-    from ..data import RegressionData
+    from ..datasets import RegressionData
     from ..dln import DLNConfig, train, w_to_uv
 
     rng = np.random.default_rng(seed)

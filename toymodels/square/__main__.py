@@ -67,11 +67,11 @@ def build_parser() -> Parser:
 def _trained_points(args, n_points):
     """Train the standard CNN on the synthetic data; return (predict, correctly classified x, y, clean acc)."""
     from ..cnn import model
-    from ..cnn.datasets import load_dataset
+    from ..datasets import load_images
     from ..cnn.train import TrainConfig, train
 
     n_test = max(2 * n_points, 200)
-    data = load_dataset("synthetic", n_train=args.n_train, n_test=n_test, seed=args.seed)
+    data = load_images("synthetic", n_train=args.n_train, n_test=n_test, seed=args.seed)
     cfg = TrainConfig(attack="none", eps=args.eps, epochs=args.epochs, n_eval=50, eval_pgd_steps=1,
                       final_n=50, final_pgd_steps=1, final_restarts=1, seed=args.seed)
     params = train(data, cfg, show_progress=not args.json).params
@@ -124,7 +124,7 @@ def _shape_count(args) -> dict:
 
 def _attack(args) -> dict:
     from ..cnn import attacks, model
-    from ..cnn.datasets import load_dataset
+    from ..datasets import load_images
     from ..cnn.train import TrainConfig, train
     from .attack_l2 import square_attack_l2
     from .attack_linf import check_attack_args, square_attack_linf
@@ -149,7 +149,7 @@ def _attack(args) -> dict:
         raise UsageError(f"--model must be one of {{cnn, linear}}, got {args.model!r}")
     t0 = time.perf_counter()
     n_test = max(2 * args.n_points, 200)
-    data = load_dataset("synthetic", n_train=args.n_train, n_test=n_test, seed=args.seed)
+    data = load_images("synthetic", n_train=args.n_train, n_test=n_test, seed=args.seed)
     x, y = data.x_test[:args.n_points], data.y_test[:args.n_points]
     if args.model == "cnn":
         cfg = TrainConfig(attack="none", eps=args.eps, epochs=args.epochs, n_eval=50, eval_pgd_steps=1,

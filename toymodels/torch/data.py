@@ -1,4 +1,4 @@
-"""Image datasets as torch tensors: the numpy readers of :mod:`toymodels.cnn.datasets`, converted.
+"""Image datasets as torch tensors: the numpy readers of :mod:`toymodels.datasets`, converted.
 
 ``load(name, data_dir, n_train, n_test, seed)`` returns ``(x_train, y_train, x_test, y_test,
 num_classes)``: float32 NCHW tensors in [0, 1] and int64 labels, on the CPU (the training loop moves
@@ -29,11 +29,11 @@ def load(name: str = "synthetic", data_dir=None, n_train: int | None = None, n_t
          seed: int = 0):
     """``(x_train, y_train, x_test, y_test, num_classes)``; subsets of ``n_train`` / ``n_test``
     images chosen with ``default_rng(seed)`` (the synthetic set is generated at exactly these sizes
-    from ``seed``), see :func:`toymodels.cnn.datasets.load_dataset`."""
-    from ..cnn.datasets import load_dataset
+    from ``seed``), see :func:`toymodels.datasets.load_images`."""
+    from ..datasets import load_images
 
     check_choice("--dataset", name, DATASETS)
-    d = load_dataset(name, data_dir, n_train=n_train, n_test=n_test, seed=seed)
+    d = load_images(name, data_dir, n_train=n_train, n_test=n_test, seed=seed)
 
     def tx(a):
         return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))

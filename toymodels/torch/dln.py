@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from .._cli import UsageError, progress
-from ..data import RegressionData
+from ..datasets import RegressionData
 from ..dln.train import DLNConfig, _IndexStream, method_name, resolve, schedules_of
 from .device import device_name, resolve_device
 

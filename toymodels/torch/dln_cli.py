@@ -15,7 +15,7 @@ import numpy as np
 from .. import __version__
 from .._cli import UsageError, check_int_range, emit_json
 from .._io import save_npz, write_json
-from ..data import load_npz, make_sparse_regression
+from ..datasets import load_regression, make_sparse_regression
 from ..dln.__main__ import build_parser as dln_parser, config_from_args
 from ..dln.train import DLNConfig, resolve
 
@@ -89,7 +89,7 @@ def main(argv=None, command: str = "dln-ensemble") -> int:
     check_int_range("--seed", args.seed, 0, 2**63 - R)
     seeds = list(range(args.seed, args.seed + R))
     if args.data is not None:
-        data = load_npz(args.data)
+        data = load_regression(args.data)
         data_cfg = {"data": args.data}
         shared = True
     else:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
-from toymodels._cli import UsageError
-from toymodels.cnn.datasets import (DATASETS, load_dataset, make_strokes, make_synthetic, read_cifar10,
+from toymodels.errors import ConfigError
+from toymodels.datasets import (IMAGE_DATASETS, load_images, make_strokes, make_synthetic, read_cifar10,
                                     read_cifar100, read_svhn)
 
 
@@ -86,28 +86,28 @@ def test_svhn_reader_maps_label_10_to_0(tmp_path):
     assert data.x_train[5, 2, 4, 7] == Xtr[4, 7, 2, 5] / 255.0
 
 
-def test_load_dataset_subsets_and_errors(tmp_path):
+def test_load_images_subsets_and_errors(tmp_path):
     rng = np.random.default_rng(3)
     _make_cifar10(tmp_path, rng)
-    data = load_dataset("cifar10", tmp_path, n_train=10, n_test=4, seed=0)
+    data = load_images("cifar10", tmp_path, n_train=10, n_test=4, seed=0)
     assert len(data.y_train) == 10 and len(data.y_test) == 4
-    full = load_dataset("cifar10", tmp_path)
+    full = load_images("cifar10", tmp_path)
     # the subset is made of rows of the full set
     rows = {full.x_train[i].tobytes() for i in range(len(full.y_train))}
     assert all(data.x_train[i].tobytes() in rows for i in range(10))
-    with pytest.raises(UsageError, match="--dataset must be one of"):
-        load_dataset("mnist")
-    with pytest.raises(UsageError, match="--data-dir is required"):
-        load_dataset("cifar10")
-    with pytest.raises(UsageError, match="not an existing directory"):
-        load_dataset("svhn", tmp_path / "nope")
-    with pytest.raises(UsageError, match="missing file"):
-        load_dataset("cifar100", tmp_path)
+    with pytest.raises(ConfigError, match="dataset must be one of"):
+        load_images("mnist")
+    with pytest.raises(ConfigError, match="data_dir is required"):
+        load_images("cifar10")
+    with pytest.raises(ConfigError, match="must be an existing directory"):
+        load_images("svhn", tmp_path / "nope")
+    with pytest.raises(ConfigError, match="missing file"):
+        load_images("cifar100", tmp_path)
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"garbage")
-    with pytest.raises(UsageError, match="cannot read"):
-        load_dataset("cifar10", tmp_path)
-    with pytest.raises(UsageError, match="missing file"):
-        load_dataset("svhn", tmp_path)
+    with pytest.raises(ConfigError, match="unreadable|cannot read|not a CIFAR"):
+        load_images("cifar10", tmp_path)
+    with pytest.raises(ConfigError, match="missing file"):
+        load_images("svhn", tmp_path)
 
 
 def test_synthetic_generator():
@@ -120,10 +120,10 @@ def test_synthetic_generator():
     assert not np.array_equal(x, x3)
     # every class appears: with 300 draws P(class absent) = 10·0.9^300 < 1e-12
     assert len(np.unique(y)) == 10
-    data = load_dataset("synthetic", n_train=50, n_test=20, seed=1)
+    data = load_images("synthetic", n_train=50, n_test=20, seed=1)
     assert data.x_train.shape == (50, 3, 32, 32) and data.x_test.shape == (20, 3, 32, 32)
     assert not np.array_equal(data.x_train[:20], data.x_test)
-    assert "synthetic" in DATASETS
+    assert "synthetic" in IMAGE_DATASETS
 
 
 def test_strokes_generator():
@@ -142,9 +142,9 @@ def test_strokes_generator():
     np.testing.assert_array_equal(y, y2)
     x3, y3 = make_strokes(n, seed=4)
     assert not np.array_equal(y, y3) and np.abs(x - x3).mean() > 0.05
-    data = load_dataset("strokes", n_train=40, n_test=30, seed=2)
+    data = load_images("strokes", n_train=40, n_test=30, seed=2)
     assert data.x_train.shape == (40, 1, 28, 28) and data.x_test.shape == (30, 1, 28, 28)
-    assert data.num_classes == 10 and "strokes" in DATASETS and data.name == "strokes"
+    assert data.num_classes == 10 and "strokes" in IMAGE_DATASETS and data.name == "strokes"
 
 
 def test_strokes_geometry_noise_free():
@@ -184,14 +184,14 @@ def _raw_photos():
 
     from skimage.io import imread
 
-    from toymodels.cnn.datasets import PHOTO_FILES
+    from toymodels.datasets import PHOTO_FILES
     d = Path(skimage.__file__).resolve().parent / "data"
     return [np.asarray(imread(str(d / f)))[:, :, :3] for f in PHOTO_FILES]
 
 
 def test_photos_shapes_range_balance_and_seed():
     pytest.importorskip("skimage")
-    from toymodels.cnn.datasets import make_photos
+    from toymodels.datasets import make_photos
 
     x, y = make_photos(203, seed=3)
     assert x.shape == (203, 3, 32, 32) and x.dtype == np.float64 and y.dtype == np.int64
@@ -213,7 +213,7 @@ def test_photos_shapes_range_balance_and_seed():
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_photo_crops_are_block_means_of_the_photo(split):
     # recompute a sample of crops from the raw files: the s×s block mean rounded half up, mirrored if flipped
-    from toymodels.cnn.datasets import make_photos
+    from toymodels.datasets import make_photos
 
     raw = _raw_photos()
     x, y, info = make_photos(64, seed=11, split=split, return_info=True)
@@ -230,7 +230,7 @@ def test_photo_crops_are_block_means_of_the_photo(split):
 
 def test_photo_train_and_test_crops_use_disjoint_columns():
     # In original-photo columns, every train crop lies left of every test crop of the same photo.
-    from toymodels.cnn.datasets import make_photos
+    from toymodels.datasets import make_photos
 
     raw = _raw_photos()
     _, ytr, itr = make_photos(2000, seed=0, split="train", return_info=True)
@@ -248,41 +248,43 @@ def test_photo_train_and_test_crops_use_disjoint_columns():
         assert set(np.unique(itr["scale"][a])) == set(np.unique(ite["scale"][b])) == {1, 2, 3, 4}
 
 
-def test_photos_through_load_dataset():
+def test_photos_through_load_images():
     pytest.importorskip("skimage")
-    from toymodels.cnn.datasets import DEFAULT_DATASET, make_photos
+    from toymodels.datasets import DEFAULT_IMAGE_DATASET, make_photos
 
-    data = load_dataset("photos", n_train=48, n_test=16, seed=2)
+    data = load_images("photos", n_train=48, n_test=16, seed=2)
     assert data.name == "photos" and data.num_classes == 8 and data.shape == (3, 32, 32)
     assert data.x_train.shape == (48, 3, 32, 32) and data.x_test.shape == (16, 3, 32, 32)
-    # data seeds 2·seed (train) and 2·seed + 1 (test)
-    xtr, ytr = make_photos(48, seed=4, split="train")
-    xte, yte = make_photos(16, seed=5, split="test")
+    # the named streams (seed, "photos/train") and (seed, "photos/test")
+    from toymodels.rng import stream
+
+    xtr, ytr = make_photos(48, seed=stream(2, "photos/train"), split="train")
+    xte, yte = make_photos(16, seed=stream(2, "photos/test"), split="test")
     np.testing.assert_array_equal(data.x_train, xtr)
     np.testing.assert_array_equal(data.y_test, yte)
     np.testing.assert_array_equal(data.x_test, xte)
-    assert "photos" in DATASETS and DEFAULT_DATASET == "photos"
+    assert "photos" in IMAGE_DATASETS and DEFAULT_IMAGE_DATASET == "photos"
 
 
-def test_photos_without_skimage_is_a_usage_error(monkeypatch):
+def test_photos_without_skimage_is_a_config_error(monkeypatch):
     import sys
 
-    from toymodels.cnn import datasets
+    from toymodels import datasets
 
-    datasets._photo_levels.cache_clear()
+    datasets.images._photo_levels.cache_clear()
     monkeypatch.setitem(sys.modules, "skimage", None)          # `import skimage` raises ImportError
-    with pytest.raises(UsageError, match="scikit-image"):
+    with pytest.raises(ConfigError, match="scikit-image"):
         datasets.make_photos(10)
-    with pytest.raises(UsageError, match="scikit-image"):
-        load_dataset("photos", n_train=8, n_test=8)
+    with pytest.raises(ConfigError, match="scikit-image"):
+        load_images("photos", n_train=8, n_test=8)
     monkeypatch.undo()
-    datasets._photo_levels.cache_clear()
+    datasets.images._photo_levels.cache_clear()
 
 
 def test_photos_bad_arguments():
     pytest.importorskip("skimage")
-    from toymodels.cnn.datasets import make_photos
+    from toymodels.datasets import make_photos
 
     for kw in (dict(split="val"), dict(scales=(0, 1)), dict(test_frac=1.0), dict(size=2)):
-        with pytest.raises(UsageError):
+        with pytest.raises(ConfigError):
             make_photos(4, **kw)

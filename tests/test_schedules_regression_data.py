@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from toymodels._cli import UsageError
-from toymodels.data import load_npz, make_sparse_regression
+from toymodels.errors import ConfigError
+from toymodels.datasets import load_regression, make_sparse_regression
 from toymodels.schedules import make_schedule
 
 
@@ -24,7 +24,7 @@ def test_warmups():
                                 dict(kind="linear-warmup", warmup_steps=0), dict(kind="exp-warmup",
                                                                                  warmup_steps=2, warmup_ratio=0)])
 def test_bad_schedules(kw):
-    with pytest.raises(UsageError):
+    with pytest.raises(ConfigError):
         make_schedule(1.0, 10, **kw)
 
 
@@ -40,17 +40,17 @@ def test_sparse_regression_generator():
     # sample std of 2000 N(0, 0.25) draws: s.e. of the std ≈ 0.5/√4000 ≈ 0.008; 5 s.e. tolerance
     assert abs(resid.std() - 0.5) < 0.04
     np.testing.assert_allclose(noisy.y_test, noisy.X_test @ noisy.beta_star)  # test labels noiseless
-    with pytest.raises(UsageError):
+    with pytest.raises(ConfigError):
         make_sparse_regression(n=5, d=3, k=4)
 
 
-def test_load_npz_roundtrip(tmp_path):
+def test_load_regression_roundtrip(tmp_path):
     d = make_sparse_regression(5, 4, 2, 3, seed=0)
     f = tmp_path / "x.npz"
     np.savez(f, X=d.X, y=d.y, X_test=d.X_test, y_test=d.y_test, beta_star=d.beta_star)
-    e = load_npz(f)
+    e = load_regression(f)
     np.testing.assert_array_equal(e.X, d.X)
     np.testing.assert_array_equal(e.beta_star, d.beta_star)
     np.savez(f, X=d.X, y=d.y, X_test=d.X_test, y_test=d.y_test, beta_star=np.ones(3))
-    with pytest.raises(UsageError, match="beta_star"):
-        load_npz(f)
+    with pytest.raises(ConfigError, match="beta_star"):
+        load_regression(f)

@@ -1,0 +1,111 @@
+"""Shared test helpers: running a command in-process, finite-difference gradients, Monte-Carlo checks.
+
+Import as ``from helpers import ...`` (pytest puts ``tests/`` on ``sys.path``).
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+__all__ = ["CliRun", "run_cli", "cli_of", "strip_timings", "fd_grad", "fd_hessian", "assert_mc_close",
+           "TIMING_KEY"]
+
+
+# ----------------------------------------------------------------------------------------------------
+# commands
+
+@dataclass
+class CliRun:
+    rc: int
+    out: str
+    err: str
+
+    @property
+    def json(self) -> dict:
+        lines = [ln for ln in self.out.splitlines() if ln.strip()]
+        assert len(lines) == 1, f"expected exactly one JSON line on stdout, got {len(lines)}: {self.out[:500]!r}"
+        obj = json.loads(lines[0])
+        assert isinstance(obj, dict), type(obj)
+        return obj
+
+    @property
+    def err_lines(self) -> list[str]:
+        return [ln for ln in self.err.splitlines() if ln.strip()]
+
+
+def cli_of(module: str):
+    """The :class:`toymodels._cli.Cli` of ``python -m <module>`` (its ``__main__.CLI``)."""
+    return importlib.import_module(f"{module}.__main__").CLI
+
+
+def run_cli(module: str, argv: Sequence[str]) -> CliRun:
+    """Run ``python -m <module> <argv>`` in-process; capture exit status, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = cli_of(module).main([str(a) for a in argv])
+    return CliRun(rc, out.getvalue(), err.getvalue())
+
+
+#: JSON keys that hold wall-clock measurements (not determined by config + seed)
+TIMING_KEY = re.compile(r"(^|_)(runtime|seconds|elapsed|wall|timing|timings|time|times|per_second|throughput)(_s|_ms)?$"
+                        r"|_s$|_ms$|^s_per_|_per_s$")
+
+
+def strip_timings(obj):
+    """``obj`` without the keys matching :data:`TIMING_KEY` (recursively)."""
+    if isinstance(obj, dict):
+        return {k: strip_timings(v) for k, v in obj.items() if not TIMING_KEY.search(str(k))}
+    if isinstance(obj, list):
+        return [strip_timings(v) for v in obj]
+    return obj
+
+
+# ----------------------------------------------------------------------------------------------------
+# numerics
+
+def fd_grad(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """Central finite-difference gradient of a scalar ``f`` at ``x`` (any shape); error O(h²)."""
+    x = np.array(x, dtype=np.float64)
+    g = np.empty_like(x)
+    flat, gf = x.reshape(-1), g.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + h
+        fp = f(x)
+        flat[i] = old - h
+        fm = f(x)
+        flat[i] = old
+        gf[i] = (fp - fm) / (2 * h)
+    return g
+
+
+def fd_hessian(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-4) -> np.ndarray:
+    """Central finite-difference Hessian of a scalar ``f`` at a vector ``x``; symmetrized, error O(h²)."""
+    x = np.array(x, dtype=np.float64).ravel()
+    n = x.size
+    H = np.empty((n, n))
+    for i in range(n):
+        for j in range(i, n):
+            def at(di, dj):
+                z = x.copy()
+                z[i] += di
+                z[j] += dj
+                return f(z)
+            H[i, j] = H[j, i] = (at(h, h) - at(h, -h) - at(-h, h) + at(-h, -h)) / (4 * h * h)
+    return H
+
+
+def assert_mc_close(estimate: float, se: float, truth: float, k: float = 5.0, what: str = "") -> None:
+    """|estimate − truth| ≤ k·se, the Monte-Carlo acceptance rule of the project (k = 4–5)."""
+    assert math.isfinite(estimate) and se >= 0, (estimate, se)
+    assert abs(estimate - truth) <= k * se, (
+        f"{what}: estimate {estimate:.6g} vs {truth:.6g}: {abs(estimate - truth) / se if se else float('inf'):.2f} s.e. "
+        f"(s.e. {se:.3g}, tolerance {k} s.e.)")
