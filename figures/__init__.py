@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 __all__ = ["TOPIC_MODULES", "FigureSpec", "Context", "Rendered", "figure", "registry", "render",
-           "STYLE"]
+           "STYLE", "LOAD_ERRORS"]
 
 #: Topic modules (``figures.<name>``) imported by :func:`registry`, in listing order.
 TOPIC_MODULES: tuple[str, ...] = ("dln", "fgsm", "cnn_lemma2", "cnn", "cnn_linearization", "relu", "quad1d", "dln_large_step", "square", "relu_sam", "sde", "label_noise", "sharpness")
@@ -96,11 +96,23 @@ def _natural_key(s: str):
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", s) if p)
 
 
+#: topic module -> "ExceptionType: message" for topic modules that failed to import: their figures
+#: are missing, the others still render; ``python -m figures`` reports them and exits 1
+LOAD_ERRORS: dict[str, str] = {}
+
+
 def registry() -> dict[str, FigureSpec]:
     """Import every topic module and return ``{id: FigureSpec}`` in natural order of the thesis
-    figure number (5.5 < 5.6 < 5.13)."""
+    figure number (5.5 < 5.6 < 5.13). A topic module that fails to import is recorded in
+    :data:`LOAD_ERRORS` instead of taking every figure down."""
     for name in TOPIC_MODULES:
-        importlib.import_module(f"{__name__}.{name}")
+        mod = f"{__name__}.{name}"
+        if mod in LOAD_ERRORS:
+            continue
+        try:
+            importlib.import_module(mod)
+        except Exception as exc:  # noqa: BLE001 - reported by the CLI (exit 1), not a traceback
+            LOAD_ERRORS[mod] = f"{type(exc).__name__}: {exc}".replace("\n", " ")
     specs = sorted(_REGISTRY.values(), key=lambda s: (_natural_key(s.thesis_figure or "~"), _natural_key(s.id)))
     return {s.id: s for s in specs}
 

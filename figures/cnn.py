@@ -2,9 +2,10 @@
 2.11, 2.12, 2.13.
 
 All six figures come from ONE cached FGSM training run with the defaults of
-``python -m toymodels.cnn train --attack fgsm`` (the embedded ``photos`` data: 32×32 crops of the
-colour photographs shipped with scikit-image, ε = 24/255, 30 epochs, seed 0), plus one FGSM + GradAlign
-run (λ = "default", i.e. 1 on this data) at the same ε for Fig. 2.11; the run stores the filters and
+``python -m toymodels.cnn train --attack fgsm --seed 1`` (the embedded ``photos`` data: 32×32 crops of
+the colour photographs shipped with scikit-image, 10,000 train / 2,000 test, ε = 24/255, 30 epochs,
+final PGD-50 with 10 restarts on 1,000 points), plus one FGSM + GradAlign run
+(``--grad-align default``, λ = 1 on this data) at the same ε for Fig. 2.11; the run stores the filters and
 outgoing-weight norms after every epoch. The thesis uses CIFAR-10 at ε = 10/255 (l.663); CIFAR-10 is
 not embedded, and on these crops CO needs a larger ε (see :mod:`toymodels.cnn.train`). The "culprit"
 filter is the one whose ‖w‖·‖U‖ grew most since the best-PGD epoch before CO (see
@@ -18,9 +19,15 @@ import functools
 import numpy as np
 from matplotlib.figure import Figure
 
+from toymodels.rng import stream
+
 from . import Context, Rendered, figure
 
-SEED = 0
+#: Seed 1: the first of seeds 0–9 whose FGSM run shows catastrophic overfitting under the named random
+#: streams of 0.2.0 (CO at epoch 13; CO rate 3/10 — seeds 1, 8, 9), while its FGSM + GradAlign run shows
+#: none (no GradAlign run of seeds 0–4, 8, 9 does). Seed 0, used before, has no CO with these streams,
+#: so its figures would illustrate nothing. See README (cnn) and ERRATA (Ch. 2 CO).
+SEED = 1
 
 
 @functools.lru_cache(maxsize=4)
@@ -122,7 +129,8 @@ def fig_2_5(ctx: Context) -> Rendered:
     s = _summary(res)
     s.update({"epoch_before": b, "epoch_after": a, "norm_before": float(np.linalg.norm(Wb)),
               "norm_after": float(np.linalg.norm(Wa)),
-              "laplacian_corr_after": _laplace_corr(Wa)})
+              "laplacian_corr_before": _laplace_corr(Wb), "laplacian_corr_after": _laplace_corr(Wa),
+              "direction_cos_before_after": float((Wb * Wa).sum() / (np.linalg.norm(Wb) * np.linalg.norm(Wa)))})
     return Rendered(fig, s, {"filter_before": Wb, "filter_after": Wa})
 
 
@@ -206,8 +214,26 @@ def _feature_maps(params, x: np.ndarray) -> np.ndarray:
     return np.maximum(a, 0.0)
 
 
+def _noise_stats(params, data, eps, n: int) -> dict:
+    """Per filter, over the first ``n`` test images with the noise of :func:`_noisy`: mean fraction of
+    active pixels clean / noisy, mean fraction whose ReLU switches, and the median of
+    ‖map(x + η) − map(x)‖ / ‖map(x)‖ (the shown image alone can mislead: a filter nearly off on it
+    has a tiny denominator)."""
+    x, xn, _ = _noisy(data, n, eps)
+    M = params.Wc.shape[0]
+    act0, act1, flip, rel = (np.zeros((n, M)) for _ in range(4))
+    for i in range(n):
+        f0, f1 = _feature_maps(params, x[i]), _feature_maps(params, xn[i])
+        act0[i], act1[i] = (f0 > 0).mean(axis=(1, 2)), (f1 > 0).mean(axis=(1, 2))
+        flip[i] = ((f0 > 0) != (f1 > 0)).mean(axis=(1, 2))
+        rel[i] = (np.linalg.norm((f1 - f0).reshape(M, -1), axis=1)
+                  / np.maximum(np.linalg.norm(f0.reshape(M, -1), axis=1), 1e-12))
+    return {"n_images": int(n), "active_fraction_clean": act0.mean(axis=0), "active_fraction_noisy": act1.mean(axis=0),
+            "switched_fraction": flip.mean(axis=0), "median_relative_change": np.median(rel, axis=0)}
+
+
 def _noisy(data, n, eps, seed=1):
-    rng = np.random.default_rng(seed)
+    rng = stream(seed)
     x = data.x_test[:n]
     return x, np.clip(x + rng.uniform(-eps, eps, x.shape), 0, 1), data.y_test[:n]
 
@@ -237,7 +263,8 @@ def fig_2_7(ctx: Context) -> Rendered:
         rel[f"w{f + 1}"] = float(np.linalg.norm(f1[f] - f0[f]) / max(np.linalg.norm(f0[f]), 1e-12))
     s = _summary(res)
     s.update({"relative_feature_map_change": rel, "eps": eps,
-              "active_fraction_clean": (f0 > 0).mean(axis=(1, 2)), "active_fraction_noisy": (f1 > 0).mean(axis=(1, 2))})
+              "active_fraction_clean": (f0 > 0).mean(axis=(1, 2)), "active_fraction_noisy": (f1 > 0).mean(axis=(1, 2)),
+              "test_images": _noise_stats(res.params, data, eps, min(len(data.y_test), 100 if ctx.quick else 1000))})
     return Rendered(fig, s, {})
 
 

@@ -331,42 +331,43 @@ def fig_5_14(ctx: Context) -> Rendered:
 FIG15_LR_D = 0.1   # γ = FIG15_LR_D / d; see the summary's "step_size_choice"
 
 
-@figure("5.15", "5.15", "ERM vs ERM→1-SAM vs 1-SAM→ERM (switch after 10k iterations) and loss interpolation")
-def fig_5_15(ctx: Context) -> Rendered:
-    data = _data()
-    alpha = 0.05
-    lr = FIG15_LR_D / D
-    rho_s2e, rho_e2s = 0.175, 10.0
-    steps, switch = (20_000, 10_000) if ctx.quick else (1_000_000, 10_000)
-    rec = max(1, steps // 10_000)
-    base = dict(alpha=alpha, lr=lr, steps=steps, record_every=rec)
-    cfgs = [DLNConfig(sam="none", **base),
-            DLNConfig(sam="1", rho=rho_e2s, switch_at=switch, switch_mode="erm-to-sam", **base),
-            DLNConfig(sam="1", rho=rho_s2e, switch_at=switch, switch_mode="sam-to-erm", **base)]
-    names = ["ERM", f"ERM→1-SAM (ρ={rho_e2s:g})", f"1-SAM→ERM (ρ={rho_s2e:g})"]
-    colors = [C_ERM, C_E2S, C_S2E]
-    erm, e2s, s2e = runs = train_ensemble(data, cfgs, show_progress=ctx.show_progress)
+FIG15_STEP_SIZE_NOTE = (
+    "The thesis' ρ values (0.175 for 1-SAM→ERM, 10 for ERM→1-SAM) do not work with Fig. 5.14's "
+    "step size γ=15/d in our normalization: ERM→1-SAM with ρ=10 blows up within a few steps of "
+    "the switch for every γ ≥ 0.5/d (see stability_check_erm_to_1sam). With γ=0.1/d both thesis "
+    "values work (data seed 0), but ρ=10 sits at the edge of stability (ρ ≥ 11 diverges, and "
+    "with data seeds 1 and 3 ρ=10 diverges too): a candidate for ERRATA. Near a minimum 1-SAM "
+    "with step γ is linearly stable only if γ·λ(1+ρλ) ≲ 2 for the per-example curvatures λ, so "
+    "the admissible ρ scales like 1/γ. With γ=0.1/d, ERM is close to but not at a minimum at the "
+    "switch (see at_switch). The thesis' public notebook (tml-epfl/understanding-sam) trains "
+    "u⊙v with the ½-normalized loss, which is our ¼-normalized w± loss with the same γ and the "
+    "same n-SAM ρ, but its 1-SAM ascent uses 2ρ∇ℓᵢ, i.e. ρ_ours = 2ρ_thesis for 1-SAM; its β* "
+    "is a nonnegative unit vector, ours has ±1 entries (‖β*‖=√3).")
 
-    # Stability of ERM→1-SAM with the thesis' ρ = 10 for several step sizes (incl. Fig. 5.14's 15/d),
-    # and of larger/smaller ρ at the step size used here: the first step at which the run blows up.
-    chk_steps = switch + (2_000 if ctx.quick else 20_000)
+
+def _fig15_stability(data, alpha: float, switch: int, rho_e2s: float, quick: bool) -> list[dict]:
+    """Stability of ERM→1-SAM with the thesis' ρ = 10 for several step sizes (incl. Fig. 5.14's
+    15/d), and of larger/smaller ρ at the step size used here: the first step at which the run
+    blows up."""
+    chk_steps = switch + (2_000 if quick else 20_000)
     chk = [(lrd, rho_e2s) for lrd in (15.0, 5.0, 1.0, 0.5, 0.2, FIG15_LR_D)]
     chk += [(FIG15_LR_D, r) for r in (5.0, 7.0, 11.0, 14.0, 20.0)]
     chk_runs = train_ensemble(data, [DLNConfig(sam="1", alpha=alpha, lr=lrd / D, rho=r, steps=chk_steps,
                                                switch_at=switch, switch_mode="erm-to-sam",
                                                record_every=chk_steps)
                                      for lrd, r in chk])
-    stability = [{"lr": f"{lrd:g}/d", "rho": r, "steps": chk_steps, "diverged": c.diverged,
-                  "diverged_at": c.diverged_at, "final_train_loss": c.train_loss, "final_test_loss": c.test_loss}
-                 for (lrd, r), c in zip(chk, chk_runs)]
+    return [{"lr": f"{lrd:g}/d", "rho": r, "steps": chk_steps, "diverged": c.diverged,
+             "diverged_at": c.diverged_at, "final_train_loss": c.train_loss, "final_test_loss": c.test_loss}
+            for (lrd, r), c in zip(chk, chk_runs)]
 
-    fig = Figure(figsize=(15, 4.6), layout="constrained")
-    ax_te, ax_tr, ax_in = fig.subplots(1, 3)
+
+def _fig15_curves(ax_te, ax_tr, names, colors, runs, switch: int) -> dict:
+    """Panels (a) and (b): test and train loss of the three runs, the switch marked."""
     curves = {}
     for name, c, r in zip(names, colors, runs):
         cv = curves[name] = _curve(r)
         ls = "--" if name.startswith("1-SAM") else "-"
-        z = 3 if r is erm else 2  # ERM on top: ERM→1-SAM follows the same path until the switch
+        z = 3 if r is runs[0] else 2  # ERM on top: ERM→1-SAM follows the same path until the switch
         ax_te.plot(cv["steps"], cv["test"], color=c, ls=ls, zorder=z, label=f"{name} ({r.test_loss:.2g})")
         ax_tr.plot(cv["steps"], cv["train"], color=c, ls=ls, zorder=z, label=name)
     for a in (ax_te, ax_tr):
@@ -376,8 +377,11 @@ def fig_5_15(ctx: Context) -> Rendered:
     _loss_axes(ax_tr, "train", "(b) train loss")
     ax_te.legend(loc="lower left")
     ax_tr.legend(loc="lower left")
+    return curves
 
-    lam = np.linspace(-0.5, 1.5, 81 if ctx.quick else 201)
+
+def _fig15_interpolation(ax_in, data, erm, e2s, lam: np.ndarray) -> dict | None:
+    """Panel (c): train and test loss along w(λ) = (1−λ) w_ERM + λ w_ERM→1-SAM (None if a run diverged)."""
     interp = None
     if not (erm.diverged or e2s.diverged):
         wp = (1 - lam)[:, None] * erm.w_plus + lam[:, None] * e2s.w_plus
@@ -400,40 +404,57 @@ def fig_5_15(ctx: Context) -> Rendered:
     ax_in.set_ylabel("loss")
     ax_in.set_title("(c) linear interpolation in w-space" + (
         "" if interp is None else f"\n(max train loss for λ∈[0,1]: {np.max(interp['train'][(lam >= 0) & (lam <= 1)]):.1e})"))
+    return interp
+
+
+def _fig15_interp_summary(interp, lam, erm, e2s) -> dict | None:
+    if interp is None:
+        return None
+    inside = (lam >= 0) & (lam <= 1)
+    return {"lambda_range": [float(lam[0]), float(lam[-1])],
+            "max_train_loss_between": float(np.max(interp["train"][inside])),
+            "max_test_loss_between": float(np.max(interp["test"][inside])),
+            "train_loss_endpoints": [float(erm.train_loss), float(e2s.train_loss)]}
+
+
+def _at_switch(r, switch: int) -> dict:
+    j = max(0, int(np.searchsorted(r.curve_steps, switch, side="right")) - 1)
+    return {"step": int(r.curve_steps[j]), "train_loss": float(r.curve_train[j]), "test_loss": float(r.curve_test[j])}
+
+
+@figure("5.15", "5.15", "ERM vs ERM→1-SAM vs 1-SAM→ERM (switch after 10k iterations) and loss interpolation")
+def fig_5_15(ctx: Context) -> Rendered:
+    data = _data()
+    alpha = 0.05
+    lr = FIG15_LR_D / D
+    rho_s2e, rho_e2s = 0.175, 10.0
+    steps, switch = (20_000, 10_000) if ctx.quick else (1_000_000, 10_000)
+    rec = max(1, steps // 10_000)
+    base = dict(alpha=alpha, lr=lr, steps=steps, record_every=rec)
+    cfgs = [DLNConfig(sam="none", **base),
+            DLNConfig(sam="1", rho=rho_e2s, switch_at=switch, switch_mode="erm-to-sam", **base),
+            DLNConfig(sam="1", rho=rho_s2e, switch_at=switch, switch_mode="sam-to-erm", **base)]
+    names = ["ERM", f"ERM→1-SAM (ρ={rho_e2s:g})", f"1-SAM→ERM (ρ={rho_s2e:g})"]
+    erm, e2s, s2e = runs = train_ensemble(data, cfgs, show_progress=ctx.show_progress)
+    stability = _fig15_stability(data, alpha, switch, rho_e2s, ctx.quick)
+
+    fig = Figure(figsize=(15, 4.6), layout="constrained")
+    ax_te, ax_tr, ax_in = fig.subplots(1, 3)
+    curves = _fig15_curves(ax_te, ax_tr, names, [C_ERM, C_E2S, C_S2E], runs, switch)
+    lam = np.linspace(-0.5, 1.5, 81 if ctx.quick else 201)
+    interp = _fig15_interpolation(ax_in, data, erm, e2s, lam)
     fig.suptitle(f"Fig. 5.15: full-batch ERM vs ERM→1-SAM (ρ={rho_e2s:g}) vs 1-SAM→ERM (ρ={rho_s2e:g}), "
                  f"switch after {switch:,} iterations; {SETTING}, α={alpha:g}, γ={FIG15_LR_D:g}/d, "
                  f"{steps:,} iterations")
-
-    def seg_max(v):
-        return None if interp is None else float(np.max(interp[v][(lam >= 0) & (lam <= 1)]))
-
     summary = {
         "data": _data_summary(data), "alpha": alpha, "lr": lr, "lr_times_d": FIG15_LR_D, "steps": steps,
         "switch_at": switch, "record_every": rec, "rho_erm_to_sam": rho_e2s, "rho_sam_to_erm": rho_s2e,
         "final_test_loss": {n: r.test_loss for n, r in zip(names, runs)},
         "final_train_loss": {n: r.train_loss for n, r in zip(names, runs)},
-        "at_switch": {n: {"step": int(r.curve_steps[j]), "train_loss": float(r.curve_train[j]),
-                          "test_loss": float(r.curve_test[j])}
-                      for n, r in zip(names, runs)
-                      for j in [max(0, int(np.searchsorted(r.curve_steps, switch, side="right")) - 1)]},
+        "at_switch": {n: _at_switch(r, switch) for n, r in zip(names, runs)},
         "runs": {n: _run_summary(r) for n, r in zip(names, runs)},
-        "interpolation": None if interp is None else {
-            "lambda_range": [float(lam[0]), float(lam[-1])],
-            "max_train_loss_between": seg_max("train"), "max_test_loss_between": seg_max("test"),
-            "train_loss_endpoints": [float(erm.train_loss), float(e2s.train_loss)],
-        },
+        "interpolation": _fig15_interp_summary(interp, lam, erm, e2s),
         "stability_check_erm_to_1sam": stability,
-        "step_size_choice": (
-            "The thesis' ρ values (0.175 for 1-SAM→ERM, 10 for ERM→1-SAM) do not work with Fig. 5.14's "
-            "step size γ=15/d in our normalization: ERM→1-SAM with ρ=10 blows up within a few steps of "
-            "the switch for every γ ≥ 0.5/d (see stability_check_erm_to_1sam). With γ=0.1/d both thesis "
-            "values work (data seed 0), but ρ=10 sits at the edge of stability (ρ ≥ 11 diverges, and "
-            "with data seeds 1 and 3 ρ=10 diverges too): a candidate for ERRATA. Near a minimum 1-SAM "
-            "with step γ is linearly stable only if γ·λ(1+ρλ) ≲ 2 for the per-example curvatures λ, so "
-            "the admissible ρ scales like 1/γ. With γ=0.1/d, ERM is close to but not at a minimum at the "
-            "switch (see at_switch). The thesis' public notebook (tml-epfl/understanding-sam) trains "
-            "u⊙v with the ½-normalized loss, which is our ¼-normalized w± loss with the same γ and the "
-            "same n-SAM ρ, but its 1-SAM ascent uses 2ρ∇ℓᵢ, i.e. ρ_ours = 2ρ_thesis for 1-SAM; its β* "
-            "is a nonnegative unit vector, ours has ±1 entries (‖β*‖=√3)."),
+        "step_size_choice": FIG15_STEP_SIZE_NOTE,
     }
     return Rendered(fig, summary, {"curves": curves, "interpolation": interp})

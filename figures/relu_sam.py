@@ -14,7 +14,7 @@ from . import Context, Rendered, figure
 @figure("5.7", "5.7", "One-hidden-layer ReLU net, 1D regression: ERM vs SAM over five initializations")
 def fig_5_7(ctx: Context) -> Rendered:
     base = SAMReLUConfig(steps=100_000 if ctx.quick else 1_000_000, loss_every=1000)
-    summary, runs, grid, preds = run_fig57(base, range(5), show_progress=ctx.show_progress)
+    summary, runs, grid, preds = run_fig57(base, seed=0, inits=5, show_progress=ctx.show_progress)
     fig = plot_fig57(runs, grid, preds, f"full-batch GD, T = {base.steps:,}, 100 ReLU units, "
                                         f"normalized SAM ρ = {base.rho:g} vs ERM")
     summary = summary | {"steps": base.steps, "lr": base.lr, "rho": base.rho}

@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from toymodels.rng import stream
+
 from . import Context, Rendered, figure
 
 RHO_71 = 0.05
@@ -119,7 +121,7 @@ def fig_7_7(ctx: Context) -> Rendered:
     n, d, k, steps = 100, 200, 20, STEPS_77
     M = 40 if ctx.quick else 200
     data = make_sparse_regression(n, d, k, n_test=500, seed=0)
-    rng = np.random.default_rng(0)
+    rng = stream(0)
     alphas = np.exp(rng.uniform(np.log(ALPHA_RANGE[0]), np.log(ALPHA_RANGE[1]), M))
     lrs = np.exp(rng.uniform(np.log(LR_RANGE[0]), np.log(LR_RANGE[1]), M))
     # random initialization: per-coordinate scales α·exp(N(0, 1)) (w₊ = w₋ = that vector)

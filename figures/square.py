@@ -15,13 +15,11 @@
 """
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numba
 import numpy as np
 from matplotlib.figure import Figure
 
-from toymodels.square.__main__ import _trained_points
+from toymodels.square.experiment import attack_seed, pgd_seed, trained_points
 from toymodels.square.ablation import ROWS, ablation_attack
 from toymodels.square.attack_l2 import square_attack_l2
 from toymodels.square.attack_linf import square_attack_linf
@@ -33,14 +31,13 @@ from . import Context, Rendered, figure
 def fig_square_ablation(ctx: Context) -> Rendered:
     n_points, queries, epochs, n_train = (20, 100, 1, 500) if ctx.quick else (50, 300, 3, 3000)
     eps, p = 0.1, 0.05
-    args = SimpleNamespace(n_train=n_train, epochs=epochs, eps=eps, seed=0, json=not ctx.show_progress)
-    f, xc, yc, clean_acc, _ = _trained_points(args, n_points)
+    f, xc, yc, clean_acc, _ = trained_points(n_train, epochs, n_points, seed=0, show_progress=ctx.show_progress)
     fig = Figure(figsize=(6.5, 4.2))
     ax = fig.subplots()
     q = np.arange(1, queries + 1)
     rows, data = [], {}
     for k, (shape, signs, init) in enumerate(ROWS):
-        r = ablation_attack(f, xc, yc, eps, queries, p, shape=shape, signs=signs, init=init, seed=1)
+        r = ablation_attack(f, xc, yc, eps, queries, p, shape=shape, signs=signs, init=init, seed=attack_seed(0))
         curve = r.curve(queries)
         name = f"{shape}-{'c·h²' if signs == 'chh' else 'c'}-{init}"
         ax.plot(q, curve, label=name, color=f"C{k}", ls="-" if init == "vstripes" else "--")
@@ -70,7 +67,7 @@ def success_curve(n_queries: np.ndarray, success: np.ndarray, budget: int) -> np
 
 def _standard_cnn(n_train: int, epochs: int, eps: float, seed: int, n_points: int, show_progress: bool):
     """The default toy model of ``python -m toymodels.square attack`` (same data, training config
-    and point selection as ``toymodels.square.__main__._trained_points``), but also returning the
+    and point selection as ``toymodels.square.experiment.trained_points``), but also returning the
     parameters, which the white-box PGD reference needs. Returns (params, x, y of the correctly
     classified points among the first ``n_points`` test points, clean accuracy on those)."""
     from toymodels.cnn import model
@@ -94,18 +91,19 @@ def fig_square_success(ctx: Context) -> Rendered:
     n_points, queries, epochs, n_train = (30, 150, 2, 1000) if ctx.quick else (100, 1000, 3, 3000)
     eps_inf, eps_2, p_inf, p_2, pgd_steps, seed = 8 / 255, 0.5, 0.05, 0.1, 50, 0
     params, xc, yc, clean_acc = _standard_cnn(n_train, epochs, eps_inf, seed, n_points, ctx.show_progress)
+    a_seed = attack_seed(seed)          # the streams of `python -m toymodels.square attack --seed 0`
     f = lambda v: model.logits(params, v)  # noqa: E731
     # thousands of forward passes on <= n_points images each: one numba thread (waking the pool costs
     # more than the work, and much more when other processes hold the cores)
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        runs = {"linf": square_attack_linf(f, xc, yc, eps_inf, queries, p_inf, seed=seed + 1),
-                "l2": square_attack_l2(f, xc, yc, eps_2, queries, p_2, seed=seed + 1)}
+        runs = {"linf": square_attack_linf(f, xc, yc, eps_inf, queries, p_inf, seed=a_seed),
+                "l2": square_attack_l2(f, xc, yc, eps_2, queries, p_2, seed=a_seed)}
     finally:
         numba.set_num_threads(threads)
     # white-box reference: untargeted ℓ∞ PGD-50, α = ε/4, one random start, on the same points
-    d = attacks.pgd(params, xc, yc, eps_inf, eps_inf / 4, pgd_steps, 1, seed=seed)
+    d = attacks.pgd(params, xc, yc, eps_inf, eps_inf / 4, pgd_steps, 1, seed=pgd_seed(seed))
     pgd_success = float(np.mean(model.logits(params, xc + d).argmax(axis=1) != yc)) if len(yc) else float("nan")
 
     fig = Figure(figsize=(6.5, 4.2))
@@ -114,7 +112,7 @@ def fig_square_success(ctx: Context) -> Rendered:
     data = {"queries": q.tolist()}
     summary = {"n_attacked": int(len(yc)), "queries": queries, "clean_acc": clean_acc, "n_points": n_points,
                "pgd_success_rate": pgd_success, "pgd": f"PGD-{pgd_steps}, alpha = eps/4, l-inf, 1 random start",
-               "pgd_robust_acc": clean_acc * (1.0 - pgd_success), "attack_seed": seed + 1}
+               "pgd_robust_acc": clean_acc * (1.0 - pgd_success), "attack_seed": a_seed}
     for k, (norm, label, eps, p) in enumerate((("linf", "ℓ∞, ε = 8/255", eps_inf, p_inf), ("l2", "ℓ2, ε = 0.5", eps_2, p_2))):
         r = runs[norm]
         curve = success_curve(r.n_queries, r.success, queries)

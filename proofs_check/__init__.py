@@ -2,7 +2,8 @@
 
 Each check is a function registered with :func:`check`; it takes the formula under test as a
 defaulted parameter (so a test can pass a perturbed formula and see it rejected) and returns
-``(passed, detail)``.  ``python -m proofs_check`` runs them all and prints a table.
+``(passed, detail)``.  ``python -m proofs_check`` runs them all and prints a table (exit status 1
+when one fails).
 
 Adding a topic: write ``proofs_check/<topic>.py`` using ``@check(name, ref)`` and append the module
 name to :data:`TOPICS`.
@@ -14,12 +15,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from toymodels._cli import UsageError
+from toymodels.errors import ConfigError
 
 __all__ = ["TOPICS", "Check", "check", "registry", "run_checks"]
 
 #: Topic modules imported (in this order) to populate the registry.
-TOPICS: tuple[str, ...] = ("dln", "fgsm", "cnn_lemma2", "sde", "quad1d", "sharpness", "square", "samconv")
+TOPICS: tuple[str, ...] = ("dln", "fgsm", "cnn_lemma2", "sde", "quad1d", "sharpness", "square", "sam_convergence")
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,20 @@ def check(name: str, ref: str):
     return deco
 
 
+def _import_failed(topic: str, exc: Exception) -> None:
+    """A topic module that fails to import is one failing check ``<topic>.import`` (so that
+    ``python -m proofs_check`` reports it and exits 1, while the other topics still run)."""
+    detail = f"error: proofs_check.{topic} failed to import: {type(exc).__name__}: {exc}".replace("\n", " ")
+    _REGISTRY.setdefault(f"{topic}.import", Check(f"{topic}.import", "-", lambda: (False, detail)))
+
+
 def registry() -> dict[str, Check]:
     """All registered checks, by name, after importing every topic module."""
     for topic in TOPICS:
-        importlib.import_module(f"{__name__}.{topic}")
+        try:
+            importlib.import_module(f"{__name__}.{topic}")
+        except Exception as exc:  # noqa: BLE001 - reported as a failing check, not a traceback
+            _import_failed(topic, exc)
     # order by topic (TOPICS order), then definition order: independent of which topic module a
     # caller happened to import first
     rank = {t: i for i, t in enumerate(TOPICS)}
@@ -67,8 +78,8 @@ def run_checks(names: Iterable[str] | None = None) -> list[dict]:
 
     Raises
     ------
-    UsageError
-        If a name is not registered.
+    ConfigError
+        If a name is not registered (field ``names``).
     """
     reg = registry()
     if names is None:
@@ -77,8 +88,8 @@ def run_checks(names: Iterable[str] | None = None) -> list[dict]:
         selected = list(dict.fromkeys(names))
         unknown = [n for n in selected if n not in reg]
         if unknown:
-            raise UsageError(f"unknown check name(s) {', '.join(unknown)}; "
-                             f"valid names: {', '.join(reg)}")
+            raise ConfigError("names", f"must be check names from --list (unknown check: {unknown[0]})",
+                              unknown[0])
     out = []
     for name in selected:
         c = reg[name]

@@ -11,7 +11,11 @@ def _torch_one_thread(request):
     if not request.module.__name__.rsplit(".", 1)[-1].startswith("test_torch_"):
         yield
         return
-    torch = pytest.importorskip("torch")
+    try:
+        import torch
+    except ImportError:          # a module that needs torch skips itself; test_torch_sweep does not need it
+        yield
+        return
     prev = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

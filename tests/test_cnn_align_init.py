@@ -9,25 +9,23 @@ for a difference, the two s.e. in quadrature). The brute-force estimates are wri
 lines each, independently of :mod:`toymodels.cnn.align_init` (which integrates w out exactly and
 never samples it for the limit and the bounds). Every MC test uses ``SEED`` and passes for every
 SEED in 0..99 (verified once outside the suite: ``for s in range(100): assert _mc_cases(s) == []``
-and likewise ``_claims_cases``).
+and likewise ``_claims_cases``; re-verified after the draws moved to the named streams
+(seed, "align-init/<array>", chunk) of :mod:`toymodels.rng`).
 """
 from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_cli
 
-from toymodels._cli import UsageError, run_main
+from toymodels.cnn import _reference as R
 from toymodels.cnn import align_init as A
-from toymodels.cnn._align_init_reference import alignment_terms_reference
 from toymodels.cnn.align_init import align_init, finite_alignment_samples, limit_and_bounds
+from toymodels.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
 SEED = 0
 K_SE = 5.0
 EPS = 8 / 255
@@ -125,16 +123,17 @@ def _draws(p, k, m, eps, S, seed):
     return A._draw_chunk(rngs, S, p, k, m, eps, 0.8, 1.3)
 
 
+def alignment_terms_reference(W, U, Z, H):
+    """(num, n0, n1, flips) of the numpy reference (the gradients formed literally)."""
+    S = W.shape[0]
+    out = (np.empty(S), np.empty(S), np.empty(S), np.empty(S, dtype=np.int64))
+    R.alignment_terms(W, U, Z, H, *out)
+    return out
+
+
 @pytest.mark.parametrize("p,k,m,eps", [(27, 100, 4, EPS), (2, 1, 1, 0.3), (3, 7, 5, 2.0), (8, 3, 16, 0.05)])
-def test_kernel_equals_reference_on_same_draws(p, k, m, eps):
-    W, U, Z, H = _draws(p, k, m, eps, 64, 1)
-    out = [np.empty(64), np.empty(64), np.empty(64), np.empty(64, dtype=np.int64)]
-    A._alignment_terms(W, U, Z, H, *out)
-    ref = alignment_terms_reference(W, U, Z, H)
-    assert np.array_equal(out[3], ref[3])                     # identical ReLU patterns
-    for a, b in zip(out[:3], ref[:3]):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-300)
-    # through the public function, chunking included (chunk < samples for this size)
+def test_backends_agree_through_finite_alignment_samples(p, k, m, eps):
+    """The public ``backend=`` switch, chunking included (the kernel itself: the registry's parity test)."""
     fa = finite_alignment_samples(p, k, m, eps, 150, seed=3, backend="numba")
     fb = finite_alignment_samples(p, k, m, eps, 150, seed=3, backend="numpy")
     assert np.array_equal(fa["flips"], fb["flips"])
@@ -307,74 +306,35 @@ def test_hyp1f1_against_mpmath():
                                      ({"eps": float("nan")}, "eps"), ({"p": 1}, "p"), ({"k": 0}, "k"),
                                      ({"m": 0}, "m"), ({"samples": 1}, "samples"), ({"seed": -1}, "seed"),
                                      ({"sigma_w": 0.0}, "sigma_w"), ({"limit_samples": 10}, "limit_samples"),
-                                     ({"k": 10**6, "p": 10**4}, "k, m, p")])
-def test_bad_input_raises_usage_error(kw, name):
-    with pytest.raises(UsageError, match=name):
+                                     ({"k": 10**6, "p": 10**4}, "k is too large together with m and p"),
+                                     ({"backend": "cuda"}, "backend")])
+def test_bad_input_raises_config_error(kw, name):
+    with pytest.raises(ConfigError, match=name):
         align_init(**{"samples": 10, "limit_samples": 1000, **kw})
 
 
 # ------------------------------------------------------------------------------------------- CLI
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "toymodels.cnn.align_init", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
-
-
-def test_cli_json_contract(tmp_path, capsys):
-    p = _cli("--eps", "0.05", "--samples", "200", "--limit-samples", "2000", "--seed", "3", "--json",
-             "--out", str(tmp_path))
-    assert p.returncode == 0, p.stderr
-    lines = [ln for ln in p.stdout.splitlines() if ln.strip()]
-    assert len(lines) == 1
-    out = json.loads(lines[0])
-    assert set(A.RESULT_KEYS) <= set(out) and out["version"]
+def test_cli_payload_and_files(tmp_path):
+    """``python -m toymodels.cnn align-init``: the result keys, the resolved config (ε as a fraction),
+    the bounds' order, the per-draw cosines under --out."""
+    r = run_cli("toymodels.cnn", ["align-init", "--eps", "1/20", "--samples", "200", "--limit-samples", "2000",
+                                  "--seed", "3", "--json", "--out", str(tmp_path)])
+    assert r.rc == 0, r.err
+    out = r.json
+    assert set(A.RESULT_KEYS) <= set(out)
     c = out["config"]
     assert (c["p"], c["k"], c["m"], c["eps"], c["samples"], c["seed"]) == (27, 100, 4, 0.05, 200, 3)
     assert 0.5 <= out["bound_final"] <= out["bound_hoeffding"] <= 1
     assert json.loads((tmp_path / "result.json").read_text())["cos_limit"] == out["cos_limit"]
-    assert np.load(tmp_path / "cos_samples.npz")["cos"].shape == (200,)
-    # same seed → same numbers (the CLI adds nothing random); in-process this time
-    assert run_main(A.main, ["--eps", "0.05", "--samples", "200", "--limit-samples", "2000", "--seed", "3",
-                             "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["cos_finite_mean"] == out["cos_finite_mean"]
+    cos = np.load(tmp_path / "cos_samples.npz")["cos"]
+    assert cos.shape == (200,) and np.nanmean(cos) == pytest.approx(out["cos_finite_mean"], rel=1e-12)
 
 
-def test_cli_human_output(capsys):
-    assert run_main(A.main, ["--samples", "50", "--limit-samples", "1000", "--k", "20"]) == 0
-    out = capsys.readouterr().out
-    assert "limit k,m -> inf (eq. 2.9)" in out and "final bound (eq. 2.10)" in out
-
-
-BAD_ARGS = [(["--eps", "0"], "eps"), (["--eps", "-1"], "eps"), (["--eps", "5000"], "eps"), (["--k", "0"], "k"),
-            (["--m", "0"], "m"), (["--p", "1"], "p"), (["--samples", "1"], "samples"), (["--k", "abc"], "--k")]
-
-
-@pytest.mark.parametrize("args,name", [BAD_ARGS[0], BAD_ARGS[5]])
-def test_cli_bad_input_exits_2_with_one_line(args, name):
-    p = _cli(*args, "--json")
-    assert p.returncode == 2 and p.stdout == ""
-    err = p.stderr.strip().splitlines()
-    assert len(err) == 1 and name in err[0] and "Traceback" not in p.stderr
-
-
-@pytest.mark.parametrize("args,name", BAD_ARGS)
-def test_cli_bad_input_in_process(args, name, capsys):
-    try:
-        rc = run_main(A.main, [*args, "--json"], prog=A.PROG)
-    except SystemExit as exc:            # argparse type errors exit from parse_args
-        rc = exc.code
-    cap = capsys.readouterr()
-    err = cap.err.strip().splitlines()
-    assert rc == 2 and cap.out == "" and len(err) == 1 and name in err[0]
-
-
-def test_add_parser_builds_the_subcommand():
-    from toymodels._cli import Parser
-
-    parser = Parser(prog="python -m toymodels.cnn")
-    sub = parser.add_subparsers(dest="command")
-    A.add_parser(sub)
-    args = parser.parse_args(["align-init", "--eps", "0.02", "--m", "2", "--json"])
-    assert args.func is A.run and args.eps == 0.02 and args.m == 2 and args.json
+def test_cli_human_output_and_cross_field_error():
+    r = run_cli("toymodels.cnn", ["align-init", "--samples", "50", "--limit-samples", "1000", "--k", "20", "--quiet"])
+    assert r.rc == 0 and "limit k,m -> inf (eq. 2.9)" in r.out and "final bound (eq. 2.10)" in r.out, r.err
+    r = run_cli("toymodels.cnn", ["align-init", "--k", "1000000", "--p", "10000"])
+    assert r.rc == 2 and len(r.err_lines) == 1 and "--k is too large together with m and p" in r.err, r.err
 
 
 # --------------------------------------------------------------------------- figure, proofs_check

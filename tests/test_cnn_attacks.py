@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from toymodels._cli import UsageError
+from toymodels.errors import ConfigError
 from toymodels.cnn import attacks as A
 from toymodels.cnn import metrics as Me
 from toymodels.cnn import model as mm
@@ -147,7 +147,7 @@ def test_fgsm_rs_limits(trained):
     # the default noise is U[−ε, ε] from default_rng(seed)
     eta7 = np.random.default_rng(7).uniform(-eps, eps, x.shape)
     assert np.array_equal(A.fgsm_rs(p, x, y, eps, 1.25 * eps, seed=7), A.fgsm_rs(p, x, y, eps, 1.25 * eps, eta7))
-    with pytest.raises(UsageError, match="noise"):
+    with pytest.raises(ConfigError, match="noise"):
         A.fgsm_rs(p, x, y, eps, eps, 2 * eta7)
 
 
@@ -157,11 +157,11 @@ def test_pgd_start_and_seed_semantics(trained):
     start = A.project(x, np.random.default_rng(11).uniform(-eps, eps, x.shape), eps)
     assert np.array_equal(A.pgd(p, x, y, eps, eps / 4, 0, seed=11), start)
     assert np.array_equal(A.pgd(p, x, y, eps, eps / 4, 0, random_start=False), np.zeros_like(x))
-    with pytest.raises(UsageError, match="restarts"):
+    with pytest.raises(ConfigError, match="restarts"):
         A.pgd(p, x, y, eps, eps / 4, 3, 2, random_start=False)
-    with pytest.raises(UsageError, match="steps"):
+    with pytest.raises(ConfigError, match="steps"):
         A.pgd(p, x, y, eps, eps / 4, -1)
-    with pytest.raises(UsageError, match="eps"):
+    with pytest.raises(ConfigError, match="eps"):
         A.fgsm(p, x, y, -0.1)
 
 
@@ -350,9 +350,9 @@ def test_linearization_curve_structure(trained):
     np.testing.assert_allclose(cur.l2, np.repeat(expect[:, None], len(y), axis=1), rtol=1e-12)
     assert np.all(cur.errors[-1] == 0.0)
     assert cur.errors.shape == (4, len(y)) and cur.error_mean.shape == (4,)
-    with pytest.raises(UsageError, match="fractions"):
+    with pytest.raises(ConfigError, match="fractions"):
         Me.linearization_curve(p, x, y, eps, (0.5, 1.5))
-    with pytest.raises(UsageError, match="start"):
+    with pytest.raises(ConfigError, match="start"):
         Me.linearization_curve(p, x, y, eps, start="pgd")
 
 

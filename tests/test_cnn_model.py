@@ -1,5 +1,6 @@
-"""Single-layer CNN model (toymodels.cnn.model): numba kernels = plain-numpy reference (im2col) to
-1e-10; loss, input and GradAlign gradients = central finite differences at points away from the
+"""Single-layer CNN model (toymodels.cnn.model): the public ``backend=`` switch (numba kernels vs
+their numpy references, same results to 1e-10; the kernels themselves are compared with the
+references by the registry, tests/test_kernel_parity.py); loss, input and GradAlign gradients = central finite differences at points away from the
 ReLU kinks; = torch autograd in float64 (GradAlign by double backprop, create_graph=True);
 torch twin conversion; torch's default initialization; validation at the public boundary.
 
@@ -12,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from toymodels._cli import UsageError
+from toymodels.errors import ConfigError
 from toymodels.cnn import _kernels
 from toymodels.cnn import _reference as ref
 from toymodels.cnn import model as mm
@@ -67,9 +68,10 @@ def _close(a, b, rel=1e-10):
 # ----------------------------------------------------------------------------------------------
 # numba = numpy reference
 # ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("N", [1, 5, 37])
-@pytest.mark.parametrize("dims", [DIMS, dict(C=3, H=7, W=6, M=4, K=10), dict(C=1, H=3, W=3, M=1, K=3)])
-def test_numba_matches_numpy_reference(N, dims):
+@pytest.mark.parametrize("N, dims", [(5, DIMS), (37, dict(C=3, H=7, W=6, M=4, K=10)), (1, dict(C=1, H=3, W=3, M=1, K=3))])
+def test_backends_agree_through_the_public_api(N, dims):
+    """Every public function with ``backend="numpy"`` gives the numba result (the wiring: validation,
+    buffers, the reduction of the per-chunk gradient rows, the scale 1/N and the sign of ∇Ω)."""
     p, x, y, eta = _problem(N=N, seed=N, **dims)
     _close(mm.logits(p, x), mm.logits(p, x, backend="numpy"))
     _close(mm.losses(p, x, y), mm.losses(p, x, y, backend="numpy"))
@@ -347,7 +349,7 @@ def test_flat_round_trip():
     assert v.size == p.size == 2 * 3 * 9 + 3 + 3 * 3 * 20 + 3
     q.U[0, 0] = 123.0            # from_flat gives views of v
     assert v[2 * 3 * 9 + 3] == 123.0
-    with pytest.raises(UsageError, match="vec"):
+    with pytest.raises(ConfigError, match="vec"):
         CNNParams.from_flat(v[:-1], p.shapes)
 
 
@@ -398,7 +400,7 @@ def test_validation(case, match):
         eta[0, 0, 0, 0] = np.inf
     elif case == "backend":
         kw["backend"] = "cuda"
-    with pytest.raises(UsageError, match=match):
+    with pytest.raises(ConfigError, match=match):
         mm.gradalign_loss_and_grad(p, x, y, eta, **kw)
 
 
@@ -492,5 +494,5 @@ def test_fused_validation(kw, match):
     p, x, y, eta = _problem(N=4, seed=0)
     args = dict(eps=0.05, lam=0.3) | kw
     eps = args.pop("eps")
-    with pytest.raises(UsageError, match=match):
+    with pytest.raises(ConfigError, match=match):
         mm.fgsm_gradalign_loss_and_grad(p, x, y, eta, eps, **args)

@@ -8,10 +8,12 @@ import math
 import numpy as np
 import pytest
 
-from toymodels._cli import UsageError
+from toymodels.cnn import model
+from toymodels.cnn.train import (HISTORY_KEYS, PHOTOS_LAMBDA, STREAMS, TrainConfig, _Adam, cyclic_lr, default_lambda,
+                                 detect_co, resolve, train)
 from toymodels.datasets import ImageData
-from toymodels.cnn.train import (HISTORY_KEYS, PHOTOS_LAMBDA, TrainConfig, _Adam, cyclic_lr, default_lambda,
-                                 detect_co, parse_eps, resolve, train)
+from toymodels.errors import ConfigError
+from toymodels.rng import stream
 
 TINY = dict(n_eval=24, eval_pgd_steps=2, final_n=24, final_pgd_steps=2, final_restarts=2, batch=32)
 
@@ -63,7 +65,7 @@ def test_detect_co_needs_both_conditions():
     # a collapse that never recovers, but a wobble of the FGSM gap: CO where both conditions first meet
     h3 = _hist([0.0, 0.3, 0.1, 0.05, 0.0], [0.0, 0.3, 0.15, 0.4, 0.6])
     assert detect_co(h3) == 3
-    with pytest.raises(UsageError):
+    with pytest.raises(ConfigError, match="patience"):
         detect_co(h, patience=0)
 
 
@@ -132,13 +134,30 @@ def test_resolve_defaults_and_ranges():
     assert resolve(TrainConfig(attack="pgd", eps=eps, pgd_steps=10)).alpha == pytest.approx(eps / 5)
     assert resolve(TrainConfig(attack="none")).alpha == 0.0
     assert resolve(TrainConfig(grad_align="default", eps=eps)).grad_align == pytest.approx(0.2)
-    assert parse_eps("10/255") == pytest.approx(10 / 255) and parse_eps("0.5") == 0.5
-    for bad in (dict(eps=0.0), dict(eps=-0.1), dict(eps=1.5), dict(eps=math.nan),
-                dict(attack="fgsm", alpha=2 * eps, eps=eps), dict(attack="fgsm-rs", alpha=2.1 * eps, eps=eps),
-                dict(attack="pgd", alpha=0.0), dict(pgd_steps=0), dict(filters=0), dict(epochs=0),
-                dict(grad_align=-0.1), dict(attack="bim"), dict(attack="none", alpha=0.01)):
-        with pytest.raises(UsageError):
+    for bad, field in ((dict(eps=0.0), "eps"), (dict(eps=-0.1), "eps"), (dict(eps=1.5), "eps"),
+                       (dict(eps=math.nan), "eps"), (dict(attack="fgsm", alpha=2 * eps, eps=eps), "alpha"),
+                       (dict(attack="fgsm-rs", alpha=2.1 * eps, eps=eps), "alpha"), (dict(attack="pgd", alpha=0.0), "alpha"),
+                       (dict(pgd_steps=0), "pgd_steps"), (dict(filters=0), "filters"), (dict(epochs=0), "epochs"),
+                       (dict(grad_align=-0.1), "grad_align"), (dict(grad_align="0.3"), "grad_align"),
+                       (dict(attack="bim"), "attack"), (dict(attack="none", alpha=0.01), "alpha"),
+                       (dict(seed=-1), "seed"), (dict(lr=math.inf), "lr"), (dict(grad_align_exact=1), "grad_align_exact"),
+                       (dict(grad_align_exact=True), "grad_align_exact")):
+        with pytest.raises(ConfigError) as err:
             resolve(TrainConfig(**bad))
+        assert err.value.field == field, (bad, err.value)
+
+
+def test_sizes_must_fit_the_data():
+    """No silent cap: a batch larger than the training set, or evaluation subsets larger than the test
+    set, are errors naming the field (in resolve with the sizes, and in train with the data)."""
+    for kw, field in ((dict(batch=65), "batch"), (dict(n_eval=41), "n_eval"), (dict(final_n=41), "final_n")):
+        with pytest.raises(ConfigError, match=field) as err:
+            resolve(TrainConfig(**{**TINY, **kw}), n_train=64, n_test=40)
+        assert err.value.field == field
+        with pytest.raises(ConfigError) as err:
+            train(_easy_data(n=64, n_test=40), TrainConfig(epochs=1, **{**TINY, **kw}))
+        assert err.value.field == field
+    assert resolve(TrainConfig(batch=64, n_eval=40, final_n=40), n_train=64, n_test=40).batch == 64
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,6 +255,29 @@ def test_tiny_training_on_photo_crops():
     assert res.params.U.shape == (8, 4 * 32 * 32)
     for k in HISTORY_KEYS:
         assert math.isfinite(res.final[k])
+
+
+def test_named_streams():
+    """The initialization is the stream (seed, "cnn/init") of toymodels.rng (torch's scheme), and the
+    per-epoch evaluation points are drawn without replacement from (seed, "cnn/eval")."""
+    data = _easy_data(3, n=64, n_test=40)
+    res = train(data, TrainConfig(attack="none", epochs=1, seed=5, **TINY))
+    C, H, W = data.shape
+    p0 = model.init_params(C, H, W, 4, data.num_classes, seed=stream(5, STREAMS["init"]))
+    for a, b in zip(res.init_params.arrays, p0.arrays):
+        assert np.array_equal(a, b)
+    assert STREAMS == {"init": "cnn/init", "batches": "cnn/batches", "noise": "cnn/noise", "eval": "cnn/eval",
+                       "final": "cnn/final"}
+
+
+def test_divergence_is_a_result():
+    """A learning rate far too large: the run stops at the first non-finite step and reports it."""
+    data = _easy_data(4, n=64, n_test=40)
+    res = train(data, TrainConfig(attack="fgsm", epochs=2, lr=1e200, **TINY))
+    assert res.diverged and res.final == {} and res.culprit_filter is None
+    d = res.diverged_at
+    assert d["step"] == (d["epoch"] - 1) * 2 + d["batch"] + 1 and d["step"] <= 3
+    assert len(res.history) == d["epoch"]
 
 
 def test_reproducible_with_seed():

@@ -25,7 +25,8 @@ import pytest
 from badvalues import fixed_bad_values, typed_options
 from helpers import cli_of, run_cli, strip_timings
 
-from toymodels._cli import ArgType, missing_modules
+from toymodels._cli import ArgType
+from toymodels.optional import missing_modules
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -159,8 +160,9 @@ def test_out_that_is_a_file_is_refused_before_work(mod, sub, tmp_path):
 
 
 @pytest.mark.parametrize("mod,sub", COMMANDS)
-def test_json_out_and_seeds(mod, sub, tmp_path):
+def test_json_out_and_seeds(mod, sub, tmp_path, monkeypatch):
     c = _runnable(mod, sub)
+    monkeypatch.chdir(tmp_path)           # a command's default output folder lands here, not in the repo
     old = os.umask(0o022)
     try:
         r1 = run_cli(mod, _argv(sub, *c.smoke, *(["--seed", "1"] if c.seed else []), "--json",

@@ -1,6 +1,8 @@
-"""DLN algorithms: numba kernel = numpy reference = a literal implementation of eqs. 5.4/5.8/5.21,
-the limits that pin the algorithms down (ρ=0 is GD, γ→0 is the flow's implicit bias), the
-effective-α theory in this project's normalization, and the u⊙v ↔ w± correspondence.
+"""DLN algorithms: the public ``backend=`` switch, the kernel = a literal implementation of eqs.
+5.4/5.8/5.21, the limits that pin the algorithms down (ρ=0 is GD, γ→0 is the flow's implicit bias), the
+effective-α theory in this project's normalization, the u⊙v ↔ w± correspondence, the named batch
+streams, and configuration errors (no setting is silently ignored). Kernel vs numpy reference on every
+code path is the registry's parity test (``toymodels.dln._reference.CASES``).
 
 Deterministic tests (fixed data seeds); no Monte-Carlo tolerances are involved."""
 from __future__ import annotations
@@ -14,7 +16,9 @@ from toymodels.datasets import RegressionData, make_sparse_regression
 from toymodels.dln import DLNConfig, train, train_uv, uv_to_w, w_to_uv
 from toymodels.dln.ensemble import train_ensemble
 from toymodels.dln.implicit_bias import solve_implicit_bias
-from toymodels.dln.train import _IndexStream, resolve, schedules_of
+from toymodels.dln.train import erm_baseline, index_streams, resolve, schedules_of
+from toymodels.errors import ConfigError
+from toymodels.rng import stream
 
 DATA = make_sparse_regression(n=20, d=30, k=3, n_test=50, seed=3)
 
@@ -51,9 +55,10 @@ def _short(cfg, steps=1500, **kw):
     return DLNConfig(**{**cfg.as_dict(), "steps": steps, "decay_at": tuple(cfg.decay_at), **scale, **kw})
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
-def test_numba_matches_numpy_reference(cfg):
-    cfg = _short(cfg, record_every=50)
+@pytest.mark.parametrize("cfg", [CONFIGS[i] for i in (1, 10, 11, 16)], ids=[IDS[i] for i in (1, 10, 11, 16)])
+def test_backend_switch_runs_the_numpy_reference(cfg):
+    """The public ``backend=`` wiring (chunked calls, batches, schedules) on four code paths."""
+    cfg = _short(cfg, steps=400, record_every=50)
     a = train(DATA, cfg, backend="numba")
     b = train(DATA, cfg, backend="numpy")
     assert not a.diverged and not b.diverged
@@ -72,10 +77,7 @@ def _literal(data: RegressionData, cfg: DLNConfig):
     Xt = np.hstack([X, -X])
     w = np.full(2 * d, cfg.alpha)
     lr, rho = schedules_of(cfg)
-    rng = np.random.default_rng(cfg.seed)
-    stream = _IndexStream(rng, data.n, cfg.batch, cfg.replacement) if cfg.algo == "sgd" else None
-    astream = (_IndexStream(rng.spawn(1)[0], data.n, cfg.ascent_batch, cfg.replacement)
-               if cfg.ascent == "independent" else None)
+    desc, astream = index_streams(cfg, data.n)
 
     def grad(i, v):
         return (Xt[i] @ (v * v) - y[i]) * Xt[i] * v
@@ -88,7 +90,7 @@ def _literal(data: RegressionData, cfg: DLNConfig):
         return v + r * g
 
     for t in range(cfg.steps):
-        D = list(range(data.n)) if stream is None else list(stream.take(1)[0])
+        D = list(range(data.n)) if desc is None else list(desc.take(1)[0])
         rho_t = rho[t]
         if astream is not None:
             A = list(astream.take(1)[0])
@@ -252,18 +254,24 @@ def test_uv_parameterization_is_w_parameterization(u, v, lr, rho, sam, normalize
 
 @pytest.fixture(scope="module")
 def default_runs():
-    """The default setting (Fig. 5.13's, full batch) for seeds 0-4: 1-SAM and ERM, 500k steps."""
+    """The default setting of ``python -m toymodels.dln`` (Fig. 5.13's, full batch) for seeds 0-4: 1-SAM
+    and ERM, DEFAULT_STEPS (600k) steps."""
+    from toymodels.dln.__main__ import DEFAULT_STEPS
+
     out = {}
     for seed in range(5):
         data = make_sparse_regression(20, 30, 3, 1000, 0.0, seed)
-        cfgs = [DLNConfig(sam="1", steps=500_000, seed=seed), DLNConfig(sam="none", steps=500_000, seed=seed)]
+        cfgs = [DLNConfig(sam="1", steps=DEFAULT_STEPS, seed=seed), DLNConfig(sam="none", steps=DEFAULT_STEPS, seed=seed)]
         out[seed] = (data, *train_ensemble(data, cfgs))
     return out
 
 
 def test_one_sam_beats_erm_on_test_loss_for_every_seed(default_runs):
+    """Both interpolate (train loss below the default tol 1e-8; at 500k steps 1-SAM stopped at 1.3e-8 /
+    1.1e-8 for data seeds 0 / 2, hence the 600k default) and 1-SAM generalizes better for every seed 0–4
+    (×1.6–3.9 in test loss)."""
     for seed, (_, sam, erm) in default_runs.items():
-        assert sam.converged and erm.converged, seed
+        assert sam.train_loss < 1e-8 and erm.train_loss < 1e-8, seed
         assert sam.test_loss < erm.test_loss, seed
 
 
@@ -287,3 +295,53 @@ def test_fig_5_15_radius_diverges_with_fig_5_14_step():
     assert r.diverged and 10_000 <= r.diverged_at < 10_200
     erm = train(data, DLNConfig(sam="none", alpha=0.05, lr=15 / 30, steps=10_200))
     assert not erm.diverged and erm.train_loss < 1e-3
+
+
+# --------------------------------------------------------------------------- streams and configuration
+
+def test_sgd_batches_come_from_the_named_stream():
+    """Mini-batches are stream (seed, "dln/batches"), ascent batches (seed, "dln/ascent-batches"):
+    neighbouring seeds share nothing (the old default_rng(seed) + spawn is gone)."""
+    cfg = resolve(DLNConfig(sam="n", algo="sgd", batch=3, ascent="independent", ascent_batch=2, seed=5),
+                  DATA.n, DATA.d)
+    desc, asc = index_streams(cfg, DATA.n)
+    np.testing.assert_array_equal(desc.take(4), stream(5, "dln/batches").integers(0, DATA.n, size=12).reshape(4, 3))
+    np.testing.assert_array_equal(asc.take(4), stream(5, "dln/ascent-batches").integers(0, DATA.n, 8).reshape(4, 2))
+    assert index_streams(resolve(DLNConfig(), DATA.n, DATA.d), DATA.n) == (None, None)
+
+
+@pytest.mark.parametrize("kw,field", [
+    (dict(record_every=0), "record_every"), (dict(record_every=20_001), "record_every"),
+    (dict(sam="none", rho=0.1), "rho"), (dict(sam="none", normalize=True), "normalize"),
+    (dict(sam="none", rho_schedule="same-as-lr"), "rho_schedule"), (dict(sam="none", switch_at=3), "switch_at"),
+    (dict(decay_at=(0.5,)), "decay_at"), (dict(schedule="step"), "decay_at"),
+    (dict(schedule="step", decay_at=(1.5,)), "decay_at"), (dict(decay_factor=0.5), "decay_factor"),
+    (dict(warmup_steps=10), "warmup_steps"), (dict(schedule="linear-warmup", warmup_steps=0), "warmup_steps"),
+    (dict(warmup_ratio=0.5, schedule="linear-warmup", warmup_steps=3), "warmup_ratio"),
+    (dict(replacement=False), "replacement"), (dict(batch=3), "batch"), (dict(algo="sgd", batch=21, replacement=False),
+                                                                        "batch"),
+    (dict(sam="1", m=2), "m"), (dict(sam="m"), "m"), (dict(sam="m", m=3), "m"), (dict(ascent="independent"), "ascent"),
+    (dict(ascent_batch=2), "ascent_batch"), (dict(alpha=0.0), "alpha"), (dict(alpha=[0.1, 0.2]), "alpha"),
+    (dict(lr=-1.0), "lr"), (dict(steps=0), "steps"), (dict(steps=10 ** 9), "steps"), (dict(seed=-1), "seed"),
+])
+def test_settings_that_do_not_apply_are_errors(kw, field):
+    """No value is silently replaced or ignored: each raises a ConfigError naming its field."""
+    with pytest.raises(ConfigError) as exc:
+        resolve(DLNConfig(**kw), DATA.n, DATA.d)
+    assert exc.value.field == field, exc.value
+
+
+def test_resolved_configs_resolve_to_themselves_and_the_erm_baseline():
+    for cfg in CONFIGS:
+        r = resolve(cfg, DATA.n, DATA.d)
+        assert resolve(r, DATA.n, DATA.d) == r
+        base = resolve(erm_baseline(r), DATA.n, DATA.d)
+        assert base.sam == "none" and base.rho == 0.0 and base.seed == r.seed and base.lr == r.lr
+    assert resolve(DLNConfig(schedule="step", decay_at=(0.5,)), 20, 30).decay_factor == 0.1
+    assert resolve(DLNConfig(schedule="exp-warmup", warmup_steps=5), 20, 30).warmup_ratio == 1e-3
+    assert resolve(DLNConfig(steps=10), 20, 30).record_every == 1
+
+
+def test_unknown_backend_is_a_config_error():
+    with pytest.raises(ConfigError, match="backend"):
+        train(DATA, DLNConfig(steps=10), backend="nunba")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from toymodels._cli import UsageError
+from toymodels.errors import ConfigError
 from toymodels.datasets import make_sparse_regression
 from toymodels.dln import DLNConfig, train_uv
 from toymodels.dln.large_step import (fresh_points, jacobian_factor, large_step_config, log_checkpoints,
@@ -65,7 +65,7 @@ def test_divergence_leaves_later_checkpoints_nan():
 
 @pytest.mark.parametrize("cps", [[], [-1], [601]])
 def test_bad_checkpoints_are_refused(cps):
-    with pytest.raises(UsageError, match="checkpoints"):
+    with pytest.raises(ConfigError, match="checkpoints"):
         train_uv_checkpoints(DATA, DLNConfig(steps=600), U0, V0, cps)
 
 

@@ -14,6 +14,7 @@ from scipy.linalg import null_space
 from scipy.optimize import linprog
 
 from toymodels.dln import implicit_bias as ib
+from toymodels.errors import ConfigError, RunError
 from toymodels.dln.implicit_bias import phi_alpha, q, q_prime, solve_implicit_bias
 
 ALPHAS = [1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0]
@@ -211,17 +212,17 @@ def test_continuation_fallback_agrees_with_newton():
     ((np.eye(3, 5), np.ones(3), 0.1), {"max_iter": 0}, "max_iter"),
 ])
 def test_bad_input_raises(args, kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match=match):
         solve_implicit_bias(*args, **kwargs)
 
 
 def test_infeasible_and_not_converged_raise():
     rng = np.random.default_rng(3)
     X = rng.standard_normal((40, 10))
-    with pytest.raises(ValueError, match="infeasible"):
+    with pytest.raises(ConfigError, match="infeasible"):
         solve_implicit_bias(X, rng.standard_normal(40), 0.1)
     X, y, _ = _problem(20, 30, seed=17)
-    with pytest.raises(ValueError, match="did not converge"):
+    with pytest.raises(RunError, match="did not converge"):
         solve_implicit_bias(X, y, 1e-4, max_iter=1)
-    with pytest.raises(ValueError, match="alpha"):
+    with pytest.raises(ConfigError, match="alpha"):
         phi_alpha(np.ones(3), 0.0)

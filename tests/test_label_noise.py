@@ -4,7 +4,8 @@ Identity: one SGD step of train_uv (batch B, with/without replacement) equals on
 of train_uv on labels y + ξ (ξ from toymodels.sde.label_noise), to 1e-12, at several random states.
 Moments: Monte Carlo over N = 40 000 batches, tolerance 5 standard errors (closed-form s.e. for the
 mean, sample s.e. for ‖ξ‖²); fixed seed 0, and the checks pass for every seed 0–99 (verified once
-by looping ``_mc_moments(seed)`` outside the suite).
+by looping ``_mc_moments(seed)`` outside the suite; its draws are the stream
+``toymodels.rng.stream(seed)`` = ``default_rng(seed)``, unchanged by the migration).
 """
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ import sympy as sp
 
 from proofs_check import sde as pc_sde
 from toymodels.datasets import make_sparse_regression
-from toymodels.dln.train import DLNConfig, train_uv
+from toymodels.dln.train import DLNConfig, index_streams, train_uv
+from toymodels.dln.train import resolve as resolve_dln
+from toymodels.errors import ConfigError
+from toymodels.rng import stream
 from toymodels.sde import label_noise as ln
 from toymodels.sde.dln import jacobian_uv
 
@@ -25,15 +29,14 @@ DATA = make_sparse_regression(n=12, d=9, k=3, n_test=5, seed=3)
 
 
 def _state(seed):
-    rng = np.random.default_rng([seed, 77])
+    rng = stream(seed, "test/label-noise-state")
     return rng.normal(0.5, 0.4, DATA.d), rng.normal(0.3, 0.4, DATA.d)
 
 
-def _batch_of(seed, n, B, replacement):
-    # the mini-batch train_uv draws at step 0 (toymodels.dln.train._IndexStream); if this ever
-    # disagreed with the trainer the identity below would fail, so it cannot hide an error
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, n, size=B) if replacement else rng.permutation(n)[:B]
+def _batch_of(cfg):
+    # the mini-batch train_uv draws at step 0 (its index stream, toymodels.dln.train.index_streams); if
+    # this ever disagreed with the trainer the identity below would fail, so it cannot hide an error
+    return index_streams(resolve_dln(cfg, DATA.n, DATA.d), DATA.n)[0].take(1)[0]
 
 
 @pytest.mark.parametrize("B,replacement", [(1, True), (3, True), (5, False)])
@@ -45,7 +48,7 @@ def test_sgd_step_is_gd_step_on_noisy_labels(B, replacement):
         cfg = DLNConfig(lr=lr, algo="sgd", batch=B, replacement=replacement, steps=1, seed=seed)
         sgd = train_uv(DATA, cfg, u, v)
         r = DATA.X @ (u * v) - DATA.y
-        batch = _batch_of(seed, DATA.n, B, replacement)
+        batch = _batch_of(cfg)
         xi = ln.label_noise(r, batch)
         noisy = replace(DATA, y=DATA.y + xi)
         gd = train_uv(noisy, DLNConfig(lr=lr, algo="gd", steps=1), u, v)
@@ -78,7 +81,7 @@ def _mc_moments(seed):
     n = DATA.n
     r = DATA.X @ (u * v) - DATA.y
     L = 0.25 * np.mean(r * r)                      # the DLN's ¼-normalized loss
-    rng = np.random.default_rng(seed)
+    rng = stream(seed)
     out = []
     # B = 1: ξ = r(1 − n e_{i_t})
     idx = rng.integers(0, n, size=N_MC)
@@ -121,10 +124,9 @@ def test_label_noise_moments_monte_carlo():
 
 
 def test_bad_batch_rejected():
-    from toymodels._cli import UsageError
-    with pytest.raises(UsageError):
+    with pytest.raises(ConfigError, match="^batch must be"):
         ln.label_noise(np.ones(3), [3])
-    with pytest.raises(UsageError):
+    with pytest.raises(ConfigError, match="^B must be an integer in \\[1, 3\\]"):
         ln.expected_sq_norm(np.ones(3), 4, replacement=False)
 
 

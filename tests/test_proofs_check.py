@@ -1,85 +1,61 @@
-"""Tests of the proofs_check package: every check passes, perturbed formulas are rejected, CLI contract."""
+"""Tests of the proofs_check package: every check passes, perturbed formulas are rejected, a failing
+check (or a topic module that fails to import) exits 1. The CLI contract (--help, one JSON object, bad
+values such as an unknown name) is tests/test_contract.py's."""
 from __future__ import annotations
-
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import sympy as sp
+from helpers import run_cli
 
 import proofs_check
-from proofs_check import __main__ as pc_main
 from proofs_check import dln
-from toymodels._cli import run_main
 
-ROOT = Path(__file__).resolve().parents[1]
 R_ = sp.Rational
 
 
-def _cli(*args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "proofs_check", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def cli_json():
-    proc = _cli("--json")
-    return proc
-
-
-def test_cli_json_one_object_all_checks_pass(cli_json):
-    assert cli_json.returncode == 0, cli_json.stdout + cli_json.stderr
-    lines = cli_json.stdout.strip().splitlines()
-    assert len(lines) == 1
-    obj = json.loads(lines[0])
-    assert set(obj) == {"checks", "version"}
+def test_cli_json_one_object_all_checks_pass():
+    r = run_cli("proofs_check", ["--json"])
+    assert r.rc == 0, r.out + r.err
+    obj = r.json
+    assert set(obj) == {"checks", "passed", "failed", "config", "version"}
+    assert obj["passed"] is True and obj["failed"] == []
     names = [c["name"] for c in obj["checks"]]
-    assert names == list(proofs_check.registry())
+    assert names == list(proofs_check.registry()) == obj["config"]["names"]
     for c in obj["checks"]:
         assert {"name", "ref", "passed", "detail"} <= set(c)
         assert c["passed"] is True, c
 
 
-def _main(capsys, *args):
-    # in-process (the full subprocess contract is covered above), to keep the suite fast
-    rc = run_main(pc_main.main, list(args), prog=pc_main.PROG)
-    out = capsys.readouterr()
-    return rc, out.out, out.err
+def test_cli_list_and_subset():
+    r = run_cli("proofs_check", ["--list", "--json"])
+    assert r.rc == 0, r.err
+    assert [c["name"] for c in r.json["checks"]] == list(proofs_check.registry())
+    r = run_cli("proofs_check", ["dln.q_derivative", "dln.l2_limit"])
+    assert r.rc == 0, r.err
+    assert "dln.q_derivative" in r.out and "PASS" in r.out and "dln.l1_limit" not in r.out
+    assert "2/2 passed" in r.out
 
 
-def test_cli_unknown_name_exits_2_with_one_line(capsys):
-    for args in (["dln.no_such_check"], ["--list", "dln.no_such_check"], ["--bogus-flag"]):
-        try:
-            rc, out, err = _main(capsys, *args)
-        except SystemExit as exc:            # argparse errors exit through Parser.error
-            rc, out, err = exc.code, *capsys.readouterr()
-        assert rc == 2
-        assert out == ""
-        lines = err.strip().splitlines()
-        assert len(lines) == 1 and args[-1] in lines[0]
-
-
-def test_cli_list_and_subset(capsys):
-    rc, out, _ = _main(capsys, "--list", "--json")
-    assert rc == 0
-    assert {c["name"] for c in json.loads(out)["checks"]} == set(proofs_check.registry())
-    rc, out, _ = _main(capsys, "dln.q_derivative", "dln.l2_limit")
-    assert rc == 0
-    assert "dln.q_derivative" in out and "PASS" in out and "dln.l1_limit" not in out
-
-
-def test_cli_exit_1_when_a_check_fails(capsys, monkeypatch):
-    reg = proofs_check._REGISTRY
-    monkeypatch.setitem(reg, "dln.residual_norm_vs_loss",
+def test_cli_exit_1_when_a_check_fails(monkeypatch):
+    monkeypatch.setitem(proofs_check._REGISTRY, "dln.residual_norm_vs_loss",
                         proofs_check.Check("dln.residual_norm_vs_loss", "test",
                                            lambda: dln.residual_norm_vs_loss(factor=1)))
-    rc, out, _ = _main(capsys, "--json", "dln.residual_norm_vs_loss")
-    assert rc == 1
-    assert json.loads(out)["checks"][0]["passed"] is False
+    r = run_cli("proofs_check", ["--json", "dln.residual_norm_vs_loss", "dln.q_derivative"])
+    assert r.rc == 1
+    obj = r.json
+    assert [c["passed"] for c in obj["checks"]] == [False, True]
+    assert obj["passed"] is False and obj["failed"] == ["dln.residual_norm_vs_loss"]
+    r = run_cli("proofs_check", ["dln.residual_norm_vs_loss"])
+    assert r.rc == 1 and "FAIL" in r.out and "0/1 passed" in r.out
+
+
+def test_a_topic_that_fails_to_import_is_a_failing_check(monkeypatch):
+    monkeypatch.setattr(proofs_check, "_REGISTRY", dict(proofs_check._REGISTRY))
+    monkeypatch.setattr(proofs_check, "TOPICS", (*proofs_check.TOPICS, "no_such_topic"))
+    r = run_cli("proofs_check", ["--json", "no_such_topic.import"])
+    assert r.rc == 1
+    (c,) = r.json["checks"]
+    assert c["passed"] is False and "no_such_topic" in c["detail"] and "ModuleNotFoundError" in c["detail"]
 
 
 def test_run_checks_reports_failure_and_unknown_names():

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import toymodels.relu as relu
-from toymodels.relu import _reference3
+from toymodels.relu import _reference
+from toymodels.relu.streams import fresh_points
 from toymodels.relu.teacher3 import Teacher3Config, Teacher3Result, fresh_ranks, observations, train_teacher3
 
 
@@ -24,12 +25,12 @@ def test_fresh_ranks_match_numpy_reference_jacobian():
     res = train_teacher3(Teacher3Config(steps=300, n_checkpoints=3, seed=1))
     c = res.config
     p = c.m * c.d + c.m * c.m + c.m
-    Xf = np.random.default_rng([c.seed, 0xF4E5]).standard_normal((p, c.d))
+    Xf = fresh_points(c.seed, p, c.d)
     got = fresh_ranks(res)
     assert got.shape == res.iters.shape
     for k in range(res.iters.size):
         J = np.empty((p, p))
-        _reference3.jacobian_reference(Xf, res.W1[k], res.W2[k], res.a[k], J)
+        _reference.teacher3.jacobian(Xf, res.W1[k], res.W2[k], res.a[k], J)
         s = np.linalg.svd(J, compute_uv=False)
         assert got[k] == int(np.sum(s > c.rank_tol * s[0]))
         assert 0 < got[k] <= p

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from toymodels._cli import UsageError
+from toymodels.errors import ConfigError
 from toymodels.relu.model import predict
 from toymodels.sharpness.batches import batch_partition, m_sharpness
 from toymodels.sharpness.linear import (check_linear, gaussian_mixture, linear_grad, linear_hessian,
@@ -233,11 +233,11 @@ def test_measure_linear_keys_and_validation():
               "loss", "train_error", "n_batches"):
         assert k in out
     assert out["n_batches"] == 2
-    with pytest.raises(UsageError, match="rho"):
+    with pytest.raises(ConfigError, match="rho"):
         measure_linear(w, X, y, 1, rho=0.0)
-    with pytest.raises(UsageError, match="m"):
+    with pytest.raises(ConfigError, match="m"):
         measure_linear(w, X, y, 1, m=0)
-    with pytest.raises(UsageError, match="K >= 2"):
+    with pytest.raises(ConfigError, match="K >= 2"):
         check_linear(X, y, 1, normalize=True)
-    with pytest.raises(UsageError, match="labels"):
+    with pytest.raises(ConfigError, match="labels"):
         check_linear(X, np.zeros(10), 1)

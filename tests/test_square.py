@@ -1,19 +1,23 @@
-"""Square Attack (thesis Ch. 3): Prop. 3.5.2 formula vs exhaustive search, the ℓ∞ attack's
-invariants, p schedule, numba kernel vs numpy reference, and the CLI contract.
+"""Square Attack (thesis Ch. 3): Prop. 3.5.2 formula vs exhaustive search, the ℓ∞ and ℓ2 attacks'
+invariants, p schedule, the resampling rule of the proposal (kernel and reference), the public
+``backend=`` switch, and what the contract test cannot know about ``python -m toymodels.square``
+(payloads, cross-field errors, the random streams of a run). Kernel-vs-reference parity is the
+registry's (``tests/test_kernel_parity.py``, case ``square.linf_propose``).
 
 The attack tests are properties that hold for every seed (checked for seeds 0–99 outside the suite);
-no Monte-Carlo tolerances are involved."""
+no Monte-Carlo tolerances are involved. The library attacks draw from ``toymodels.rng.stream(seed)``,
+the stream of ``numpy.random.default_rng(seed)`` they used before, so these seeds give the same draws."""
 from __future__ import annotations
 
 import itertools
-import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from helpers import run_cli
 
 from toymodels.cnn import model
+from toymodels.errors import ConfigError
+from toymodels.rng import child_seed
 from toymodels.square import _kernels, _reference
 from toymodels.square.attack_l2 import eta_block, eta_update, l2_init, l2_propose, l2_side, square_attack_l2
 from toymodels.square.attack_linf import p_schedule, square_attack_linf, square_side
@@ -168,12 +172,9 @@ def test_resample_until_the_window_changes():
         r0, c0 = pos[n]
         x_best[n, :, r0:r0 + side, c0:c0 + side] += eps * first[n][:, None, None]
     signs = np.stack([first, first, -first])
-    for impl in ("numpy", "numba"):
-        if impl == "numpy":
-            xn, used = _reference.linf_propose(x, x_best, eps, pos, side, signs)
-        else:
-            xn, used = np.empty_like(x), np.empty(2, dtype=np.int64)
-            _kernels._linf_propose(x, x_best, eps, pos, side, signs, xn, used)
+    for propose in (_reference.linf_propose, _kernels.linf_propose):
+        xn, used = np.empty_like(x), np.empty(2, dtype=np.int64)
+        propose(x, x_best, eps, pos, side, signs, xn, used)
         np.testing.assert_array_equal(used, [3, 3])
         for n in range(2):
             r0, c0 = pos[n]
@@ -193,6 +194,30 @@ def test_numba_matches_numpy_on_the_same_seed(targeted):
     np.testing.assert_array_equal(a.x_adv, b.x_adv)
     np.testing.assert_array_equal(a.n_queries, b.n_queries)
     np.testing.assert_array_equal(a.success, b.success)
+
+
+def test_unknown_backend_and_bad_inputs_are_config_errors():
+    params, x, y = _setup()
+    f = lambda v: model.logits(params, v)  # noqa: E731
+    for kw, field in [(dict(backend="nunba"), "backend"), (dict(eps=1.5), "eps"), (dict(eps=0.0), "eps"),
+                      (dict(n_queries=0), "n_queries"), (dict(p_init=1.5), "p_init"), (dict(x=x * 2), "x"),
+                      (dict(y=y[:3]), "x")]:
+        args = dict(predict=f, x=x, y=y, eps=0.05, n_queries=10, p_init=0.1) | kw
+        with pytest.raises(ConfigError) as e:
+            square_attack_linf(**args)
+        assert e.value.field == field, (kw, e.value)
+    with pytest.raises(ConfigError, match=r"eps must be in \(0, 13\.856"):   # √(3·8·8)
+        square_attack_l2(f, x, y, 14.0, 10, 0.1)
+
+
+def test_empty_batch_spends_no_query():
+    def never(v):
+        raise AssertionError("queried")
+
+    x0, y0 = np.zeros((0, 3, 8, 8)), np.zeros(0, int)
+    for r in (square_attack_linf(never, x0, y0, 0.1, 50, 0.1, targeted=True),
+              square_attack_l2(never, x0, y0, 0.5, 50, 0.1)):
+        assert r.n_queries.size == 0 and r.success.size == 0 and r.sides.shape == (49,) and not r.sides.any()
 
 
 def test_sides_follow_the_schedule():
@@ -292,41 +317,52 @@ def test_l2_attack_invariants(targeted):
 
 
 # ---------------------------------------------------------------- CLI
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "toymodels.square", *args], capture_output=True, text=True,
-                          timeout=300)
+SMALL = ["--n-points", "20", "--queries", "30", "--n-train", "300", "--epochs", "3", "--pgd-steps", "3"]
 
 
-def test_shape_count_cli_json():
-    p = run("shape-count", "--k", "11", "--s", "2", "--json")
-    assert p.returncode == 0, p.stderr
-    out = json.loads(p.stdout)
-    assert out["n_star_formula"] == 5 and out["n_star_bruteforce"] == 5
-    assert "config" in out and "version" in out
-    p = run("shape-count", "--k", "40", "--s", "3", "--json")
-    assert p.returncode == 0 and "n_star_bruteforce" not in json.loads(p.stdout)
+def test_shape_count_payload():
+    out = run_cli("toymodels.square", ["shape-count", "--k", "11", "--s", "2", "--json"]).json
+    assert out["n_star_formula"] == 5 and out["n_star_bruteforce"] == 5 and out["agree"] is True
+    out = run_cli("toymodels.square", ["shape-count", "--k", "40", "--s", "3", "--json"]).json
+    assert out["n_star_formula"] == n_star_formula(40, 3) and "n_star_bruteforce" not in out
 
 
-@pytest.mark.parametrize("args,name", [
-    (["attack", "--eps", "0"], "--eps"), (["attack", "--eps", "-0.1"], "--eps"),
-    (["attack", "--p-init", "0"], "--p-init"), (["attack", "--p-init", "1.5"], "--p-init"),
-    (["attack", "--queries", "0"], "--queries"), (["attack", "--norm", "l1"], "--norm"),
-    (["attack", "--norm", "l2", "--eps", "-1"], "--eps"), (["attack", "--queries", "2.5"], "--queries"),
-    (["shape-count", "--k", "3", "--s", "2"], "--k"), (["shape-count", "--k", "9", "--s", "0"], "--s"),
+@pytest.mark.parametrize("args,needle", [
+    (["shape-count", "--k", "3", "--s", "2"], "--k must be an integer >= 4"),
+    (["attack", "--eps", "1.5"], "--eps must be in (0, 1]"),                 # linf: ε ≤ 1
+    (["attack", "--norm", "l2", "--eps", "56"], "--eps must be in (0, 55.4"),  # l2: ε ≤ √(3·32·32)
 ])
-def test_bad_input_exits_2_with_one_line(args, name):
-    p = run(*args)
-    assert p.returncode == 2
-    assert p.stdout == "" and len(p.stderr.strip().splitlines()) == 1 and name in p.stderr
+def test_cross_field_errors_name_the_flag(args, needle):
+    r = run_cli("toymodels.square", args)
+    assert r.rc == 2 and len(r.err_lines) == 1 and needle in r.err, r.err
 
 
-def test_attack_cli_small_run():
-    p = run("attack", "--json", "--n-points", "8", "--queries", "20", "--n-train", "200", "--epochs", "1",
-            "--pgd-steps", "3", "--eps", "0.05")
-    assert p.returncode == 0, p.stderr
-    out = json.loads(p.stdout)
-    for key in ("failure_rate", "mean_queries", "median_queries", "clean_acc", "pgd_robust_acc",
-                "max_perturbation_norm", "config", "version"):
+def test_attack_payload_eps_fraction_and_streams():
+    """``--eps 8/255`` is accepted (the runner's Num) and the run's streams are the documented ones:
+    the attack's seed is child_seed(seed, "square/attack"), PGD's child_seed(seed, "square/pgd")."""
+    out = run_cli("toymodels.square", ["attack", *SMALL, "--eps", "8/255", "--seed", "5", "--json"]).json
+    c = out["config"]
+    assert c["eps"] == 8 / 255 and c["queries"] == 30 and c["p_init"] == 0.05 and c["pgd_alpha"] == 2 / 255
+    assert c["attack_seed"] == child_seed(5, "square/attack") and c["pgd_seed"] == child_seed(5, "square/pgd")
+    for key in ("failure_rate", "mean_queries", "median_queries", "clean_acc", "pgd_robust_acc", "n_attacked",
+                "max_perturbation_norm", "square_robust_acc"):
         assert key in out
-    assert out["max_perturbation_norm"] <= 0.05 + 1e-12
-    assert 0 <= out["failure_rate"] <= 1 and out["config"]["queries"] == 20
+    assert out["n_attacked"] > 0 and out["max_perturbation_norm"] <= 8 / 255 + 1e-12
+    assert out["square_robust_acc"] == pytest.approx(out["clean_acc"] * out["failure_rate"])
+    l2 = run_cli("toymodels.square", ["attack", *SMALL, "--norm", "l2", "--json"]).json
+    assert l2["config"]["eps"] == 0.5 and l2["config"]["p_init"] == 0.1 and l2["pgd_robust_acc"] is None
+    assert l2["max_perturbation_norm"] <= 0.5 * (1 + 1e-12)
+
+
+def test_attack_and_ablation_share_points_and_attack_stream():
+    """The ablation's last row (square, c, vstripes) is Alg. 1–2: on the same seed, ε, budget and p it
+    attacks the same points with the same stream as ``attack``, so it reports the same numbers."""
+    common = ["--n-points", "20", "--queries", "30", "--n-train", "300", "--epochs", "3", "--eps", "0.1",
+              "--p-init", "0.1", "--seed", "2", "--json"]
+    a = run_cli("toymodels.square", ["attack", *common, "--pgd-steps", "1"]).json
+    b = run_cli("toymodels.square", ["ablation", *common]).json
+    last = b["rows"][-1]
+    assert (last["shape"], last["signs"], last["init"]) == ("square", "c", "vstripes")
+    assert b["n_attacked"] == a["n_attacked"] > 0 and b["clean_acc"] == a["clean_acc"]
+    assert last["failure_rate"] == a["failure_rate"]
+    assert last["mean_queries"] == a["mean_queries"] and last["median_queries"] == a["median_queries"]

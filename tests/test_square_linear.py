@@ -1,11 +1,8 @@
 """The linear (softmax) target of the Square Attack: exact input gradient, monotone training, PGD
-invariants, and the ``attack --model linear`` CLI."""
-import json
-import subprocess
-import sys
-
+invariants, and the ``attack --model linear`` payload."""
 import numpy as np
 import pytest
+from helpers import fd_grad, run_cli
 
 from toymodels.square.linear_model import LinearClassifier, pgd_linf, train_softmax
 
@@ -22,14 +19,9 @@ def test_input_grad_matches_finite_differences():
     rng = np.random.default_rng(1)
     m = LinearClassifier(rng.standard_normal((K, 32)), rng.standard_normal(K))
     g = m.input_grad(x[:3], y[:3])
-    h = 1e-6
     for i in range(3):
-        for j in rng.choice(32, 5, replace=False):
-            e = np.zeros_like(x[i:i + 1]).reshape(1, -1)
-            e[0, j] = h
-            e = e.reshape(x[i:i + 1].shape)
-            fd = (m.loss(x[i:i + 1] + e, y[i:i + 1]) - m.loss(x[i:i + 1] - e, y[i:i + 1])) / (2 * h)
-            assert g[i].reshape(-1)[j] == pytest.approx(fd, rel=1e-6, abs=1e-9)
+        fd = fd_grad(lambda v: m.loss(v, y[i:i + 1]), x[i:i + 1])
+        np.testing.assert_allclose(g[i:i + 1], fd, rtol=1e-6, atol=1e-9)
 
 
 def test_training_decreases_the_loss_monotonically():
@@ -50,11 +42,8 @@ def test_pgd_invariants_and_it_increases_the_loss():
 
 
 def test_cli_linear_target():
-    p = subprocess.run([sys.executable, "-m", "toymodels.square", "attack", "--model", "linear", "--n-points", "20",
-                        "--queries", "50", "--n-train", "300", "--epochs", "1", "--pgd-steps", "5", "--json"],
-                       capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr
-    out = json.loads(p.stdout)
-    assert out["config"]["model"] == "linear"
+    out = run_cli("toymodels.square", ["attack", "--model", "linear", "--n-points", "20", "--queries", "50",
+                                       "--n-train", "300", "--epochs", "1", "--pgd-steps", "5", "--json"]).json
+    assert out["config"]["model"] == "linear" and out["config"]["linear_gd_steps"] == 100
     assert out["max_perturbation_norm"] <= out["config"]["eps"] + 1e-12
     assert 0 <= out["pgd_robust_acc"] <= 1 and 0 <= out["failure_rate"] <= 1

@@ -28,6 +28,7 @@ torch = pytest.importorskip("torch")
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none in CI)")
 
+from helpers import run_cli  # noqa: E402
 from torch import nn  # noqa: E402
 
 from toymodels.cnn import attacks as natt  # noqa: E402
@@ -36,7 +37,6 @@ from toymodels.cnn import model as cnn  # noqa: E402
 from toymodels.datasets import make_sparse_regression  # noqa: E402
 from toymodels.dln.ensemble import train_ensemble  # noqa: E402
 from toymodels.dln.train import DLNConfig  # noqa: E402
-from toymodels.torch import __main__ as tmain  # noqa: E402
 from toymodels.torch import attacks, models, train  # noqa: E402
 from toymodels.torch.sam import SAM, sam_update  # noqa: E402
 
@@ -342,11 +342,10 @@ def test_cuda_runs_are_bitwise_reproducible_and_resume_exactly(tmp_path, interru
     assert all(torch.equal(v, sb[k]) for k, v in sa.items())
 
 
-def _json(capsys, argv):
-    rc = tmain.main(argv)
-    out = capsys.readouterr().out
-    assert rc == 0 and out.count("\n") == 1
-    return json.loads(out)
+def _json(argv):
+    r = run_cli("toymodels.torch", argv)
+    assert r.rc == 0, r.err[-2000:]
+    return r.json
 
 
 @pytest.mark.parametrize("argv", [
@@ -355,10 +354,10 @@ def _json(capsys, argv):
     ["train-sam", "--model", "preact-resnet18", "--rho", "0.05", "--m", "16", "--amp"],
     ["train-sgd", "--model", "densenet100-12", "--schedule", "warmup-decay", "--amp", "--nondeterministic"],
 ])
-def test_train_cli_on_cuda_with_amp(capsys, argv):
-    res = _json(capsys, argv + ["--device", "cuda", "--n-train", "128", "--n-test", "64", "--batch-size", "32",
-                                "--epochs", "1", "--eval-n", "16", "--eval-pgd-steps", "2", "--final-n", "16",
-                                "--final-pgd-steps", "2", "--json"])
+def test_train_cli_on_cuda_with_amp(argv):
+    res = _json(argv + ["--device", "cuda", "--n-train", "128", "--n-test", "64", "--batch-size", "32",
+                        "--epochs", "1", "--eval-n", "16", "--eval-pgd-steps", "2", "--final-n", "16",
+                        "--final-pgd-steps", "2", "--json"])
     assert res["device"].startswith("cuda") and res["config"]["amp"] and not res["diverged"]
     assert all(np.isfinite(r["clean_loss"]) for r in res["history"])
 
@@ -368,8 +367,8 @@ def test_train_cli_on_cuda_with_amp(capsys, argv):
     ["square", "--model", "cnn", "--queries", "20", "--n-points", "16", "--pgd-steps", "3"],
     ["dln-ensemble", "--sam", "1", "--seeds", "64", "--steps", "200", "--n", "10", "--d", "8", "--n-test", "20"],
 ])
-def test_other_clis_on_cuda(capsys, argv):
-    res = _json(capsys, argv + ["--device", "cuda", "--json"])
+def test_other_clis_on_cuda(argv):
+    res = _json(argv + ["--device", "cuda", "--json"])
     assert "cuda" in (res.get("device_name") or res["device"])
 
 

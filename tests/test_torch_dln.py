@@ -1,25 +1,24 @@
 """toymodels.torch.dln: batched DLN ensembles against the numba ensemble (toymodels.dln.ensemble) and
-toymodels.dln.train, and the ``python -m toymodels.torch dln-ensemble`` CLI. Deterministic (float64, CPU)."""
+toymodels.dln.train, and the ``python -m toymodels.torch dln-ensemble`` CLI (payload content, member
+seeds, cross-field errors; the contract itself is tests/test_contract.py's). Deterministic (float64, CPU)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
+from helpers import run_cli  # noqa: E402
+
 from toymodels.datasets import make_sparse_regression  # noqa: E402
 from toymodels.dln.ensemble import train_ensemble  # noqa: E402
 from toymodels.dln.train import DLNConfig, train  # noqa: E402
+from toymodels.errors import ConfigError  # noqa: E402
+from toymodels.rng import child_seed  # noqa: E402
 from toymodels.torch.dln import train_ensemble_torch  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 DATA = make_sparse_regression(12, 8, 2, n_test=10, seed=3)
@@ -36,7 +35,7 @@ CASES = {
                                               rho_schedule="same-as-lr"),
     "SAM->ERM, warmup": dict(sam="n", algo="sgd", batch=4, switch_at=20, switch_mode="sam-to-erm",
                              schedule="linear-warmup", warmup_steps=10),
-    "SGD B=2": dict(sam="none", algo="sgd", batch=2),
+    "SGD B=2": dict(sam="none", algo="sgd", batch=2, rho=0.0),
 }
 
 
@@ -81,7 +80,7 @@ def test_per_run_data_and_per_run_hyperparameters_match_single_numba_runs():
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_divergence_step_matches_numba_and_other_runs_continue():
     base = DLNConfig(sam="1", algo="sgd", batch=2, alpha=0.5, rho=0.1, steps=80)
-    cfgs = [replace(base, seed=s, lr=lr) for s, lr in enumerate([0.05, 0.2, 0.02, 0.8])]
+    cfgs = [replace(base, seed=s, lr=lr) for s, lr in enumerate([0.05, 0.4, 0.02, 0.8])]
     nb = train_ensemble(DATA, cfgs)
     assert sum(r.diverged for r in nb) == 2        # the test exercises both outcomes
     tr = train_ensemble_torch(DATA, cfgs, device="cpu", chunk=9)
@@ -105,75 +104,56 @@ def test_float32_is_close_to_float64():
 
 
 def test_incompatible_configs_are_rejected():
-    from toymodels._cli import UsageError
-
-    with pytest.raises(UsageError, match="share"):
+    with pytest.raises(ConfigError, match="^configs .*share"):
         train_ensemble_torch(DATA, [DLNConfig(sam="1", steps=5), DLNConfig(sam="1", steps=6)], device="cpu")
-    with pytest.raises(UsageError, match="device"):
+    with pytest.raises(ConfigError, match="^device"):
         train_ensemble_torch(DATA, [DLNConfig(steps=5)], device="tpu")
+    with pytest.raises(ConfigError, match="^threads"):
+        train_ensemble_torch(DATA, [DLNConfig(steps=5)], device="cpu", threads=0)
 
 
 # --------------------------------------------------------------------------- CLI
-def _cli(*args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "toymodels.torch", "dln-ensemble", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
 def test_cli_json_runs_equal_single_toymodels_dln_runs():
-    p = _cli("--sam", "1", "--steps", "300", "--seeds", "3", "--seed", "5", "--n", "10", "--d", "12",
-             "--n-test", "50", "--device", "cpu", "--json")
-    assert p.returncode == 0, p.stderr
-    lines = [ln for ln in p.stdout.splitlines() if ln.strip()]
-    assert len(lines) == 1 and p.stderr == ""
-    out = json.loads(lines[0])
+    """Member r has seed child_seed(--seed, "member", r): it is `python -m toymodels.dln --seed s_r`."""
+    r = run_cli("toymodels.torch", ["dln-ensemble", "--sam", "1", "--steps", "300", "--seeds", "3", "--seed", "5",
+                                    "--n", "10", "--d", "12", "--n-test", "50", "--device", "cpu", "--json"])
+    assert r.rc == 0 and r.err == "", r.err
+    out = r.json
     for key in ("method", "config", "version", "device", "beta", "train_loss", "test_loss", "summary",
                 "runtime_s", "throughput_run_steps_per_s", "baseline", "seeds"):
         assert key in out, key
-    assert out["device"] == "cpu" and out["seeds"] == [5, 6, 7] and out["config"]["seeds"] == [5, 6, 7]
+    seeds = [child_seed(5, "member", i) for i in range(3)]
+    assert out["device"] == "cpu" and out["seeds"] == seeds and out["config"]["seeds"] == seeds
+    assert out["config"]["seed"] == 5 and out["config"]["runs"] == 3
     assert out["config"]["lr"] == pytest.approx(1 / 12) and out["config"]["steps"] == 300
     assert len(out["beta"]) == 3 and all(len(b) == 12 for b in out["beta"])
     assert out["summary"]["runs"] == 3 and out["baseline"]["method"].startswith("ERM")
-    for r, s in enumerate(out["seeds"]):                # run r is `python -m toymodels.dln --seed s`
-        data = make_sparse_regression(10, 12, 3, 50, 0.0, s)
-        ref = train(data, DLNConfig(sam="1", steps=300, seed=s))
-        np.testing.assert_allclose(out["beta"][r], ref.beta, rtol=0, atol=1e-10)
-        assert out["test_loss"][r] == pytest.approx(ref.test_loss, rel=1e-8)
+    for i, s in enumerate(out["seeds"]):
+        dln = run_cli("toymodels.dln", ["--sam", "1", "--steps", "300", "--seed", s, "--n", "10", "--d", "12",
+                                        "--n-test", "50", "--no-baseline", "--json"]).json
+        np.testing.assert_allclose(out["beta"][i], dln["beta"], rtol=0, atol=1e-10)
+        assert out["test_loss"][i] == pytest.approx(dln["test_loss"], rel=1e-8)
     tl = np.array(out["test_loss"])
     assert out["summary"]["test_loss"]["mean"] == pytest.approx(tl.mean())
     assert out["summary"]["test_loss"]["se"] == pytest.approx(tl.std(ddof=1) / np.sqrt(3))
 
 
-@pytest.mark.parametrize("args,needle", [(["--seeds", "0"], "--seeds"), (["--dtype", "float16"], "--dtype"),
-                                         (["--device", "tpu"], "--device"), (["--sam", "m"], "--m"),
-                                         (["--threads", "0"], "--threads")])
-def test_cli_bad_input_exits_2_with_one_line(args, needle, capsys):
-    from toymodels.torch.__main__ import main
-
-    assert main(["dln-ensemble", *args, "--steps", "10"]) == 2
-    cap = capsys.readouterr()
-    err = cap.err.strip().splitlines()
-    assert len(err) == 1 and needle in err[0] and cap.out == ""
+@pytest.mark.parametrize("args,flag", [(["--sam", "m"], "--m"),
+                                       (["--algo", "sgd", "--no-replacement", "--batch", "30"], "--batch"),
+                                       (["--seeds", "900000", "--n-test", "1000"], "--seeds")])
+def test_cli_cross_field_errors_exit_2_with_one_line(args, flag):
+    r = run_cli("toymodels.torch", ["dln-ensemble", "--steps", "10", "--device", "cpu", "--n", "20", *args])
+    assert r.rc == 2 and len(r.err_lines) == 1 and flag in r.err and r.out == "", r.err
 
 
-def test_cli_argparse_error_exits_2(capsys):
-    from toymodels.torch.__main__ import main
-
-    with pytest.raises(SystemExit) as exc:
-        main(["dln-ensemble", "--seeds", "many"])
-    assert exc.value.code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
-
-
-def test_cli_out_and_shared_data(tmp_path, capsys):
-    from toymodels.torch.__main__ import main
-
-    rc = main(["dln-ensemble", "--sam", "n", "--algo", "sgd", "--batch", "2", "--steps", "40", "--seeds", "2",
-               "--shared-data", "--no-baseline", "--n", "6", "--d", "5", "--n-test", "20", "--device", "cpu",
-               "--out", str(tmp_path)])
-    assert rc == 0
-    assert "n-SAM" in capsys.readouterr().out
+def test_cli_out_and_shared_data(tmp_path):
+    r = run_cli("toymodels.torch", ["dln-ensemble", "--sam", "n", "--algo", "sgd", "--batch", "2", "--steps", "40",
+                                    "--seeds", "2", "--shared-data", "--no-baseline", "--n", "6", "--d", "5",
+                                    "--n-test", "20", "--device", "cpu", "--out", tmp_path])
+    assert r.rc == 0, r.err
+    assert "n-SAM" in r.out
     res = json.loads((tmp_path / "result.json").read_text())
     assert res["config"]["shared_data"] is True and "baseline" not in res
     arr = np.load(tmp_path / "ensemble.npz")
-    assert arr["method_beta"].shape == (2, 5) and np.allclose(arr["method_beta"], res["beta"])
+    assert arr["method_beta"].shape == (2, 5)
+    np.testing.assert_allclose(arr["method_beta"], np.array(res["beta"], dtype=float), equal_nan=True)

@@ -5,7 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from toymodels._cli import UsageError  # noqa: E402
+from toymodels.errors import ConfigError  # noqa: E402
 from toymodels.cnn import model as cnn  # noqa: E402
 from toymodels.torch import data, models  # noqa: E402
 
@@ -66,10 +66,12 @@ def test_deep_models_shapes(name):
 
 
 def test_build_model_bad_inputs():
-    with pytest.raises(UsageError):
+    with pytest.raises(ConfigError, match="^model "):
         models.build_model("vgg")
-    with pytest.raises(UsageError):
+    with pytest.raises(ConfigError, match="^normalize "):
         models.build_model("cnn", normalize=((0.5,), (0.2,)))
+    with pytest.raises(ConfigError, match="^normalize "):
+        models.Normalize((0.5,), (0.0,))
 
 
 def test_data_synthetic_and_missing_dir(tmp_path):
@@ -77,9 +79,9 @@ def test_data_synthetic_and_missing_dir(tmp_path):
     assert xtr.shape == (20, 3, 32, 32) and xte.shape == (10, 3, 32, 32)
     assert xtr.dtype == torch.float32 and ytr.dtype == torch.int64
     assert float(xtr.min()) >= 0 and float(xtr.max()) <= 1 and int(ytr.max()) < K
-    with pytest.raises(UsageError):
+    with pytest.raises(ConfigError, match="^data_dir "):
         data.load("cifar10", data_dir=str(tmp_path / "nope"))
-    with pytest.raises(UsageError):
+    with pytest.raises(ConfigError, match="^dataset "):
         data.load("mnist")
 
 

@@ -12,7 +12,8 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 from toymodels.datasets import make_sparse_regression  # noqa: E402
-from toymodels.dln.train import DLNConfig, _prepare, schedules_of, train  # noqa: E402
+from toymodels.dln.train import DLNConfig, prepare, schedules_of, train  # noqa: E402
+from toymodels.errors import ConfigError  # noqa: E402
 from toymodels.torch.sam import SAM, bn_frozen, sam_update  # noqa: E402
 
 DT = torch.float64
@@ -157,8 +158,13 @@ def test_base_optimizer_instance_and_ascent_lr():
     assert ob.param_groups is ob.base_optimizer.param_groups
     assert ob.param_groups[0]["lr"] == pytest.approx(0.1 / 8)
     assert _max_diff(a, b) <= 1e-12
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="^params "):
         SAM(list(mlp().parameters()), torch.optim.SGD(b.parameters(), lr=0.1))
+    with pytest.raises(ConfigError, match="^rho "):
+        SAM(list(mlp().parameters()), torch.optim.SGD, rho=-1.0, lr=0.1)
+    with pytest.raises(ConfigError, match="^m "):
+        x, y = batch(seed=1)
+        sam_update(b, ob, LOSS, x, y, m=3)
 
 
 # --------------------------------------------------------------------------- BatchNorm
@@ -217,7 +223,7 @@ def quarter_mse(pred, y):
 
 
 def run_torch_dln(data, cfg, scaler=None):
-    st = _prepare(data, cfg)
+    st = prepare(data, cfg)
     c = st.cfg
     lr, rho = schedules_of(c)
     idx, aidx = st.batches(0, c.steps)

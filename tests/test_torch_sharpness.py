@@ -15,7 +15,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from toymodels._cli import UsageError  # noqa: E402
+from helpers import run_cli  # noqa: E402
+
+from toymodels.errors import ConfigError  # noqa: E402
+from toymodels.rng import child_seed  # noqa: E402
 from toymodels.sharpness.dln import dln_grad, dln_hessian, dln_loss  # noqa: E402
 from toymodels.sharpness.measures import avg_sharpness as np_avg, max_sharpness as np_max  # noqa: E402
 from toymodels.torch.sharpness import (avg_sharpness_batch, sharpness, worst_sharpness_batch)  # noqa: E402
@@ -99,6 +102,26 @@ def test_worst_case_follows_numpy_twin_iterates(norm, p, adaptive):
     np.testing.assert_allclose(got.history, ref.history, rtol=0, atol=1e-10)
     np.testing.assert_allclose(got.gamma.numpy(), ref.gamma, rtol=0, atol=1e-8)
     assert got.value == pytest.approx(ref.value, abs=1e-10)
+
+
+def test_m_sharpness_uses_the_twins_batch_streams():
+    """Several batches: batch b draws with child_seed(seed, "sharpness/avg" | "sharpness/max", b), the
+    seeds of toymodels.sharpness.dln.measure_dln, so each batch equals the numpy twin on that batch."""
+    u, v, X, y = _problem(5)
+    w = np.r_[u, v]
+    avg_ref, max_ref = [], []
+    for b in range(3):
+        Xb, yb = X[4 * b:4 * b + 4], y[4 * b:4 * b + 4]
+        loss, grad = _np_fns(Xb, yb)
+        avg_ref.append(np_avg(loss, w, np.abs(w), 0.05, n_samples=50, seed=child_seed(7, "sharpness/avg", b))[0])
+        max_ref.append(np_max(loss, grad, w, np.abs(w), 0.05, p="2", n_iter=10, n_restarts=1,
+                              seed=child_seed(7, "sharpness/max", b)).value)
+    kw = dict(m=4, seed=7, loss_fn=mse4)
+    avg = sharpness(DLN(u, v), torch.tensor(X), torch.tensor(y), 0.05, kind="avg-l2", n_samples=50, **kw)
+    mx = sharpness(DLN(u, v), torch.tensor(X), torch.tensor(y), 0.05, kind="worst-l2", n_iter=10, **kw)
+    assert avg.n_batches == 3 and mx.n_batches == 3
+    np.testing.assert_allclose(avg.per_batch, avg_ref, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(mx.per_batch, max_ref, rtol=0, atol=1e-10)
 
 
 @pytest.mark.parametrize("norm", ["l2", "linf"])
@@ -279,7 +302,7 @@ def test_m_sharpness_is_the_mean_of_per_batch_sharpness_and_chunking_is_exact():
     net, x, y = _net_data(4, n=12)
     full = sharpness(net, x, y, 0.05, kind="worst-l2", m=4, n_iter=6, seed=3)
     parts = [worst_sharpness_batch(net, x[4 * b:4 * b + 4], y[4 * b:4 * b + 4], 0.05, norm="l2", n_iter=6,
-                                   seed=3 + b).value for b in range(3)]
+                                   seed=child_seed(3, "sharpness/max", b)).value for b in range(3)]
     assert full.n_batches == 3 and full.value == pytest.approx(np.mean(parts), rel=1e-12)
     chunked = sharpness(net, x, y, 0.05, kind="worst-l2", m=4, n_iter=6, seed=3, max_batch=3)
     assert chunked.value == pytest.approx(full.value, rel=1e-9, abs=1e-13)
@@ -288,29 +311,22 @@ def test_m_sharpness_is_the_mean_of_per_batch_sharpness_and_chunking_is_exact():
     assert one.n_batches == 1 and one.m == 12
 
 
-def test_bad_arguments_raise_usage_error():
+def test_bad_arguments_raise_config_errors_naming_the_field():
     net, x, y = _net_data(0, n=4)
-    with pytest.raises(UsageError, match="rho"):
+    with pytest.raises(ConfigError, match="^rho"):
         sharpness(net, x, y, 0.0)
-    with pytest.raises(UsageError, match="kind"):
+    with pytest.raises(ConfigError, match="^kind"):
         sharpness(net, x, y, 0.1, kind="worst-l1")
-    with pytest.raises(UsageError, match="m must"):
+    with pytest.raises(ConfigError, match="^m must"):
         sharpness(net, x, y, 0.1, m=5)
-    with pytest.raises(UsageError, match="n_iter"):
+    with pytest.raises(ConfigError, match="^n_iter"):
         worst_sharpness_batch(net, x, y, 0.1, n_iter=0)
+    with pytest.raises(ConfigError, match="^y "):
+        sharpness(net, x, y[:3], 0.1)
 
 
 # ------------------------------------------------------------------ CLI
-
-def _cli(argv, capsys):
-    from toymodels.torch.__main__ import main
-
-    rc = main(["sharpness", *argv])
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
-
-
-def test_cli_checkpoint_matches_direct_call(tmp_path, capsys):
+def test_cli_checkpoint_matches_direct_call(tmp_path):
     from toymodels.torch.data import load
     from toymodels.torch.models import build_model
 
@@ -320,30 +336,33 @@ def test_cli_checkpoint_matches_direct_call(tmp_path, capsys):
     # as toymodels.torch.train writes it (its RNG states need the full, non-weights-only loader)
     torch.save({"model_state": model.state_dict(), "rng_states": {"numpy": np.random.get_state()},
                 "config": {"model": "cnn", "dataset": "synthetic", "seed": 0, "n_train": 8}}, ck)
-    rc, out, err = _cli(["--checkpoint", str(ck), "--rho", "0.01", "--kind", "worst-linf", "--n-examples", "8",
-                         "--m", "4", "--n-iter", "3", "--device", "cpu", "--json"], capsys)
-    assert rc == 0, err
-    res = json.loads(out)
+    r = run_cli("toymodels.torch", ["sharpness", "--checkpoint", ck, "--rho", "0.01", "--kind", "worst-linf",
+                                    "--n-examples", "8", "--m", "4", "--n-iter", "3", "--device", "cpu", "--json"])
+    assert r.rc == 0, r.err
+    res = r.json
     assert res["config"]["model"] == "cnn" and res["n_batches"] == 2 and res["sharpness"] >= 0
+    assert res["diverged"] is False
     x, y, *_ = load("synthetic", None, 8, 1, 0)
     ref = sharpness(model, x, y, 0.01, kind="worst-linf", m=4, n_iter=3, seed=0)
     assert res["sharpness"] == pytest.approx(ref.value, rel=1e-6, abs=1e-9)
-    rc, out, err = _cli(["--checkpoint", str(ck), "--kind", "avg-l2", "--n-examples", "8", "--n-samples", "4",
-                         "--device", "cpu", "--out", str(tmp_path / "o")], capsys)
-    assert rc == 0 and "avg-l2 adaptive sharpness" in out
-    saved = json.loads((tmp_path / "o" / "sharpness.json").read_text())
+    r = run_cli("toymodels.torch", ["sharpness", "--checkpoint", ck, "--kind", "avg-l2", "--n-examples", "8",
+                                    "--n-samples", "4", "--device", "cpu", "--out", tmp_path / "o"])
+    assert r.rc == 0 and "avg-l2 adaptive sharpness" in r.out
+    saved = json.loads((tmp_path / "o" / "result.json").read_text())
     assert saved["kind"] == "avg-l2" and saved["se"] > 0
 
 
+def test_cli_non_finite_loss_is_a_result():
+    r = run_cli("toymodels.torch", ["sharpness", "--model", "cnn", "--rho", "1e30", "--n-examples", "4",
+                                    "--standard", "--kind", "avg-l2", "--n-samples", "2", "--device", "cpu", "--json"])
+    assert r.rc == 0 and len(r.err_lines) == 1 and "--rho" in r.err
+    assert r.json["diverged"] is True and r.json["sharpness"] is None
+
+
 @pytest.mark.parametrize("argv,needle", [
-    (["--model", "cnn", "--rho", "0"], "--rho"),
-    (["--model", "cnn", "--kind", "avg-linf"], "--kind"),
     (["--model", "cnn", "--n-examples", "4", "--m", "5"], "--m"),
-    (["--model", "mlp"], "--model"),
-    (["--checkpoint", "/nonexistent/ck.pt"], "--checkpoint"),
-    (["--model", "cnn", "--device", "tpu"], "--device"),
-    (["--model", "cnn", "--noise", "sobol"], "--noise"),
+    (["--checkpoint", __file__], "--checkpoint"),          # a file, not a checkpoint
 ])
-def test_cli_bad_input_exits_2(argv, needle, capsys):
-    rc, out, err = _cli(argv, capsys)
-    assert rc == 2 and needle in err and err.count("\n") == 1 and out == ""
+def test_cli_cross_field_errors_exit_2(argv, needle):
+    r = run_cli("toymodels.torch", ["sharpness", *argv, "--device", "cpu"])
+    assert r.rc == 2 and needle in r.err and len(r.err_lines) == 1 and r.out == "", r.err

@@ -12,7 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from toymodels._cli import UsageError  # noqa: E402
+from toymodels.errors import ConfigError  # noqa: E402
 from toymodels.cnn import model as cnn  # noqa: E402
 from toymodels.cnn.torch_twin import to_torch  # noqa: E402
 from toymodels.square import _reference, attack_l2 as tw_l2  # noqa: E402
@@ -177,7 +177,8 @@ def test_linf_proposal_changes_the_window_and_stays_in_the_box():
         expect = torch.clamp(x[n][win] + eps * torch.tensor(signs[t, n])[:, None, None], 0, 1)
         assert torch.equal(x_new[n][win], expect)                   # ±ε per channel (= x̂ ± 2ε clipped)
     assert float((x_new - x).abs().max()) <= eps + 1e-15
-    ref_x, ref_used = _reference.linf_propose(x.numpy(), xb.numpy(), eps, pos, 4, signs)
+    ref_x, ref_used = np.empty_like(x.numpy()), np.empty(5, dtype=np.int64)
+    _reference.linf_propose(x.numpy(), xb.numpy(), eps, pos, 4, signs, ref_x, ref_used)
     np.testing.assert_array_equal(x_new.numpy(), ref_x)
     np.testing.assert_array_equal(used.numpy(), ref_used)
 
@@ -195,18 +196,20 @@ def test_linf_proposal_uses_last_try_when_no_try_changes_the_window():
     assert torch.allclose(x_new[1, :, :3, :3], torch.full((2, 3, 3), 0.4, dtype=torch.float64), atol=0)
 
 
-@pytest.mark.parametrize("kw,needle", [
-    (dict(eps=0.0), "--eps"), (dict(eps=-1.0), "--eps"), (dict(eps=0.1, p_init=0.0), "--p-init"),
-    (dict(eps=0.1, p_init=1.5), "--p-init"), (dict(eps=0.1, n_queries=0), "--queries"),
-    (dict(eps=0.1, norm="l1"), "norm"),
+@pytest.mark.parametrize("kw,field", [
+    (dict(eps=0.0), "eps"), (dict(eps=-1.0), "eps"), (dict(eps=0.1, p_init=0.0), "p_init"),
+    (dict(eps=0.1, p_init=1.5), "p_init"), (dict(eps=0.1, n_queries=0), "n_queries"),
+    (dict(eps=0.1, norm="l1"), "norm"), (dict(eps=0.1, max_tries=0), "max_tries"),
 ])
-def test_bad_arguments_raise_usage_error(kw, needle):
+def test_bad_arguments_raise_config_errors_naming_the_field(kw, field):
     net, x, y = _net(0, torch.float64)
-    with pytest.raises(UsageError, match=needle):
+    with pytest.raises(ConfigError, match=f"^{field} "):
         sq.square_attack(net, x, y, **kw)
 
 
 def test_inputs_outside_unit_box_rejected():
     net, x, y = _net(0, torch.float64)
-    with pytest.raises(UsageError, match=r"\[0, 1\]"):
+    with pytest.raises(ConfigError, match=r"^x must lie in \[0, 1\]"):
         sq.square_attack(net, x + 1.5, y, eps=0.1)
+    with pytest.raises(ConfigError, match=r"^y "):
+        sq.square_attack(net, x, y[:-1], eps=0.1)

@@ -2,17 +2,16 @@
 
 Points run ``python -m toymodels.fgsm`` (cheap, deterministic in its seed), so the checks compare a
 sweep's recorded results with direct runs of the same command lines — not with numbers of the sweep
-code itself."""
+code itself. Sweeps need no torch (nor these tests); the Dask test needs ``distributed``."""
 import json
 import subprocess
 import sys
 
 import pytest
+from helpers import run_cli
 
-pytest.importorskip("torch")
-
-from toymodels._cli import UsageError  # noqa: E402
-from toymodels.torch.sweep import expand, parse_grid, run_point, run_sweep  # noqa: E402
+from toymodels.errors import ConfigError
+from toymodels.torch.sweep import expand, parse_grid, run_point, run_sweep
 
 BASE = ["--samples", "200"]
 
@@ -35,10 +34,12 @@ def test_parse_grid_and_expand_order():
     assert argv[1:] == ["-m", "toymodels.fgsm", *BASE, "--d", "3", "--eps", "0.1", "--seed", "0", "--json"]
 
 
-@pytest.mark.parametrize("spec", ["d", "d=", "=1,2", "seed=1,2"])
+@pytest.mark.parametrize("spec", ["d", "d=", "=1,2", "seed=1,2", "json=1"])
 def test_parse_grid_rejects(spec):
-    with pytest.raises(UsageError):
+    with pytest.raises(ConfigError, match="^grid "):
         parse_grid([spec])
+    with pytest.raises(ConfigError, match="given twice"):
+        parse_grid(["d=1", "d=2"])
 
 
 def test_local_sweep_matches_direct_runs_and_resumes(tmp_path):
@@ -93,21 +94,33 @@ def test_cli_json_summary(tmp_path):
     assert rows["9"]["n"] == 2 and rows["9"]["mean"] == pytest.approx(sum(vals) / 2, rel=1e-12)
 
 
-@pytest.mark.parametrize("args", [
-    ["--grid", "d"],
-    ["--seeds", "0", "--module", "toymodels.fgsm"],
-    ["--workers", "0", "--module", "toymodels.fgsm"],
-    ["--timeout", "-1", "--module", "toymodels.fgsm"],
-    ["--"],  # no base command for toymodels.torch
-    ["--module", "toymodels.fgsm", "--", "--seed", "3"],
-])
-def test_cli_bad_input_exit_2(args, capsys):
-    from toymodels.torch.__main__ import main
+def test_cli_dry_run_honours_json():
+    r = run_cli("toymodels.torch", ["sweep", "--module", "toymodels.fgsm", "--grid", "d=4,9", "--seed-list", "3,7",
+                                    "--dry-run", "--json", "--", *BASE])
+    assert r.rc == 0, r.err
+    out = r.json
+    assert out["dry_run"] is True and out["n_points"] == 4 and out["config"]["seeds"] == [3, 7]
+    assert out["points"][1]["argv"] == ["python", "-m", "toymodels.fgsm", *BASE, "--d", "4", "--seed", "7", "--json"]
+    human = run_cli("toymodels.torch", ["sweep", "--module", "toymodels.fgsm", "--grid", "d=4,9", "--dry-run",
+                                        "--", *BASE])
+    assert human.out.splitlines()[0] == "python -m toymodels.fgsm --samples 200 --d 4 --seed 0 --json"
 
-    try:
-        rc = main(["sweep", *args])
-    except SystemExit as exc:  # argparse's own errors (Parser exits 2 with one line)
-        rc = exc.code
-    assert rc == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "error" in err
+
+@pytest.mark.parametrize("args,needle", [
+    (["--"], "BASE"),                                                   # no base command for toymodels.torch
+    (["--", "sweep", "--grid", "d=1"], "BASE"),                         # a sweep of sweeps
+    (["--module", "toymodels.fgsm", "--", "--seed", "3"], "BASE"),      # the sweep sets --seed
+    (["--module", "toymodels.fgsm", "--grid", "d=1", "--grid", "d=2"], "--grid"),
+    (["--module", "toymodels.fgsm", "--grid", "seed=1,2"], "--grid"),
+])
+def test_cli_cross_field_errors_exit_2(args, needle):
+    r = run_cli("toymodels.torch", ["sweep", *args])
+    assert r.rc == 2 and len(r.err_lines) == 1 and needle in r.err and r.out == "", r.err
+
+
+def test_cli_failed_points_give_exit_1_with_the_result(tmp_path):
+    r = run_cli("toymodels.torch", ["sweep", "--module", "toymodels.fgsm", "--grid", "eps=-1,0.1", "--json",
+                                    "--out", tmp_path, "--", *BASE])
+    assert r.rc == 1 and len(r.err_lines) == 1 and "1 of 2 points failed" in r.err
+    out = r.json
+    assert out["n_failed"] == 1 and (tmp_path / "result.json").exists() and (tmp_path / "results.jsonl").exists()

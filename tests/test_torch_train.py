@@ -1,5 +1,7 @@
-"""Torch training loop and CLI: one tiny run per subcommand (--json parsed), exact resume, divergence,
-bad inputs exit 2, schedules, feature sparsity vs the numpy definition, DDP under torchrun (CPU)."""
+"""Torch training loop and CLI: one tiny run per subcommand (payload content), exact resume, resume
+errors, checkpoints interrupted mid-write, divergence, cross-field errors, schedules, feature sparsity vs
+the numpy definition, DDP under torchrun (CPU). The CLI contract itself (--help, one JSON object, bad
+values, --out) is tests/test_contract.py's."""
 import json
 import os
 import shutil
@@ -11,7 +13,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from toymodels.torch import __main__ as tmain  # noqa: E402
+from helpers import run_cli  # noqa: E402
+
+from toymodels.errors import ConfigError  # noqa: E402
 from toymodels.torch import train  # noqa: E402
 
 TINY = ["--device", "cpu", "--n-train", "64", "--n-test", "32", "--batch-size", "16", "--epochs", "2",
@@ -19,14 +23,8 @@ TINY = ["--device", "cpu", "--n-train", "64", "--n-test", "32", "--batch-size", 
         "--final-restarts", "2", "--filters", "2"]
 TINY_CFG = dict(device="cpu", n_train=64, n_test=32, batch_size=16, epochs=2, eval_n=16, eval_pgd_steps=2,
                 final_n=16, final_pgd_steps=3, final_restarts=1, filters=2)
-
-
-def _json(capsys, argv):
-    rc = tmain.main(argv)
-    out = capsys.readouterr().out
-    assert rc == 0
-    assert out.count("\n") == 1                 # exactly one JSON object
-    return json.loads(out)
+#: the smallest runs, for the error paths
+MINI = ["--device", "cpu", "--epochs", "1", "--n-train", "16", "--n-test", "8", "--batch-size", "8", "--filters", "1"]
 
 
 @pytest.mark.parametrize("argv", [
@@ -35,8 +33,8 @@ def _json(capsys, argv):
     ["train-sam", "--rho", "0.05", "--m", "8"],
     ["train-sgd", "--schedule", "warmup-decay"],
 ])
-def test_cli_tiny_runs(capsys, argv):
-    res = _json(capsys, argv + TINY + ["--json"])
+def test_cli_tiny_runs(argv):
+    res = run_cli("toymodels.torch", argv + TINY + ["--json"]).json
     cfg = res["config"]
     assert res["version"] and res["device"] == "cpu" and cfg["epochs"] == 2 and not res["diverged"]
     assert [r["epoch"] for r in res["history"]] == [0, 1, 2]
@@ -52,25 +50,82 @@ def test_cli_tiny_runs(capsys, argv):
     if argv[0] == "train-sam":
         assert cfg["m"] == 8 and np.isfinite(last["sharp_loss"])
     if argv[0] == "train-sgd":
-        assert 0 < last["feature_sparsity"]["auto"] <= 1
+        # at initialization some features are active; large steps may kill them all (coefficient 0)
+        assert 0 < res["history"][0]["feature_sparsity"]["auto"] <= 1
+        assert 0 <= last["feature_sparsity"]["auto"] <= 1
+        assert cfg["sparsity_n"] == 64            # the default 256 capped at the 64 training images
 
 
-@pytest.mark.parametrize("argv", [
-    ["train-at", "--eps", "2"], ["train-at", "--attack", "bim"], ["train-at", "--alpha", "0.5"],
-    ["train-at", "--grad-align", "-1"], ["train-sam", "--m", "7"], ["train-sam", "--rho", "-0.1"],
-    ["train-sgd", "--schedule", "cosine"], ["train-sgd", "--dataset", "mnist"],
-    ["train-sgd", "--dataset", "cifar10", "--data-dir", "/nonexistent/dir"], ["train-sgd", "--model", "vgg"],
-    ["train-sgd", "--lr", "abc"], ["train-sgd", "--device", "tpu"], ["train-sgd", "--resume"],
-    ["train-sgd", "--sparsity-layers", "nosuchlayer"],
+@pytest.mark.parametrize("argv,flag", [
+    (["train-at", "--alpha", "0.5"], "--alpha"),              # > ε
+    (["train-at", "--attack", "free", "--grad-align", "0.2"], "--grad-align"),
+    (["train-sam", "--m", "7"], "--m"),                        # does not divide the batch
+    (["train-sgd", "--resume"], "--resume"),                   # no --out
+    (["train-sgd", "--sparsity-layers", "nosuchlayer"], "--sparsity-layers"),
+    (["train-sgd", "--batch-size", "32"], "--batch-size"),     # > --n-train 16
+    (["train-sgd", "--eval-n", "9"], "--eval-n"),             # > --n-test 8
+    (["train-sgd", "--sparsity-n", "17"], "--sparsity-n"),    # > --n-train 16
 ])
-def test_bad_inputs_exit_2(capsys, argv):
-    try:
-        rc = tmain.main(argv + ["--device", "cpu", "--epochs", "1", "--n-train", "16", "--n-test", "8"]
-                        if "--device" not in argv else argv)
-    except SystemExit as exc:                   # argparse's own errors
-        rc = exc.code
-    err = capsys.readouterr().err.strip()
-    assert rc == 2 and err.count("\n") == 0 and "error" in err
+def test_cross_field_errors_exit_2_naming_the_flag(argv, flag):
+    r = run_cli("toymodels.torch", [argv[0], *MINI, *argv[1:]])
+    assert r.rc == 2 and len(r.err_lines) == 1 and flag in r.err and r.out == "", r.err
+
+
+def test_resume_without_a_checkpoint_is_an_error_unless_asked(tmp_path):
+    """--resume on a folder without checkpoint.pt used to start from scratch without a word."""
+    r = run_cli("toymodels.torch", ["train-sgd", *MINI, "--resume", "--out", tmp_path, "--json"])
+    assert r.rc == 2 and len(r.err_lines) == 1 and "--resume" in r.err and str(tmp_path) in r.err, r.err
+    assert not (tmp_path / "checkpoint.pt").exists()
+    r = run_cli("toymodels.torch", ["train-sgd", *MINI, "--resume-if-present", "--out", tmp_path, "--json"])
+    assert r.rc == 0 and r.json["config"]["resume"] == "if-present"
+    assert (tmp_path / "checkpoint.pt").exists() and (tmp_path / "result.json").exists()
+    # now there is one: --resume continues it (nothing left to train: the same history)
+    again = run_cli("toymodels.torch", ["train-sgd", *MINI, "--resume", "--out", tmp_path, "--json"]).json
+    assert again["history"] == r.json["history"]
+
+
+def test_interrupted_checkpoint_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """Ctrl-C while torch.save writes the first checkpoint: no checkpoint, no temporary file, and a
+    later --resume says so instead of silently starting over."""
+    real_save = torch.save
+
+    def save_half_then_interrupt(obj, f, *a, **k):
+        f.write(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", save_half_then_interrupt)
+    r = run_cli("toymodels.torch", ["train-sgd", *MINI, "--out", tmp_path, "--json"])
+    assert r.rc == 130 and len(r.err_lines) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    monkeypatch.setattr(torch, "save", real_save)
+    r = run_cli("toymodels.torch", ["train-sgd", *MINI, "--out", tmp_path, "--resume"])
+    assert r.rc == 2 and "--resume" in r.err
+
+
+def test_sigterm_stops_the_run_like_ctrl_c(tmp_path):
+    """A killed job (SIGTERM, also what torchrun sends its workers) exits 130 with one line, leaves no
+    temporary file and an intact checkpoint."""
+    import signal
+    import time
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    p = subprocess.Popen([sys.executable, "-m", "toymodels.torch", "train-sgd", *MINI, "--epochs", "100000",
+                          "--out", str(tmp_path), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=env)
+    deadline = time.time() + 180
+    while not (tmp_path / "checkpoint.pt").exists() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and len(err.strip().splitlines()) == 1 and "interrupted" in err, err[-2000:]
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["epoch"] >= 1
+
+
+def test_corrupt_checkpoint_is_a_resume_error(tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    r = run_cli("toymodels.torch", ["train-sgd", *MINI, "--out", tmp_path, "--resume"])
+    assert r.rc == 2 and len(r.err_lines) == 1 and "--resume" in r.err and "checkpoint.pt" in r.err
 
 
 @pytest.mark.parametrize("kw", [
@@ -93,9 +148,8 @@ def test_resume_reproduces_uninterrupted_run(tmp_path, interrupted_after_checkpo
     for k, v in sa["model_state"].items():
         assert torch.equal(v, sb["model_state"][k]), k
     assert set(sa) >= {"model_state", "optimizer_state", "epoch", "rng_states", "history", "config"}
-    with open(os.path.join(out_b, "result.json")) as fh:
-        assert json.load(fh)["history"] == json.loads(json.dumps(b["history"]))
-    with pytest.raises(train.UsageError, match="seed"):          # a checkpoint resumes only its own run
+    assert sorted(os.listdir(out_b)) == ["checkpoint.pt"]        # result.json is the CLI's
+    with pytest.raises(ConfigError, match="^resume .*seed"):     # a checkpoint resumes only its own run
         train.run(train.TrainConfig(**{**cfg.__dict__, "out": out_b, "resume": True, "seed": 5}), progress=False)
 
 

@@ -42,6 +42,7 @@ from typing import Any, Callable, Sequence
 from . import __version__
 from ._io import to_jsonable, write_json
 from .errors import ConfigError, RunError, interval
+from .optional import install_hint, missing_modules
 from .rng import SEED_MAX
 
 __all__ = [
@@ -265,6 +266,9 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        # negative numbers in exponent or fraction notation (-1e-3, -8/255) are values, not options
+        self._negative_number_matcher = re.compile(
+            r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?(/(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)?$")
 
     def error(self, message: str):  # noqa: D401 - argparse API
         m = re.match(r"^argument ([^:]+): (.*)$", message, re.S)
@@ -331,17 +335,6 @@ class Command:
     epilog: str | None = None
     smoke: tuple = ()
     needs: tuple = ()
-
-
-_INSTALL = {"torch": "pip install torch==2.13.0 (a CPU build; see the README)",
-            "distributed": "pip install distributed", "skimage": "pip install scikit-image"}
-
-
-def missing_modules(needs) -> list[str]:
-    """The modules of ``needs`` that cannot be imported here."""
-    import importlib.util
-
-    return [m for m in needs if importlib.util.find_spec(m) is None]
 
 
 class Session:
@@ -438,7 +431,7 @@ class Cli:
                                parser_class=Parser)
         sub.required = True
         for c in self.commands:
-            sp = sub.add_parser(c.name, help=c.help, description=c.description or c.help, epilog=c.epilog,
+            sp = sub.add_parser(c.name, help=c.help.replace("%", "%%"), description=c.description or c.help, epilog=c.epilog,
                                 allow_abbrev=False)
             sp.prog = f"{self.prog} {c.name}"
             self._fill(sp, c)
@@ -457,24 +450,31 @@ class Cli:
     def _fill(p: Parser, c: Command) -> None:
         c.add_arguments(p)
         add_common(p, seed=c.seed, out=c.out)
+        for a in p._actions:          # --help shows the type's metavar (X, N, DIR, {a,b}) unless one was given
+            if a.metavar is None and a.option_strings and isinstance(a.type, ArgType) and a.type.metavar:
+                a.metavar = a.type.metavar
         p.set_defaults(_command=c)
 
     def main(self, argv: Sequence[str] | None = None) -> int:
         """Run with ``argv`` (default ``sys.argv[1:]``); returns the exit status, never raises."""
         argv = list(sys.argv[1:] if argv is None else argv)
-        parser = self.parser()
         try:
+            parser = self.parser()
             args = parser.parse_args(argv)
         except SystemExit as exc:        # --help (0) or a usage error (2, already printed)
             return int(exc.code or 0)
+        except Exception as exc:  # noqa: BLE001 - a broken add_arguments: still one line, never a traceback
+            if os.environ.get("TOYMODELS_DEBUG"):
+                raise
+            return _fail(self.prog, 1, f"internal error while building the options ({type(exc).__name__}: {exc}); "
+                                       "please report it (TOYMODELS_DEBUG=1 shows the traceback)")
         cmd: Command = args._command
         prog = self.prog if cmd.name is None else f"{self.prog} {cmd.name}"
         sp = self.subparser(cmd.name) if cmd.name is not None else parser
         session = Session(prog, args)
         missing = missing_modules(cmd.needs)
         if missing:
-            how = "; ".join(_INSTALL.get(m, f"pip install {m}") for m in missing)
-            return _fail(prog, 1, f"this command needs {', '.join(missing)}, which is not installed: {how}")
+            return _fail(prog, 1, f"this command {install_hint(missing)}")
         try:
             with _quiet_numerics(), (contextlib.redirect_stdout(sys.stderr) if session.json else contextlib.nullcontext()):
                 result = cmd.run(args, session)
@@ -528,42 +528,3 @@ def _quiet_numerics():
         warnings.simplefilter("ignore", RuntimeWarning)
         yield
 
-
-# ----------------------------------------------------------------------------------------------------
-# LEGACY (being removed by the "one experiment contract" migration; do not use in new code)
-
-class UsageError(ValueError):
-    """Legacy: invalid user input whose message names the flag. Use ConfigError in the library."""
-
-
-def _legacy_check(fn):
-    def wrapped(name, value, *a, **k):
-        try:
-            return fn(name, value, *a, **k)
-        except ConfigError as exc:
-            raise UsageError(str(exc)) from None
-    return wrapped
-
-
-from . import errors as _errors  # noqa: E402
-
-check_finite = _legacy_check(_errors.check_finite)
-check_positive = _legacy_check(_errors.check_positive)
-check_nonneg = _legacy_check(_errors.check_nonneg)
-check_int_range = _legacy_check(_errors.check_int)
-check_choice = _legacy_check(_errors.check_choice)
-
-
-from .progress import progress  # noqa: E402,F401
-
-
-def run_main(main, argv=None, prog: str = "toymodels") -> int:
-    try:
-        rc = main(argv)
-    except (UsageError, ConfigError) as exc:
-        sys.stderr.write(f"{prog}: error: {' '.join(str(exc).split())}\n")
-        return 2
-    except KeyboardInterrupt:
-        sys.stderr.write(f"{prog}: interrupted\n")
-        return 130
-    return 0 if rc is None else int(rc)

@@ -33,7 +33,7 @@ import numpy as np
 from .errors import check_int
 
 __all__ = [
-    "SEED_MAX", "check_seed", "name_key", "seed_sequence", "stream", "key64",
+    "SEED_MAX", "check_seed", "name_key", "seed_sequence", "stream", "child_seed", "key64",
     "GOLDEN", "mix64", "uniform", "mix64_np", "uniform_np",
 ]
 
@@ -66,6 +66,13 @@ def seed_sequence(seed: int, name: str | None = None, *index: int) -> np.random.
 def stream(seed: int, name: str | None = None, *index: int) -> np.random.Generator:
     """A numpy Generator (PCG64) on stream ``(seed, name, *index)``."""
     return np.random.Generator(np.random.PCG64(seed_sequence(seed, name, *index)))
+
+
+def child_seed(seed: int, name: str, *index: int) -> int:
+    """An integer seed in [0, SEED_MAX] derived from stream ``(seed, name, *index)``, for APIs that take
+    an int seed (a config's ``seed`` field, ``torch.manual_seed``): member r of an ensemble gets
+    ``child_seed(seed, "member", r)``, never ``seed + r``."""
+    return int(seed_sequence(seed, name, *index).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 def key64(seed: int, name: str, *index: int) -> np.uint64:

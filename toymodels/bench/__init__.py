@@ -14,10 +14,20 @@ Every workload is a fixed, deterministic problem (documented in the module that 
   ensemble workload, see ``target_metric``) with ``target_speedup``. Under ``--quick`` (step counts
   divided by 10, for smoke tests) targets are not applicable: ``meets_target`` is ``null``.
 
+Besides these hand-written workloads, every case of the kernel registry
+(:func:`toymodels.kernels.registry`, filled by each package's ``_reference.CASES``) is a workload
+``kernels.<case>`` (:mod:`toymodels.bench.kernels`): the kernel against its numpy reference on the
+case's ``"bench"`` arguments (``"small"`` under ``--quick``). A new kernel is benchmarked as soon as
+it is registered.
+
 Adding a workload for another model: in ``toymodels/bench/<model>.py`` decorate a function
 ``fn(ctx: BenchContext) -> dict`` with :func:`workload` and add the module to ``BUILTIN_MODULES``.
 The function returns at least ``numpy_s``, ``numba_s`` and ``compile_s`` (plus free-form problem
-sizes such as ``steps``, ``n``, ``d``); :func:`run_workload` adds the name, speed-up and target.
+sizes such as ``steps``, ``n``, ``d``, and ``notes``: a list of lines printed below the table, e.g. a
+baseline that was skipped); :func:`run_workload` adds the name, speed-up and target. A workload that
+needs an optional module declares it (``needs=("torch",)``): without the module it is reported as
+skipped (``skipped``: the reason), with no numbers, and the others run. Optional modules (torch) are
+imported inside the workload functions, never at module level.
 """
 from __future__ import annotations
 
@@ -28,13 +38,18 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from ..optional import install_hint, missing_modules
+
 __all__ = [
     "Workload", "BenchContext", "Timing", "WORKLOADS", "BUILTIN_MODULES", "LOAD_ERRORS", "workload", "load_builtin",
-    "best_of", "timed", "first_call", "run_workload", "device_info", "numba_threads",
+    "best_of", "timed", "first_call", "run_workload", "device_info", "numba_threads", "select", "groups",
+    "skipped_row", "failed_row",
 ]
 
 #: modules whose import registers workloads (in this order, which is also the table order)
-BUILTIN_MODULES: tuple[str, ...] = ("toymodels.bench.dln", "toymodels.bench.fgsm", "toymodels.bench.cnn", "toymodels.bench.relu", "toymodels.bench.quad1d", "toymodels.bench.sde", "toymodels.bench.square", "toymodels.bench.samconv", "toymodels.bench.sharpness", "toymodels.bench.torch_dln", "toymodels.bench.torch_train")
+BUILTIN_MODULES: tuple[str, ...] = tuple(f"toymodels.bench.{m}" for m in (
+    "dln", "fgsm", "cnn", "relu", "quad1d", "sde", "square", "sam_convergence", "sharpness", "torch_dln",
+    "torch_train", "kernels"))
 
 
 @dataclass(frozen=True)
@@ -48,6 +63,15 @@ class Workload:
     description: str = ""
     #: the target only makes sense with at least this many numba threads (parallel workloads)
     min_threads: int = 1
+    #: optional modules the workload needs (e.g. ``("torch",)``); without them it is skipped
+    needs: tuple[str, ...] = ()
+
+    def listing(self) -> dict:
+        """What ``--list`` shows of the workload."""
+        missing = missing_modules(self.needs)
+        return {"name": self.name, "description": self.description, "target_speedup": self.target_speedup,
+                "target_metric": self.target_metric, "needs": list(self.needs),
+                "available": not missing}
 
 
 #: name -> Workload, in registration order
@@ -55,14 +79,14 @@ WORKLOADS: dict[str, Workload] = {}
 
 
 def workload(name: str, *, target: float | None, metric: str = "speedup", description: str = "",
-             min_threads: int = 1):
+             min_threads: int = 1, needs: tuple[str, ...] = ()):
     """Decorator registering ``fn(ctx) -> dict`` as the workload ``name``."""
 
     def deco(fn: Callable[[BenchContext], dict]):
         if name in WORKLOADS:
             raise ValueError(f"benchmark workload {name!r} registered twice")
         WORKLOADS[name] = Workload(name, fn, target, metric, description or (fn.__doc__ or "").strip(),
-                                   min_threads)
+                                   min_threads, tuple(needs))
         return fn
 
     return deco
@@ -196,16 +220,41 @@ def device_info() -> dict:
             "usable_cores": usable}
 
 
+def _empty_row(wl: Workload, **why) -> dict:
+    return {"name": wl.name, "numpy_s": None, "numba_s": None, "speedup": None, "compile_s": None,
+            "target_speedup": wl.target_speedup, "target_metric": wl.target_metric,
+            "target_applicable": False, "meets_target": None, **why, "description": wl.description}
+
+
+def skipped_row(wl: Workload, reason: str) -> dict:
+    """The row of a workload that did not run (``reason``: why, and what to install): no numbers."""
+    return _empty_row(wl, skipped=reason)
+
+
+def failed_row(wl: Workload, error: str) -> dict:
+    """The row of a workload that raised (``error``: the exception): no numbers."""
+    return _empty_row(wl, error=error)
+
+
 def run_workload(wl: Workload, ctx: BenchContext) -> dict:
-    """Run one workload and add name, speed-up, target and whether it is met."""
+    """Run one workload and add name, speed-up, target and whether it is met; a workload whose
+    optional modules are missing is not run (:func:`skipped_row`)."""
+    missing = missing_modules(wl.needs)
+    if missing:
+        return skipped_row(wl, install_hint(missing))
     res = dict(wl.func(ctx))
+    if res.get("skipped"):
+        return skipped_row(wl, str(res["skipped"])) | {k: v for k, v in res.items() if k != "skipped"
+                                                        and v is not None}
     numpy_s, numba_s = float(res["numpy_s"]), float(res["numba_s"])
     speedup = numpy_s / numba_s if numba_s > 0 else float("inf")
     res.setdefault("speedup", speedup)
     threads = numba_threads()
-    applicable = (wl.target_speedup is not None and not ctx.quick and threads >= wl.min_threads)
     value = res.get(wl.target_metric)
-    met = bool(value >= wl.target_speedup) if applicable and value is not None else None
+    # a target on a baseline that did not run (torch_speedup without torch) is not applicable
+    applicable = (wl.target_speedup is not None and not ctx.quick and threads >= wl.min_threads
+                  and value is not None)
+    met = bool(value >= wl.target_speedup) if applicable else None
     out = {"name": wl.name, "numpy_s": numpy_s, "numba_s": numba_s, "speedup": res["speedup"],
            "compile_s": res.get("compile_s"), "target_speedup": wl.target_speedup,
            "target_metric": wl.target_metric, "target_applicable": applicable, "meets_target": met}
@@ -215,18 +264,29 @@ def run_workload(wl: Workload, ctx: BenchContext) -> dict:
     return out
 
 
+def groups() -> dict[str, list[str]]:
+    """Names that select several workloads: ``kernels`` (every kernel-registry case) and ``torch``
+    (the workloads that need torch)."""
+    reg = load_builtin()
+    return {"kernels": [n for n in reg if n.startswith("kernels.")],
+            "torch": [n for n, w in reg.items() if "torch" in w.needs]}
+
+
 def select(names: Sequence[str]) -> list[Workload]:
-    """The workloads named (all when empty); an unknown name raises :class:`UsageError`."""
-    from .._cli import UsageError
+    """The workloads named, groups (:func:`groups`) expanded, in the order given without repeats
+    (all when empty); an unknown name raises :class:`~toymodels.errors.ConfigError` (field ``names``)."""
+    from ..errors import ConfigError
 
     reg = load_builtin()
     if not names:
         return list(reg.values())
-    unknown = [n for n in names if n not in reg]
+    grp = groups()
+    unknown = [n for n in names if n not in reg and n not in grp]
     if unknown:
         broken = f" (modules that failed to import: {', '.join(LOAD_ERRORS)})" if LOAD_ERRORS else ""
-        raise UsageError(f"unknown workload {unknown[0]!r}; valid names: {', '.join(reg)}{broken}")
+        raise ConfigError("names", f"must be workload names or groups from --list{broken}", unknown[0])
     seen: dict[str, Workload] = {}
     for n in names:
-        seen.setdefault(n, reg[n])
+        for m in grp.get(n, [n]):
+            seen.setdefault(m, reg[m])
     return list(seen.values())

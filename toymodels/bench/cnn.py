@@ -13,7 +13,7 @@ the initial parameters and optimizer state.
   ``torch.set_num_threads`` = numba's thread count; GradAlign by double backprop with
   ``create_graph=True``, differentiating through ∇ₓℓ(x + η) only, as the numba default) — the
   baseline of the target: ``torch_speedup = torch_s / numba_s ≥ 1``. Absent torch, ``torch_s`` is
-  null and the target is not applicable.
+  null, the target is not applicable and the row's ``notes`` say so (numba and numpy still run).
 * ``gradalign_over_fgsm`` (GradAlign workload) — its numba epoch time over the FGSM epoch's, with
   ``gradalign_over_fgsm_goal`` = 2 and ``gradalign_over_fgsm_met`` (ratio ≤ goal; null under
   ``--quick``).
@@ -31,6 +31,7 @@ import time
 
 import numpy as np
 
+from ..rng import stream
 from . import BenchContext, best_of, numba_threads, workload
 
 N_FULL = 10_000
@@ -52,7 +53,7 @@ def _setup(ctx: BenchContext):
     if key not in _CACHE:
         x, y = make_synthetic(n, seed=0)
         p0 = model.init_params(3, 32, 32, 4, 10, seed=0)
-        perm = np.random.default_rng(0).permutation(n)
+        perm = stream(0).permutation(n)
         batches = [np.sort(perm[i:i + BATCH]) for i in range(0, n, BATCH)]
         _CACHE[key] = (x, y, p0, batches)
     return _CACHE[key]
@@ -66,7 +67,7 @@ def _epoch_ours(x, y, p0, batches, lam, backend):
     theta = p0.flat()
     params = CNNParams.from_flat(theta, p0.shapes)
     opt = _Adam(theta.size)
-    rng = np.random.default_rng(1)
+    rng = stream(1)
     for idx in batches:
         _step(params, theta, opt, x[idx], y[idx], cfg, rng, LR, backend)
     return theta
@@ -112,7 +113,7 @@ def _run(ctx: BenchContext, lam: float) -> dict:
     try:
         import torch
     except ImportError:
-        ctx.notes.append("torch not installed: torch_s baseline skipped")
+        out["notes"] = ["torch not installed: the torch_s baseline (and its target) skipped"]
         return out
     prev = torch.get_num_threads()
     torch.set_num_threads(numba_threads())

@@ -1,5 +1,5 @@
-"""DLN benchmark workloads: :func:`toymodels.dln._kernels._run` / ``_run_many`` vs
-:func:`toymodels.dln._reference.run_reference`.
+"""DLN benchmark workloads: :func:`toymodels.dln._kernels.run` / ``run_many`` vs
+:func:`toymodels.dln._reference.run`.
 
 Fixed workloads (all: data ``make_sparse_regression(n, d, k=3, n_test=100, seed=0)``, noiseless;
 w₊ = w₋ = α = 0.01; lr = 1/d; ρ = 1/d (forced to 0 for ``sam="none"``); ``record_every = steps//100``
@@ -15,12 +15,12 @@ dln_sgd_b1_n80_d200_100k     SGD, batch 1, with replacement              80×200
 dln_sgd_ensemble_16          16 seeds (0..15) of the SGD workload        80×200  16 × 10⁵   ≥ 1.8× *
 ===========================  ==========================================  ======  =========  =========
 
-\\* the ensemble target is on ``parallel_speedup = serial_s / parallel_s`` (16 ``_run`` calls one
-after another vs one ``_run_many`` over the 16 stacked runs, on ≥ 2 numba threads); its
+\\* the ensemble target is on ``parallel_speedup = serial_s / parallel_s`` (16 ``run`` calls one
+after another vs one ``run_many`` over the 16 stacked runs, on ≥ 2 numba threads); its
 ``numba_s`` is ``parallel_s`` and its ``numpy_s`` is 16 × one reference run (``numpy_estimated``).
 
 Each repeat calls the kernel once over the whole horizon, on freshly copied initial state, with the
-same data and the same mini-batches drawn once beforehand (``_prepare(...).batches(0, steps)``), so
+same data and the same mini-batches drawn once beforehand (``prepare(...).batches(0, steps)``), so
 the comparison is kernel against reference, without the chunking of :func:`toymodels.dln.train`.
 Every workload also checks that both backends end at the same w (``max_rel_diff``; at α = 0.01 the
 per-step changes of w are mostly below its rounding unit, so this is often exactly 0). ``--quick``
@@ -38,8 +38,8 @@ import numpy as np
 
 from ..datasets import make_sparse_regression
 from ..dln import _kernels
-from ..dln._reference import run_reference
-from ..dln.train import DLNConfig, _prepare
+from ..dln._reference import run as run_reference
+from ..dln.train import DLNConfig, prepare
 from . import BenchContext, first_call, timed, numba_threads, workload
 
 ALPHA = 0.01
@@ -50,28 +50,27 @@ ENSEMBLE_SIZE = 16
 
 def _state(n: int, d: int, steps: int, sam: str, algo: str, batch: int | None = None, seed: int = 0):
     data = make_sparse_regression(n, d, K, n_test=N_TEST, seed=0)
-    cfg = DLNConfig(sam=sam, algo=algo, batch=batch, lr=1.0 / d, rho=1.0 / d, alpha=ALPHA, steps=steps,
+    cfg = DLNConfig(sam=sam, algo=algo, batch=batch, lr=1.0 / d, rho=None if sam == "none" else 1.0 / d,
+                    alpha=ALPHA, steps=steps,
                     record_every=max(1, steps // 100), seed=seed)
-    st = _prepare(data, cfg)
+    st = prepare(data, cfg)
     idx, aidx = st.batches(0, steps)
     return st, np.ascontiguousarray(idx), np.ascontiguousarray(aidx)
 
 
 def _args(st, idx, aidx, t1: int | None = None) -> tuple:
     """Fresh copies of everything the kernel mutates (and of the batches): one repeat's arguments."""
-    cfg = st.cfg
-    T = cfg.steps if t1 is None else t1
-    return (st.X, st.y, st.Xte, st.yte, st.wp.copy(), st.wm.copy(), st.lr, st.rho, 0, T,
-            np.ascontiguousarray(idx[:T]), np.ascontiguousarray(aidx[:T]), st.mode, cfg.m,
-            cfg.normalize, st.log_flow.copy(), st.log_disc.copy(), cfg.record_every,
-            st.rec_train.copy(), st.rec_test.copy())
+    T = st.cfg.steps if t1 is None else t1
+    return (st.data_tuple(), st.state.copy(), st.rates, 0, np.ascontiguousarray(idx[:T]),
+            np.ascontiguousarray(aidx[:T]), st.opts, st.rec.copy())
 
 
 def _tiny_args(st, idx, aidx) -> tuple:
-    """One step with the exact argument types of the timed calls (compiles ``_run`` for them)."""
+    """One step with the exact argument types of the timed calls (compiles ``run`` for them)."""
     a = list(_args(st, idx, aidx, t1=1))
-    a[17] = 1                                   # record after the single step
-    a[18], a[19] = np.full(2, np.nan), np.full(2, np.nan)
+    a[6] = a[6].copy()
+    a[6][_kernels.O_RECORD_EVERY] = 1             # record after the single step
+    a[7] = np.full((2, 2), np.nan)
     return tuple(a)
 
 
@@ -83,12 +82,12 @@ def _single(ctx: BenchContext, n: int, d: int, full_steps: int, sam: str, algo: 
             batch: int | None = None) -> dict:
     steps = ctx.steps(full_steps)
     st, idx, aidx = _state(n, d, steps, sam, algo, batch)
-    compile_s, cached = first_call("dln._run", _kernels._run, _tiny_args(st, idx, aidx))
-    nb_t = timed(_kernels._run, lambda: _args(st, idx, aidx), ctx.repeats)
+    compile_s, cached = first_call("dln.run", _kernels.run, _tiny_args(st, idx, aidx))
+    nb_t = timed(_kernels.run, lambda: _args(st, idx, aidx), ctx.repeats)
     np_t = timed(run_reference, lambda: _args(st, idx, aidx), ctx.repeats, budget_s=ctx.numpy_budget_s)
     numba_s, numpy_s = nb_t.best_s, np_t.best_s
     a_nb, a_np = nb_t.args, np_t.args
-    diff = max(_rel_diff(a_nb[4], a_np[4]), _rel_diff(a_nb[5], a_np[5]))
+    diff = max(_rel_diff(a_nb[1][0], a_np[1][0]), _rel_diff(a_nb[1][1], a_np[1][1]))
     return {"numpy_s": numpy_s, "numba_s": numba_s, "compile_s": compile_s, "compile_cached": cached,
             "numpy_repeats": np_t.repeats, "numba_repeats": nb_t.repeats,
             "numpy_cores_used": np_t.cores_used, "numba_cores_used": nb_t.cores_used,
@@ -128,7 +127,7 @@ def _stack(arrays) -> np.ndarray:
 
 
 @workload("dln_sgd_ensemble_16", target=1.8, metric="parallel_speedup", min_threads=2,
-          description="16 seeds of dln_sgd_b1_n80_d200_100k: _run_many (prange) vs 16 serial _run")
+          description="16 seeds of dln_sgd_b1_n80_d200_100k: run_many (prange) vs 16 serial run")
 def dln_sgd_ensemble(ctx: BenchContext) -> dict:
     n, d, S = 80, 200, ENSEMBLE_SIZE
     steps = ctx.steps(100_000)
@@ -139,41 +138,36 @@ def dln_sgd_ensemble(ctx: BenchContext) -> dict:
 
     def serial(arg_list):
         for a in arg_list:
-            _kernels._run(*a)
+            _kernels.run(*a)
 
     def parallel_args():
         per = [_args(*r) for r in runs]
-        cols = [_stack(a[j] for a in per) for j in (0, 1, 2, 3, 4, 5, 6, 7)]
-        idx, aidx = _stack(a[10] for a in per), _stack(a[11] for a in per)
-        mode = np.array([a[12] for a in per], dtype=np.int64)
-        m = np.array([a[13] for a in per], dtype=np.int64)
-        normalize = np.array([a[14] for a in per], dtype=np.bool_)
-        logs = [_stack(a[j] for a in per) for j in (15, 16)]
-        recs = [_stack(a[j] for a in per) for j in (18, 19)]
-        status = np.full(S, -1, dtype=np.int64)
-        return (*cols, 0, steps, idx, aidx, mode, m, normalize, *logs, per[0][17], *recs, status)
+        data = tuple(_stack(a[0][j] for a in per) for j in range(4))
+        cols = [_stack(a[j] for a in per) for j in (1, 2, 4, 5, 6, 7)]
+        return (data, cols[0], cols[1], 0, *cols[2:], np.full(S, -1, dtype=np.int64))
 
     st0, idx0, aidx0 = runs[0]
-    compile_run, cached_run = first_call("dln._run", _kernels._run, _tiny_args(st0, idx0, aidx0))
+    compile_run, cached_run = first_call("dln.run", _kernels.run, _tiny_args(st0, idx0, aidx0))
     tiny = list(parallel_args())
-    tiny[9], tiny[10], tiny[11] = 1, np.ascontiguousarray(tiny[10][:, :1]), np.ascontiguousarray(tiny[11][:, :1])
-    tiny[17] = 1
-    tiny[18], tiny[19] = np.full((S, 2), np.nan), np.full((S, 2), np.nan)
-    compile_many, cached_many = first_call("dln._run_many", _kernels._run_many, tuple(tiny))
+    tiny[4], tiny[5] = np.ascontiguousarray(tiny[4][:, :1]), np.ascontiguousarray(tiny[5][:, :1])
+    tiny[6] = tiny[6].copy()
+    tiny[6][:, _kernels.O_RECORD_EVERY] = 1
+    tiny[7] = np.full((S, 2, 2), np.nan)
+    compile_many, cached_many = first_call("dln.run_many", _kernels.run_many, tuple(tiny))
 
     # serial and parallel repeats interleaved, so that both see the same background load
     ser_t = par_t = None
     for _ in range(ctx.repeats):
         s1 = timed(serial, serial_args, 1)
-        p1 = timed(_kernels._run_many, parallel_args, 1)
+        p1 = timed(_kernels.run_many, parallel_args, 1)
         ser_t = s1 if ser_t is None or s1.best_s < ser_t.best_s else ser_t
         par_t = p1 if par_t is None or p1.best_s < par_t.best_s else par_t
     serial_s, parallel_s, ser, par = ser_t.best_s, par_t.best_s, ser_t.args, par_t.args
     np_t = timed(run_reference, lambda: _args(*runs[0]), ctx.repeats, budget_s=ctx.numpy_budget_s)
     ref_s, numpy_rep, a_np = np_t.best_s, np_t.repeats, np_t.args
-    wp_ser = np.stack([a[4] for a in ser[0]])
-    diff_par = _rel_diff(par[4], wp_ser)
-    diff_np = _rel_diff(par[4][0], a_np[4])
+    wp_ser = np.stack([a[1][0] for a in ser[0]])
+    diff_par = _rel_diff(par[1][:, 0], wp_ser)
+    diff_np = _rel_diff(par[1][0, 0], a_np[1][0])
     numpy_s = S * ref_s
     return {"numpy_s": numpy_s, "numba_s": parallel_s, "compile_s": compile_many,
             "compile_cached": cached_many, "compile_s_run": compile_run,

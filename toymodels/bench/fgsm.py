@@ -1,5 +1,5 @@
-"""FGSM-RS benchmark workload: :func:`toymodels.fgsm._kernels._sq_norms` vs
-:func:`toymodels.fgsm._reference.sq_norms_reference`.
+"""FGSM-RS benchmark workload: :func:`toymodels.fgsm._kernels.sq_norms` vs
+:func:`toymodels.fgsm._reference.sq_norms`.
 
 ``fgsm_mc_1e6``: 10⁶ Monte-Carlo samples of ‖clip(η + αs, −ε, ε)‖₂² in d = 100 (10⁸ coordinate
 draws), ε = 8/255, α = 1.25ε, i.i.d. random signs (``sign="random"``, two stream outputs per
@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..fgsm import _kernels
-from ..fgsm._reference import sq_norms_reference
+from ..fgsm import _kernels, _reference
 from ..fgsm.mc import stream_keys
 from . import BenchContext, best_of, first_call, workload
 
@@ -32,9 +31,9 @@ def _args(n: int) -> tuple:
           description="FGSM-RS MC, 10^6 samples of ||delta||^2 in d=100, random signs")
 def fgsm_mc(ctx: BenchContext) -> dict:
     n = ctx.steps(1_000_000)
-    compile_s, cached = first_call("fgsm._sq_norms", _kernels._sq_norms, _args(1))
-    numba_s, numba_rep, a_nb = best_of(_kernels._sq_norms, lambda: _args(n), ctx.repeats)
-    numpy_s, numpy_rep, a_np = best_of(sq_norms_reference, lambda: _args(n), ctx.repeats,
+    compile_s, cached = first_call("fgsm.sq_norms", _kernels.sq_norms, _args(1))
+    numba_s, numba_rep, a_nb = best_of(_kernels.sq_norms, lambda: _args(n), ctx.repeats)
+    numpy_s, numpy_rep, a_np = best_of(_reference.sq_norms, lambda: _args(n), ctx.repeats,
                                        budget_s=ctx.numpy_budget_s)
     x, y = a_nb[-1], a_np[-1]
     return {"numpy_s": numpy_s, "numba_s": numba_s, "compile_s": compile_s, "compile_cached": cached,

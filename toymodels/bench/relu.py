@@ -1,5 +1,5 @@
-"""Two-layer ReLU benchmark workload: :func:`toymodels.relu._kernels._sgd` + ``_jacobian_ranks`` vs
-:mod:`toymodels.relu._reference` (and a torch CPU reference when torch is installed).
+"""Two-layer ReLU benchmark workload: :func:`toymodels.relu._kernels.net1d.sgd` + ``jacobian_ranks`` vs
+:mod:`toymodels.relu._reference.net1d` (and a torch CPU reference when torch is installed).
 
 ``relu1d_sgd_30k``: Fig. 6.4's setting (Blanc et al.'s 12 points, m = 100, init seed 0), SGD with
 batch 1 for 3·10⁴ steps under the warmup/decay schedule (transition 50 %, F = 400, D = 3, η = 4e-4),
@@ -7,7 +7,8 @@ parameters recorded at 250 evenly spaced checkpoints (+ the init), then the rank
 12 × 300 Jacobian) at each checkpoint. The same pre-drawn indices for every backend. Goal: numba
 under 2 s (``meets_goal``); target numba ≥ 10× numpy. ``torch_s``: the same run in torch (float64,
 autograd for the SGD step, ``torch.func.jacrev`` + ``torch.linalg.svdvals`` for the ranks, one
-thread), one repeat; ``None`` without torch. ``max_rel_diff`` compares the numba and numpy final θ.
+thread), one repeat; ``None`` without torch (noted in the row's ``notes``). ``max_rel_diff`` compares
+the numba and numpy final θ.
 """
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ import time
 
 import numpy as np
 
-from ..relu import _kernels
-from ..relu._reference import jacobian_ranks_reference, sgd_reference
+from ..relu._kernels import net1d as _kernels
+from ..relu._reference import net1d as _reference
 from ..relu.model import ReLUConfig, blanc_data, checkpoints, init_params
 from ..relu.schedule import warmup_decay_schedule
+from ..rng import stream
 from . import BenchContext, best_of, first_call, workload
 
 STEPS = 30_000
@@ -30,7 +32,7 @@ def _problem(steps: int):
     x, y = blanc_data()
     w, b, a = init_params(cfg.m, cfg.s_w, cfg.s_a, 0)
     lr = warmup_decay_schedule(cfg.lr, steps, cfg.transition, cfg.warmup_factor, cfg.decay_factor)
-    idx = np.random.default_rng([0, 1]).integers(0, x.shape[0], size=steps)
+    idx = stream(0, "bench.relu.batches").integers(0, x.shape[0], size=steps)
     rec_at = checkpoints(steps, N_CHECKPOINTS)
     return cfg, x, y, w, b, a, lr, idx, rec_at
 
@@ -94,19 +96,20 @@ def _torch_run(prob) -> float | None:
 def relu1d(ctx: BenchContext) -> dict:
     steps = ctx.steps(STEPS)
     prob = _problem(steps)
-    nb_run = _make_run(_kernels._sgd, _kernels._jacobian_ranks)
-    np_run = _make_run(sgd_reference, jacobian_ranks_reference)
+    nb_run = _make_run(_kernels.sgd, _kernels.jacobian_ranks)
+    np_run = _make_run(_reference.sgd, _reference.jacobian_ranks)
     small = _problem(10)
     t0 = time.perf_counter()
-    c1, cached = first_call("relu._sgd", _kernels._sgd, _args(small)[:12])
-    c2, _ = first_call("relu._jacobian_ranks", _kernels._jacobian_ranks,
+    c1, cached = first_call("relu.sgd.net1d", _kernels.sgd, _args(small)[:12])
+    c2, _ = first_call("relu.jacobian_ranks", _kernels.jacobian_ranks,
                        (small[1],) + _args(small)[8:11] + _args(small)[12:])
     compile_s = c1 + c2
     numba_s, numba_rep, a_nb = best_of(nb_run, lambda: _args(prob), ctx.repeats)
     numpy_s, numpy_rep, a_np = best_of(np_run, lambda: _args(prob), ctx.repeats, budget_s=ctx.numpy_budget_s)
     torch_s = _torch_run(prob)
     w_nb, w_np = a_nb[2], a_np[2]
-    return {"numpy_s": numpy_s, "numba_s": numba_s, "torch_s": torch_s, "compile_s": compile_s,
+    notes = ["torch not installed: the torch_s baseline skipped"] if torch_s is None else []
+    return {"notes": notes, "numpy_s": numpy_s, "numba_s": numba_s, "torch_s": torch_s, "compile_s": compile_s,
             "compile_cached": cached, "numpy_repeats": numpy_rep, "numba_repeats": numba_rep,
             "steps": steps, "checkpoints": N_CHECKPOINTS, "m": prob[0].m,
             "goal_numba_s": 2.0, "meets_goal": bool(numba_s < 2.0),
@@ -121,7 +124,7 @@ TEACHER_CHECKPOINTS = 200
 
 
 def _teacher_args(model: str, steps: int, K: int):
-    """Fresh arguments of ``_kernels{2,3}._sgd`` for the module-default problem, seed 0, large-step
+    """Fresh arguments of ``relu._kernels.teacher{2,3}.sgd`` for the module-default problem, seed 0, large-step
     schedule decayed at 50 %, ``K`` parameter/loss records."""
     if model == "teacher3":
         from ..relu.teacher3 import Teacher3Config as C
@@ -134,19 +137,20 @@ def _teacher_args(model: str, steps: int, K: int):
     cfg = C(steps=steps, transition=0.5)
     X, y, _, _, _ = data(cfg.d, cfg.m_teacher, cfg.n, 10, 0)
     params = init(cfg.d, cfg.m, cfg.init_scale, 0)
-    idx = np.random.default_rng([0, 1]).integers(0, cfg.n, size=steps)
+    idx = stream(0, "bench.relu.batches").integers(0, cfg.n, size=steps)
     rec_at = checkpoints(steps, K)
     recs = [np.zeros((rec_at.size, *p.shape)) for p in params]
     return (X, y, *[p.copy() for p in params], cfg.schedule(), idx, rec_at, *recs, np.zeros(rec_at.size))
 
 
 def _teacher_workload(ctx: BenchContext, model: str) -> dict:
-    from ..relu import _kernels2, _kernels3, _reference2, _reference3
+    from ..relu._kernels import teacher2 as _kernels2, teacher3 as _kernels3
+    from ..relu._reference import teacher2 as _reference2, teacher3 as _reference3
 
-    kern, ref = ((_kernels3._sgd, _reference3.sgd_reference) if model == "teacher3"
-                 else (_kernels2._sgd, _reference2.sgd_reference))
+    kern, ref = ((_kernels3.sgd, _reference3.sgd) if model == "teacher3"
+                 else (_kernels2.sgd, _reference2.sgd))
     steps = ctx.steps(TEACHER_STEPS)
-    compile_s, cached = first_call(f"relu.{model}._sgd", kern, _teacher_args(model, 10, 2))
+    compile_s, cached = first_call(f"relu.sgd.{model}", kern, _teacher_args(model, 10, 2))
     numba_s, numba_rep, a_nb = best_of(kern, lambda: _teacher_args(model, steps, TEACHER_CHECKPOINTS), ctx.repeats)
     numpy_s, numpy_rep, a_np = best_of(ref, lambda: _teacher_args(model, steps, TEACHER_CHECKPOINTS), ctx.repeats,
                                        budget_s=ctx.numpy_budget_s)
@@ -162,8 +166,8 @@ def _teacher_workload(ctx: BenchContext, model: str) -> dict:
 @workload("relu_teacher3_sgd_5e4", target=10.0,
           description="3-layer ReLU teacher-student (10-10, d=5, n=50), SGD b=1, 5e4 steps, 200 records")
 def relu_teacher3(ctx: BenchContext) -> dict:
-    """Fig. 6.5's SGD run (module defaults, seed 0, decay at 50 %): :func:`toymodels.relu._kernels3._sgd`
-    vs :func:`toymodels.relu._reference3.sgd_reference`, parameters and full-batch loss recorded at 200
+    """Fig. 6.5's SGD run (module defaults, seed 0, decay at 50 %): :func:`toymodels.relu._kernels.teacher3.sgd`
+    vs :func:`toymodels.relu._reference.teacher3.sgd`, parameters and full-batch loss recorded at 200
     checkpoints. Target numba ≥ 10× numpy (per-step work is one 160-parameter backprop: numpy pays
     ~10 small-array calls per step)."""
     return _teacher_workload(ctx, "teacher3")
@@ -172,6 +176,6 @@ def relu_teacher3(ctx: BenchContext) -> dict:
 @workload("relu_teacher2_sgd_5e4", target=10.0,
           description="2-layer ReLU teacher-student (m=50, d=2, n=50), SGD b=1, 5e4 steps, 200 records")
 def relu_teacher2(ctx: BenchContext) -> dict:
-    """Fig. 6.10/6.14's SGD run (module defaults, seed 0, decay at 50 %): :func:`toymodels.relu._kernels2._sgd`
-    vs :func:`toymodels.relu._reference2.sgd_reference`. Target numba ≥ 10× numpy."""
+    """Fig. 6.10/6.14's SGD run (module defaults, seed 0, decay at 50 %): :func:`toymodels.relu._kernels.teacher2.sgd`
+    vs :func:`toymodels.relu._reference.teacher2.sgd`. Target numba ≥ 10× numpy."""
     return _teacher_workload(ctx, "teacher2")

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..sharpness import _kernels, _reference
 from ..sharpness.linear import gaussian_mixture, train_linear
+from ..rng import stream
 from . import BenchContext, first_call, timed, workload
 
 K_FULL = 4096
@@ -32,7 +33,7 @@ RHO = 0.05
 
 
 def _stack(w, k):
-    g = np.random.default_rng(0).standard_normal((k, w.size))
+    g = stream(0).standard_normal((k, w.size))
     return np.ascontiguousarray(w[None, :] + RHO * np.abs(w)[None, :] * g)
 
 
@@ -56,7 +57,7 @@ def _run(ctx, kern, ref, data, w, extra):
 def linear_binary(ctx: BenchContext) -> dict:
     X, y = gaussian_mixture(50, 100, K=1, seed=0)
     w = train_linear(X, y, 1, steps=500)
-    return _run(ctx, _kernels._linear_loss_batch, _reference.linear_loss_batch, (X, y), w, (1, False))
+    return _run(ctx, _kernels.linear_loss_batch, _reference.linear_loss_batch, (X, y), w, (1, False))
 
 
 @workload("sharpness_softmax_norm_k4096", target=1.0,
@@ -64,7 +65,7 @@ def linear_binary(ctx: BenchContext) -> dict:
 def softmax_norm(ctx: BenchContext) -> dict:
     X, y = gaussian_mixture(50, 20, K=10, seed=0)
     w = train_linear(X, y, 10, steps=200)
-    return _run(ctx, _kernels._linear_loss_batch, _reference.linear_loss_batch, (X, y), w, (10, True))
+    return _run(ctx, _kernels.linear_loss_batch, _reference.linear_loss_batch, (X, y), w, (10, True))
 
 
 @workload("sharpness_relu_m100_k4096", target=3.0,
@@ -74,4 +75,4 @@ def relu(ctx: BenchContext) -> dict:
 
     x, y = blanc_data()
     th = np.concatenate(init_params(100, 1.0, 0.05, 0))
-    return _run(ctx, _kernels._relu_loss_batch, _reference.relu_loss_batch, (x, y), th, ())
+    return _run(ctx, _kernels.relu_loss_batch, _reference.relu_loss_batch, (x, y), th, ())

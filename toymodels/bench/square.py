@@ -1,5 +1,5 @@
 """ℓ∞ Square Attack proposal step (Alg. 2 + the resample-until-changed rule):
-:func:`toymodels.square._kernels._linf_propose` vs :func:`toymodels.square._reference.linf_propose`.
+:func:`toymodels.square._kernels.linf_propose` vs :func:`toymodels.square._reference.linf_propose`.
 
 ``square_linf_update``: a batch of 1,000 images 3×32×32 (uniform in [0, 1], seed 0), x̂ = clip(x ± ε)
 with random signs, ε = 8/255, window side h = 7 (p = 0.05 on 32×32), 16 pre-drawn sign tries per
@@ -13,13 +13,14 @@ import numpy as np
 
 from ..square import _kernels
 from ..square._reference import linf_propose
+from ..rng import stream
 from . import BenchContext, best_of, first_call, workload
 
 N, C, H, W, SIDE, TRIES, EPS = 1000, 3, 32, 32, 7, 16, 8 / 255
 
 
 def _data(n: int, calls: int):
-    rng = np.random.default_rng(0)
+    rng = stream(0)
     x = rng.uniform(0, 1, size=(n, C, H, W))
     xb = np.clip(x + EPS * rng.choice(np.array([-1.0, 1.0]), size=x.shape), 0, 1)
     pos = rng.integers(0, H - SIDE + 1, size=(calls, n, 2)).astype(np.int64)
@@ -29,13 +30,13 @@ def _data(n: int, calls: int):
 
 def _numba_loop(x, xb, pos, signs, out, used):
     for k in range(pos.shape[0]):
-        _kernels._linf_propose(x, xb, EPS, pos[k], SIDE, signs[k], out, used)
+        _kernels.linf_propose(x, xb, EPS, pos[k], SIDE, signs[k], out, used)
     return out, used
 
 
 def _numpy_loop(x, xb, pos, signs, out, used):
     for k in range(pos.shape[0]):
-        out[...], used[...] = linf_propose(x, xb, EPS, pos[k], SIDE, signs[k])
+        linf_propose(x, xb, EPS, pos[k], SIDE, signs[k], out, used)
     return out, used
 
 
@@ -49,7 +50,7 @@ def square_linf_update(ctx: BenchContext) -> dict:
         return x, xb, pos, signs, np.empty_like(x), np.empty(N, dtype=np.int64)
 
     tiny = _data(1, 1)
-    compile_s, cached = first_call("square._linf_propose", _kernels._linf_propose,
+    compile_s, cached = first_call("square.linf_propose", _kernels.linf_propose,
                                    (tiny[0], tiny[1], EPS, tiny[2][0], SIDE, tiny[3][0], np.empty_like(tiny[0]),
                                     np.empty(1, dtype=np.int64)))
     numba_s, numba_rep, a_nb = best_of(_numba_loop, setup, ctx.repeats)

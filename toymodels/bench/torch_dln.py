@@ -17,7 +17,7 @@ without the column names (``torch_loop_s``: torch's step loop alone, without the
 that both backends pay). Both timings exclude one-time costs (numba compile / cache load, CUDA
 context), reported as ``compile_s`` and ``torch_warmup_s``. torch runs on 1 CPU thread when the
 device is the CPU (its intra-op pool spin-waits badly on a busy machine; the per-step tensors are
-small). Without torch the workload is skipped with a note (``skipped``) and no numbers.
+small). Without torch the workload is skipped (``skipped``: the reason) and has no numbers.
 """
 from __future__ import annotations
 
@@ -43,19 +43,15 @@ def _problem(runs: int, steps: int):
     return datas, [replace(base, seed=s) for s in range(runs)]
 
 
-@workload("torch_dln_ensemble_1sam", target=None,
+@workload("torch_dln_ensemble_1sam", target=None, needs=("torch",),
           description="full-batch 1-SAM DLN runs (n=20, d=30; 1024 runs, cuda 32768), 10^3 steps: torch on "
                       "its device vs numba ensemble on CPU")
 def torch_dln_ensemble(ctx: BenchContext) -> dict:
-    try:
-        import torch
+    import torch
 
-        from ..torch.device import resolve_device
-        from ..torch.dln import train_ensemble_torch
-    except ImportError as exc:
-        nan = float("nan")
-        return {"numpy_s": nan, "numba_s": nan, "speedup": nan, "compile_s": None,
-                "skipped": f"torch is not installed ({exc}); pip install 'toymodels[torch]'"}
+    from ..torch.device import resolve_device
+    from ..torch.dln import train_ensemble_torch
+
     steps = ctx.steps(1000)
     dev = resolve_device("auto")
     runs = RUNS if dev.type == "cpu" else (4096 if ctx.quick else RUNS_CUDA)

@@ -20,7 +20,7 @@ epoch, so ``speedup`` = ``gradalign_over_fgsm`` = the GradAlign overhead (goal â
 * ``torch_fgsm_epoch_resnet18`` â€” one FGSM-AT epoch of PreAct ResNet-18 on CIFAR-10-sized data (50,000
   images): measured on cuda; on the CPU the epoch time is *extrapolated* from 256 timed images
   (``extrapolated: true``, ``timed_images``). ``numpy_s`` = ``numba_s`` = that time (speedup 1, no
-  baseline). Without torch every workload is skipped with a note.
+  baseline). Without torch every workload is skipped (``skipped``: the reason) and has no numbers.
 """
 from __future__ import annotations
 
@@ -33,12 +33,6 @@ EPS = 8 / 255
 LAM = 0.2
 RATIO_GOAL = 2.0
 CIFAR_TRAIN = 50_000
-
-
-def _skip(exc) -> dict:
-    nan = float("nan")
-    return {"numpy_s": nan, "numba_s": nan, "speedup": nan, "compile_s": None,
-            "skipped": f"torch is not installed ({exc}); pip install 'toymodels[torch]'"}
 
 
 def _epoch_times(model_name: str, n: int, lams, repeats: int, device) -> tuple[list, list]:
@@ -108,12 +102,8 @@ class _Null:
 
 
 def _ratio(ctx: BenchContext, model_name: str, n_cpu: int, n_cuda: int) -> dict:
-    try:
-        import torch
+    from ..torch.device import device_name, resolve_device
 
-        from ..torch.device import device_name, resolve_device
-    except ImportError as exc:
-        return _skip(exc)
     dev = resolve_device("auto")
     n = (n_cuda if dev.type == "cuda" else n_cpu)
     if ctx.quick:
@@ -130,27 +120,23 @@ def _ratio(ctx: BenchContext, model_name: str, n_cpu: int, n_cuda: int) -> dict:
             "baseline": "numpy_s column = FGSM+GradAlign epoch; numba_s column = FGSM epoch"}
 
 
-@workload("torch_gradalign_over_fgsm_cnn", target=None,
+@workload("torch_gradalign_over_fgsm_cnn", target=None, needs=("torch",),
           description="GradAlign/FGSM AT epoch-time ratio, single-layer CNN, 10k images (goal <= 2)")
 def torch_gradalign_cnn(ctx: BenchContext) -> dict:
     return _ratio(ctx, "cnn", 10_000, 10_000)
 
 
-@workload("torch_gradalign_over_fgsm_resnet18", target=None,
+@workload("torch_gradalign_over_fgsm_resnet18", target=None, needs=("torch",),
           description="GradAlign/FGSM AT epoch-time ratio, PreAct ResNet-18 (cpu 256 / cuda 10k images; goal <= 2)")
 def torch_gradalign_resnet(ctx: BenchContext) -> dict:
     return _ratio(ctx, "preact-resnet18", 256, 10_000)
 
 
-@workload("torch_fgsm_epoch_resnet18", target=None,
+@workload("torch_fgsm_epoch_resnet18", target=None, needs=("torch",),
           description="FGSM-AT epoch of PreAct ResNet-18 on 50k CIFAR-sized images (cpu: extrapolated from 256)")
 def torch_fgsm_epoch_resnet(ctx: BenchContext) -> dict:
-    try:
-        import torch
+    from ..torch.device import device_name, resolve_device
 
-        from ..torch.device import device_name, resolve_device
-    except ImportError as exc:
-        return _skip(exc)
     dev = resolve_device("auto")
     n = CIFAR_TRAIN if dev.type == "cuda" else 256
     if ctx.quick:

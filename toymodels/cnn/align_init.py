@@ -67,33 +67,35 @@ lemma, the others hold draw by draw: Jensen and √(1+2/p) ≤ √2 for p ≥ 2)
 Random numbers
 --------------
 Draws come in chunks (of a size that depends only on (p, k, m) for the finite-k, m cosine, 2¹⁴ for
-the limit); chunk c of stream t (0: (W, U, Z, V) of the finite-k, m cosine, 1: (z, V) of the limit
-and the bounds) uses ``SeedSequence(seed, spawn_key=(t, c)).spawn(4 or 2)``, one generator per
-array, so the first S draws do not depend on the requested total. The noise is η = ε(2V − 1) with
-V ~ U[0, 1): runs that differ only in ε share all draws (smooth curves in ε).
+the limit); chunk c draws each array from its own named stream of :mod:`toymodels.rng`,
+``(seed, "align-init/<array>", c)`` with <array> ∈ {W, U, Z, V} for the finite-k, m cosine and
+{limit/z, limit/V} for the limit and the bounds, so the first S draws do not depend on the
+requested total. The noise is η = ε(2V − 1) with V ~ U[0, 1): runs that differ only in ε share all
+draws (smooth curves in ε).
 """
 from __future__ import annotations
 
 import math
-import sys
 import time
 
-import numba as nb
 import numpy as np
 from scipy.special import hyp1f1
 
-from .. import __version__
-from .._cli import (Parser, UsageError, add_common, check_finite, check_int_range, check_positive,
-                    emit_json, progress, run_main)
-from .._io import save_npz, write_json
-from ._align_init_reference import alignment_terms_reference
+from ..errors import ConfigError, check_int, check_range
+from ..progress import progress
+from ..rng import check_seed, stream
+from .model import _impl
 
-__all__ = ["align_init", "finite_alignment_samples", "limit_and_bounds", "add_parser", "run", "main",
-           "EPS_MAX", "RESULT_KEYS"]
+__all__ = ["align_init", "finite_alignment_samples", "limit_and_bounds", "EPS_MAX", "P_MAX", "K_MAX", "M_MAX",
+           "SAMPLES_MAX", "LIMIT_SAMPLES_MAX", "PER_SAMPLE_MAX", "SIGMA_MIN", "SIGMA_MAX",
+           "RESULT_KEYS"]
 
-PROG = "python -m toymodels.cnn.align_init"
 EPS_MAX = 1000.0
 P_MAX, K_MAX, M_MAX = 10_000, 1_000_000, 100_000
+#: Monte-Carlo draws at most (finite k, m: 4 numbers of output a draw; limit: 16 bytes a draw per chunk)
+SAMPLES_MAX, LIMIT_SAMPLES_MAX = 10 ** 8, 10 ** 9
+#: init scales (the results do not depend on them; far outside, W Wᵀ under- or overflows)
+SIGMA_MIN, SIGMA_MAX = 1e-50, 1e50
 #: doubles drawn per finite-k,m sample at most (W, U, Z, V): 8·10⁷ bytes
 PER_SAMPLE_MAX = 10_000_000
 #: doubles drawn per chunk of finite-k,m samples (≈32 MB)
@@ -103,77 +105,21 @@ RESULT_KEYS = ("cos_finite_mean", "cos_finite_std", "cos_finite_se", "cos_limit"
                "bound_final")
 
 
-# --------------------------------------------------------------------------------------------- kernel
-@nb.njit(cache=True, parallel=True)
-def _alignment_terms(W, U, Z, H, num, n0, n1, flips):
-    """For every sample s fill num[s] = ⟨∇f(x), ∇f(x+η)⟩, n0[s] = ‖∇f(x)‖², n1[s] = ‖∇f(x+η)‖²
-    and flips[s] = #units (r, i) with 1[⟨w_r, z_i⟩ ≥ 0] ≠ 1[⟨w_r, z_i + η_i⟩ ≥ 0].
-
-    W (S, m, p), U (S, m, k), Z and H (S, k, p). Uses the Gram matrix G = WWᵀ (O(kmp + km²) per
-    sample) instead of forming the kp-dimensional gradients."""
-    S, m, p = W.shape
-    k = Z.shape[1]
-    for s in nb.prange(S):
-        G = np.empty((m, m))
-        for r in range(m):
-            for l in range(r, m):
-                acc = 0.0
-                for j in range(p):
-                    acc += W[s, r, j] * W[s, l, j]
-                G[r, l] = acc
-                G[l, r] = acc
-        c0 = np.empty(m)
-        c1 = np.empty(m)
-        a = 0.0
-        b = 0.0
-        c = 0.0
-        nf = 0
-        for i in range(k):
-            for r in range(m):
-                d0 = 0.0
-                d1 = 0.0
-                for j in range(p):
-                    zij = Z[s, i, j]
-                    d0 += W[s, r, j] * zij
-                    d1 += W[s, r, j] * (zij + H[s, i, j])
-                on0 = d0 >= 0.0
-                on1 = d1 >= 0.0
-                c0[r] = U[s, r, i] if on0 else 0.0
-                c1[r] = U[s, r, i] if on1 else 0.0
-                if on0 != on1:
-                    nf += 1
-            for r in range(m):
-                g0 = 0.0
-                g1 = 0.0
-                for l in range(m):
-                    g0 += G[r, l] * c0[l]
-                    g1 += G[r, l] * c1[l]
-                a += c0[r] * g1
-                b += c0[r] * g0
-                c += c1[r] * g1
-        num[s] = a
-        n0[s] = b
-        n1[s] = c
-        flips[s] = nf
-
-
 # ------------------------------------------------------------------------------------- validation
 def _resolve(p, k, m, eps, samples, sigma_w, sigma_u, seed, limit_samples) -> dict:
-    p = check_int_range("p", p, 2, P_MAX)
-    k = check_int_range("k", k, 1, K_MAX)
-    m = check_int_range("m", m, 1, M_MAX)
-    eps = float(check_finite("eps", eps))
-    if not 0.0 < eps <= EPS_MAX:
-        raise UsageError(f"eps must be in (0, {EPS_MAX:g}], got {eps!r}")
-    samples = check_int_range("samples", samples, 2, 10**8)
-    limit_samples = check_int_range("limit_samples", limit_samples, 100, 10**9)
-    seed = check_int_range("seed", seed, 0, 2**63 - 1)
+    p = check_int("p", p, 2, P_MAX)
+    k = check_int("k", k, 1, K_MAX)
+    m = check_int("m", m, 1, M_MAX)
+    eps = check_range("eps", eps, 0.0, EPS_MAX, lo_open=True)
+    samples = check_int("samples", samples, 2, SAMPLES_MAX)
+    limit_samples = check_int("limit_samples", limit_samples, 100, LIMIT_SAMPLES_MAX)
+    seed = check_seed(seed)
     per = _per_sample(p, k, m)
     if per > PER_SAMPLE_MAX:
-        raise UsageError(f"k, m, p too large: one sample needs 2kp + mp + mk = {per} random numbers, "
-                         f"at most {PER_SAMPLE_MAX}")
-    sigma_w = math.sqrt(2.0 / p) if sigma_w is None else float(check_positive("sigma_w", sigma_w))
-    sigma_u = math.sqrt(1.0 / (m * k)) if sigma_u is None else float(check_positive("sigma_u", sigma_u))
+        raise ConfigError("k", f"is too large together with m and p: one sample needs 2kp + mp + mk = {per} "
+                               f"random numbers, at most {PER_SAMPLE_MAX}", k)
+    sigma_w = math.sqrt(2.0 / p) if sigma_w is None else check_range("sigma_w", sigma_w, SIGMA_MIN, SIGMA_MAX)
+    sigma_u = math.sqrt(1.0 / (m * k)) if sigma_u is None else check_range("sigma_u", sigma_u, SIGMA_MIN, SIGMA_MAX)
     return {"p": p, "k": k, "m": m, "eps": eps, "samples": samples, "limit_samples": limit_samples,
             "sigma_w": sigma_w, "sigma_u": sigma_u, "seed": seed}
 
@@ -186,12 +132,16 @@ def _chunk_size(p: int, k: int, m: int) -> int:
     return int(max(1, min(4096, CHUNK_DOUBLES // _per_sample(p, k, m))))
 
 
-def _chunk_rngs(seed: int, stream: int, chunk: int, n: int) -> list:
-    """``n`` independent generators for chunk number ``chunk`` of stream ``stream`` (0: finite k, m;
-    1: limit and bounds). One generator per array keeps every array of a short last chunk a prefix
-    of the full-size one, so the first S draws never depend on the requested total."""
-    ss = np.random.SeedSequence(seed, spawn_key=(stream, chunk))
-    return [np.random.default_rng(c) for c in ss.spawn(n)]
+def _chunk_rngs(seed: int, names, chunk: int) -> list:
+    """The generators of chunk number ``chunk``, one named stream (seed, "align-init/<name>", chunk)
+    per array. One generator per array keeps every array of a short last chunk a prefix of the
+    full-size one, so the first S draws never depend on the requested total."""
+    return [stream(seed, f"align-init/{name}", chunk) for name in names]
+
+
+#: the streams of the finite-k, m draws (W, U, Z, V) and of the limit and the bounds (z, V)
+FINITE_STREAMS = ("W", "U", "Z", "V")
+LIMIT_STREAMS = ("limit/z", "limit/V")
 
 
 # -------------------------------------------------------------------------------------- finite k, m
@@ -222,8 +172,7 @@ def finite_alignment_samples(p=27, k=100, m=4, eps=8 / 255, samples=2000, sigma_
         ‖∇f(x+η)‖²), ``flips`` (int array: ReLU units that change between x and x + η) and the
         resolved ``config``.
     """
-    if backend not in ("numba", "numpy"):
-        raise UsageError(f"backend must be one of {{numba, numpy}}, got {backend!r}")
+    impl = _impl(backend)
     cfg = _resolve(p, k, m, eps, samples, sigma_w, sigma_u, seed, 1000)
     p, k, m, S = cfg["p"], cfg["k"], cfg["m"], cfg["samples"]
     num, n0, n1 = np.empty(S), np.empty(S), np.empty(S)
@@ -232,14 +181,9 @@ def finite_alignment_samples(p=27, k=100, m=4, eps=8 / 255, samples=2000, sigma_
     with progress(S, disable=not show_progress, desc="finite k,m", unit="draw") as bar:
         for s0 in range(0, S, chunk):
             n = min(chunk, S - s0)
-            rngs = _chunk_rngs(cfg["seed"], 0, s0 // chunk, 4)
+            rngs = _chunk_rngs(cfg["seed"], FINITE_STREAMS, s0 // chunk)
             W, U, Z, H = _draw_chunk(rngs, n, p, k, m, cfg["eps"], cfg["sigma_w"], cfg["sigma_u"])
-            if backend == "numba":
-                _alignment_terms(W, U, Z, H, num[s0:s0 + n], n0[s0:s0 + n], n1[s0:s0 + n],
-                                 flips[s0:s0 + n])
-            else:
-                num[s0:s0 + n], n0[s0:s0 + n], n1[s0:s0 + n], flips[s0:s0 + n] = \
-                    alignment_terms_reference(W, U, Z, H)
+            impl.alignment_terms(W, U, Z, H, num[s0:s0 + n], n0[s0:s0 + n], n1[s0:s0 + n], flips[s0:s0 + n])
             bar.update(n)
     cfg.pop("limit_samples")
     return {"num": num, "n0": n0, "n1": n1, "flips": flips, "config": cfg}
@@ -310,7 +254,7 @@ def limit_and_bounds(p=27, eps=8 / 255, limit_samples=200_000, seed=0) -> dict:
     mom = _Moments()
     for s0 in range(0, n_tot, LIMIT_CHUNK):
         n = min(LIMIT_CHUNK, n_tot - s0)
-        gz, gv = _chunk_rngs(cfg["seed"], 1, s0 // LIMIT_CHUNK, 2)
+        gz, gv = _chunk_rngs(cfg["seed"], LIMIT_STREAMS, s0 // LIMIT_CHUNK)
         z = gz.random((n, p))
         x = z + eps * (2.0 * gv.random((n, p)) - 1.0)
         s = np.einsum("ij,ij->i", z, z)                              # ‖z‖²
@@ -353,7 +297,7 @@ def align_init(p=27, k=100, m=4, eps=8 / 255, samples=2000, sigma_w=None, sigma_
         ℓ∞ radius of the uniform noise η ~ U([−ε, ε]^{kp}).
     samples : int ≥ 2
         Monte-Carlo draws of (W, U, Z, η) for the finite-k, m cosine.
-    sigma_w, sigma_u : float > 0 or None
+    sigma_w, sigma_u : float in [1e-50, 1e50] or None
         init scales (None: √(2/p) and √(1/(mk))); the results do not depend on them.
     seed : int ≥ 0
     limit_samples : int ≥ 100
@@ -373,7 +317,7 @@ def align_init(p=27, k=100, m=4, eps=8 / 255, samples=2000, sigma_w=None, sigma_
 
     Raises
     ------
-    UsageError
+    toymodels.errors.ConfigError
         on invalid input (names the parameter and its valid range).
     """
     cfg = _resolve(p, k, m, eps, samples, sigma_w, sigma_u, seed, limit_samples)
@@ -394,97 +338,3 @@ def align_init(p=27, k=100, m=4, eps=8 / 255, samples=2000, sigma_w=None, sigma_
     if return_samples:
         out["cos_samples"] = cos
     return out
-
-
-# ------------------------------------------------------------------------------------------- CLI
-def _configure(parser) -> None:
-    g = parser.add_argument_group("setting (thesis Lemma 2 / Fig. 2.9)")
-    g.add_argument("--p", type=int, default=27, help="patch dimension p >= 2 (default 27 = 3x3x3)")
-    g.add_argument("--k", type=int, default=100, help="number of non-overlapping patches (default 100)")
-    g.add_argument("--m", type=int, default=4, help="number of filters (default 4)")
-    g.add_argument("--eps", type=float, default=8 / 255,
-                   help=f"l_inf noise radius eps in (0, {EPS_MAX:g}] (default 8/255)")
-    g.add_argument("--samples", type=int, default=2000,
-                   help="Monte-Carlo draws of (W, U, x, eta) for the finite-k,m cosine (default 2000)")
-    g.add_argument("--limit-samples", type=int, default=200_000,
-                   help="draws of (z, eta) for the k,m -> inf limit and the bounds (default 200000)")
-    g.add_argument("--sigma-w", type=float, default=None,
-                   help="filter init std (default sqrt(2/p)); the results do not depend on it")
-    g.add_argument("--sigma-u", type=float, default=None,
-                   help="outgoing-weight init std (default sqrt(1/(mk))); the results do not depend on it")
-    add_common(parser)
-    parser.set_defaults(func=run)
-
-
-def add_parser(subparsers):
-    """Add the ``align-init`` subcommand to an argparse ``subparsers`` object; returns the subparser
-    (its ``func`` default is :func:`run`)."""
-    sp = subparsers.add_parser(
-        "align-init", help="gradient alignment at initialization (Lemma 2, Fig. 2.9)",
-        description="Gradient alignment cos(grad l(x), grad l(x+eta)) of a randomly initialized "
-                    "single-layer CNN: finite k, m (Monte Carlo), the k,m -> inf limit (eq. 2.9) and the "
-                    "lower bounds of Lemma 2 (eq. 2.10).",
-        epilog="Example: align-init --eps 0.03 --k 100 --m 4 --json")
-    _configure(sp)
-    return sp
-
-
-def _print_human(res: dict) -> None:
-    c = res["config"]
-    print("Gradient alignment at initialization, single-layer CNN (thesis Lemma 2, eqs. 2.9-2.10)")
-    print(f"  p={c['p']}  k={c['k']}  m={c['m']}  eps={c['eps']:.6g}  samples={c['samples']}  "
-          f"limit_samples={c['limit_samples']}  seed={c['seed']}")
-    rows = [
-        (f"cos, finite k={c['k']}, m={c['m']} (mean ± s.e.)",
-         f"{res['cos_finite_mean']:.5f} ± {res['cos_finite_se']:.5f}   (std {res['cos_finite_std']:.4f})"),
-        ("  ratio of means (= eq. 2.9 exactly)", f"{res['cos_pooled']:.5f} ± {res['cos_pooled_se']:.5f}"),
-        ("  ReLU units flipped by eta", f"{100 * res['flip_fraction']:.3f} %"),
-        ("limit k,m -> inf (eq. 2.9)", f"{res['cos_limit']:.5f} ± {res['cos_limit_se']:.1e}"),
-        ("Hoeffding bound (Fig. 2.9)", f"{res['bound_hoeffding']:.5f} ± {res['bound_hoeffding_se']:.1e}"),
-        ("Cauchy-Schwarz bound", f"{res['bound_cs']:.5f} ± {res['bound_cs_se']:.1e}"),
-        ("final bound (eq. 2.10)", f"{res['bound_final']:.5f} ± {res['bound_final_se']:.1e}"),
-    ]
-    w = max(len(r[0]) for r in rows) + 2
-    print()
-    for name, val in rows:
-        print(name.ljust(w) + val)
-    if res["n_degenerate"]:
-        print(f"\n{res['n_degenerate']} draw(s) with a zero gradient left out of the finite-k,m statistics")
-    print(f"\n({res['seconds']['finite']:.2f} s finite k,m; {res['seconds']['limit_and_bounds']:.2f} s limit "
-          "and bounds)")
-
-
-def run(args) -> int:
-    """Run the ``align-init`` command on parsed ``args`` (see :func:`add_parser`)."""
-    res = align_init(p=args.p, k=args.k, m=args.m, eps=args.eps, samples=args.samples,
-                     sigma_w=args.sigma_w, sigma_u=args.sigma_u, seed=args.seed,
-                     limit_samples=args.limit_samples, show_progress=not args.json,
-                     return_samples=bool(args.out))
-    cos = res.pop("cos_samples", None)
-    res["version"] = __version__
-    if args.out:
-        write_json(f"{args.out}/result.json", res)
-        save_npz(f"{args.out}/cos_samples.npz", cos=cos)
-    if args.json:
-        emit_json(res)
-    else:
-        _print_human(res)
-        if args.out:
-            print(f"wrote {args.out}/result.json, cos_samples.npz")
-    return 0
-
-
-def build_parser() -> Parser:
-    p = Parser(prog=PROG, description=" ".join(__doc__.split("\n\n")[0].split()),
-               epilog="Example: python -m toymodels.cnn.align_init --eps 0.03 --json")
-    _configure(p)
-    return p
-
-
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return run(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_main(main, prog=PROG))

@@ -13,16 +13,17 @@ S(x) = {δ : ‖δ‖∞ ≤ ε, x + δ ∈ [0, 1]^d} and the projection Π(δ) 
 sign(0) = 0 (as torch). Starting points are clipped to the box, as in Wong et al. (2020), so every
 gradient is evaluated at a valid image. Each function returns δ (N, C, H, W) and, with
 ``return_loss=True``, also the per-example losses ℓ(xₙ + δₙ, yₙ): ``(delta, losses)``.
-The whole k-step ascent of one example runs inside one numba kernel (``_kernels._attack``).
+The whole k-step ascent of one example runs inside one numba kernel (``_kernels.attack``;
+``backend="numpy"``: its reference ``_reference.attack``).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .._cli import UsageError, check_int_range, check_nonneg
-from . import _kernels
-from . import _reference as _ref
-from .model import CNNParams, _check_backend, _perturbation, _validate
+from ..backends import check_backend
+from ..errors import ConfigError, check_int, check_nonneg
+from ..rng import check_seed, stream
+from .model import CNNParams, _impl, _perturbation, _validate
 
 __all__ = ["fgsm", "fgsm_from_grad", "fgsm_rs", "pgd", "project"]
 
@@ -33,19 +34,17 @@ def project(x: np.ndarray, delta: np.ndarray, eps: float) -> np.ndarray:
 
 
 def _rng(seed) -> np.random.Generator:
+    """``seed`` if it is a Generator, else the stream ``seed`` (= ``numpy.random.default_rng(seed)``)."""
     if isinstance(seed, np.random.Generator):
         return seed
-    check_int_range("seed", seed, 0, 2**63 - 1)
-    return np.random.default_rng(seed)
+    return stream(check_seed(seed))
 
 
 def _run(P, x, y, delta0, eps, alpha, steps, want_loss, backend):
     """Run the ascent from the feasible ``delta0``; returns (delta, losses or None)."""
-    if backend == "numpy":
-        return _ref.attack(x, y, *P, delta0, eps, alpha, steps, want_loss)
     delta = np.ascontiguousarray(delta0, dtype=np.float64).copy()
     losses = np.empty(x.shape[0])
-    _kernels._attack(x, y, *P, delta, float(eps), float(alpha), int(steps), bool(want_loss), losses)
+    _impl(backend).attack(x, y, *P, delta, float(eps), float(alpha), int(steps), bool(want_loss), losses)
     return delta, (losses if want_loss else None)
 
 
@@ -55,7 +54,7 @@ def _out(delta, losses, return_loss):
 
 def fgsm(params: CNNParams, x, y, eps: float, *, return_loss: bool = False, backend: str = "numba"):
     """FGSM (eq. 2.2): δ = clip(x + ε sign ∇ₓℓ(x, y), 0, 1) − x."""
-    _check_backend(backend)
+    check_backend(backend)
     check_nonneg("eps", eps)
     P, x, y = _validate(params, x, y)
     delta, losses = _run(P, x, y, np.zeros_like(x), eps, eps, 1, return_loss, backend)
@@ -71,7 +70,7 @@ def fgsm_from_grad(x, grad, eps: float, alpha: float | None = None) -> np.ndarra
     x = np.asarray(x, dtype=np.float64)
     g = np.asarray(grad, dtype=np.float64)
     if g.shape != x.shape:
-        raise UsageError(f"grad must have the shape of x {x.shape}, got {g.shape}")
+        raise ConfigError("grad", f"must have the shape of x {x.shape}", g.shape)
     return project(x, alpha * np.sign(g), eps)
 
 
@@ -81,7 +80,7 @@ def fgsm_rs(params: CNNParams, x, y, eps: float, alpha: float, noise=None, *, se
 
     ``noise`` (N, C, H, W), entries in [−ε, ε], is the pre-drawn η ~ U[−ε, ε]^d; if None it is
     drawn from ``numpy.random.default_rng(seed)`` (``seed`` may also be a Generator)."""
-    _check_backend(backend)
+    check_backend(backend)
     check_nonneg("eps", eps)
     check_nonneg("alpha", alpha)
     P, x, y = _validate(params, x, y)
@@ -101,14 +100,14 @@ def pgd(params: CNNParams, x, y, eps: float, alpha: float, steps: int, restarts:
     first restart is the same for any number of restarts), or from δ₀ = 0 when
     ``random_start=False`` (then ``restarts`` must be 1). The thesis evaluates with PGD-50-10,
     α = ε/4 (l.600)."""
-    _check_backend(backend)
+    check_backend(backend)
     check_nonneg("eps", eps)
     check_nonneg("alpha", alpha)
-    check_int_range("steps", steps, 0)
-    check_int_range("restarts", restarts, 1)
+    check_int("steps", steps, 0)
+    check_int("restarts", restarts, 1)
     if not random_start and restarts > 1:
-        raise UsageError(f"restarts must be 1 without a random start (all restarts would be identical), "
-                         f"got {restarts}")
+        raise ConfigError("restarts", "must be 1 without a random start (all restarts would be identical)",
+                          restarts)
     P, x, y = _validate(params, x, y)
     rng = _rng(seed) if random_start else None
     # the final forward pass is needed only to compare restarts or to return the losses

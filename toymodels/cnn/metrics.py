@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._cli import UsageError, check_nonneg
+from ..backends import check_backend
+from ..errors import ConfigError, check_choice, check_nonneg
 from .attacks import _rng, fgsm, pgd
-from .model import (CNNParams, _check_backend, _cosines, _input_grad_core, _losses_core, _perturbation,
-                    _validate)
+from .model import CNNParams, _cosines, _input_grad_core, _losses_core, _perturbation, _validate
 
 __all__ = ["grad_alignment", "cos_fgsm_pgd", "linearization_error", "linearization_curve",
            "LinearizationCurve"]
@@ -30,7 +30,7 @@ def grad_alignment(params: CNNParams, x, y, eps: float, noise=None, *, seed=0, c
     x̃ = clip(x + η, 0, 1) (``clip=False``: x̃ = x + η). ``noise`` is the pre-drawn η (entries in
     [−ε, ε]); None draws η ~ U[−ε, ε]^d from ``default_rng(seed)``. Returns a float, or the
     per-example cosines with ``per_example=True``."""
-    _check_backend(backend)
+    check_backend(backend)
     check_nonneg("eps", eps)
     P, x, y = _validate(params, x, y)
     if noise is None:
@@ -60,16 +60,16 @@ def linearization_error(params: CNNParams, x, y, deltas, *, backend: str = "numb
 
     ``deltas`` is (N, C, H, W) (one δ per example; returns (N,)) or (S, N, C, H, W) (S perturbations
     per example; returns (S, N)). x + δ is not clipped to [0, 1] (the appendix fixes ‖δ‖∞)."""
-    _check_backend(backend)
+    check_backend(backend)
     P, x, y = _validate(params, x, y)
     d = np.ascontiguousarray(deltas, dtype=np.float64)
     single = d.ndim == 4
     if single:
         d = d[None]
     if d.ndim != 5 or d.shape[1:] != x.shape:
-        raise UsageError(f"deltas must have shape {x.shape} or (S, *{x.shape}), got {np.shape(deltas)}")
+        raise ConfigError("deltas", f"must have shape {x.shape} or (S, *{x.shape})", np.shape(deltas))
     if not np.isfinite(d).all():
-        raise UsageError("deltas must be finite")
+        raise ConfigError("deltas", "must be finite")
     _, g = _input_grad_core(P, x, y, backend)
     # ℓ(x) by the same code path as ℓ(x + δ), so that δ = 0 gives exactly 0
     l0 = _losses_core(P, x, y, backend)
@@ -115,13 +115,12 @@ def linearization_curve(params: CNNParams, x, y, eps: float, fractions=(0.0, 0.2
     uniformly random corner of the ℓ∞ ball (``start="random"``); for each fraction f, zero the
     first ⌈f·d⌉ coordinates of one random permutation per example (nested supports, so ‖δ‖∞ = ε
     while ‖δ‖₂ = ε √(d − ⌈f·d⌉) for nonzero signs) and measure the linearization error."""
-    _check_backend(backend)
+    check_backend(backend)
     check_nonneg("eps", eps)
-    if start not in ("fgsm", "random"):
-        raise UsageError(f"start must be one of {{fgsm, random}}, got {start!r}")
+    check_choice("start", start, ("fgsm", "random"))
     fr = np.atleast_1d(np.asarray(fractions, dtype=np.float64))
     if fr.ndim != 1 or fr.size == 0 or not np.all((fr >= 0) & (fr <= 1)):
-        raise UsageError("fractions must be a non-empty list of numbers in [0, 1]")
+        raise ConfigError("fractions", "must be a non-empty list of numbers in [0, 1]", fractions)
     P, x, y = _validate(params, x, y)
     rng = _rng(seed)
     N = x.shape[0]

@@ -20,8 +20,9 @@ derivative almost everywhere). If one of the two input gradients of an example i
 cosine is undefined; we set cos := 1 (no contribution to Ω or its gradient).
 
 Every public function validates its inputs (shapes, labels in [0, K), x ∈ [0, 1], finiteness) and
-raises :class:`toymodels._cli.UsageError` naming the offending argument; ``backend="numpy"`` runs
-the plain-numpy reference (:mod:`toymodels.cnn._reference`) instead of the numba kernels.
+raises :class:`toymodels.errors.ConfigError` naming the offending argument; ``backend="numpy"`` runs
+the plain-numpy references (:mod:`toymodels.cnn._reference`, same names and arguments) instead of
+the numba kernels (:mod:`toymodels.cnn._kernels`).
 """
 from __future__ import annotations
 
@@ -29,16 +30,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._cli import UsageError, check_nonneg
+from ..backends import BACKENDS, check_backend
+from ..errors import ConfigError, check_int, check_nonneg
+from ..rng import check_seed, stream
 from . import _kernels
-from . import _reference as _ref
+from . import _reference
 
 __all__ = [
     "CNNParams", "init_params", "logits", "losses", "loss", "accuracy", "loss_and_grad", "input_grad",
     "gradalign_cos", "gradalign_loss_and_grad", "fgsm_gradalign_loss_and_grad", "BACKENDS",
 ]
-
-BACKENDS = ("numba", "numpy")
 
 
 @dataclass
@@ -74,8 +75,7 @@ class CNNParams:
         vec = np.ascontiguousarray(vec, dtype=np.float64)
         sizes = [int(np.prod(s)) for s in shapes]
         if vec.ndim != 1 or vec.shape[0] != sum(sizes):
-            raise UsageError(f"vec must be a vector of length {sum(sizes)} for shapes {shapes}, "
-                             f"got shape {vec.shape}")
+            raise ConfigError("vec", f"must be a vector of length {sum(sizes)} for shapes {shapes}", vec.shape)
         out, o = [], 0
         for s, k in zip(shapes, sizes):
             out.append(vec[o:o + k].reshape(s))
@@ -88,18 +88,17 @@ class CNNParams:
 
 def init_params(C: int = 3, H: int = 32, W: int = 32, M: int = 4, K: int = 10, *,
                 seed: int | np.random.Generator = 0) -> CNNParams:
-    """torch's default initialization, drawn from ``numpy.random.default_rng(seed)``.
+    """torch's default initialization, drawn from the stream ``seed`` (an int: :func:`toymodels.rng.stream`
+    (seed), the numbers of ``numpy.random.default_rng(seed)``; or a Generator, used as is).
 
     nn.Conv2d / nn.Linear use kaiming-uniform with a = √5 for the weights and U(−1/√fan_in,
     1/√fan_in) for the biases; kaiming-uniform(a=√5) has bound gain·√(3/fan_in) with
     gain = √(2/(1 + a²)) = 1/√3, i.e. also 1/√fan_in. So every entry is U(−1/√fan_in, 1/√fan_in)
     with fan_in = 9C for (Wc, bc) and M·H·W for (U, c); drawn in the order Wc, bc, U, c."""
-    for name, v in (("C", C), ("H", H), ("W", W), ("M", M), ("K", K)):
-        if isinstance(v, bool) or int(v) != v or v < 1:
-            raise UsageError(f"{name} must be an integer >= 1, got {v!r}")
-    if K < 2:
-        raise UsageError(f"K (number of classes) must be an integer >= 2, got {K}")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    for name, v in (("C", C), ("H", H), ("W", W), ("M", M)):
+        check_int(name, v, 1)
+    check_int("K", K, 2)
+    rng = seed if isinstance(seed, np.random.Generator) else stream(check_seed(seed))
     bw = 1.0 / np.sqrt(9 * C)
     bu = 1.0 / np.sqrt(M * H * W)
     Wc = rng.uniform(-bw, bw, size=(M, C, 3, 3))
@@ -112,27 +111,27 @@ def init_params(C: int = 3, H: int = 32, W: int = 32, M: int = 4, K: int = 10, *
 # ----------------------------------------------------------------------------------------------
 # validation
 # ----------------------------------------------------------------------------------------------
-def _check_backend(backend: str) -> None:
-    if backend not in BACKENDS:
-        raise UsageError(f"backend must be one of {{{', '.join(BACKENDS)}}}, got {backend!r}")
+def _impl(backend: str):
+    """The module that computes for ``backend``: the numba kernels or their numpy references."""
+    return _kernels if check_backend(backend) == "numba" else _reference
 
 
 def _params(params: CNNParams) -> tuple[np.ndarray, ...]:
     if not isinstance(params, CNNParams):
-        raise UsageError(f"params must be a CNNParams, got {type(params).__name__}")
+        raise ConfigError("params", "must be a CNNParams", type(params).__name__)
     Wc, bc, U, c = (np.ascontiguousarray(a, dtype=np.float64) for a in params.arrays)
     if Wc.ndim != 4 or Wc.shape[2:] != (3, 3) or Wc.shape[0] < 1 or Wc.shape[1] < 1:
-        raise UsageError(f"params.Wc must have shape (M, C, 3, 3) with M, C >= 1, got {Wc.shape}")
+        raise ConfigError("params.Wc", "must have shape (M, C, 3, 3) with M, C >= 1", Wc.shape)
     M = Wc.shape[0]
     if bc.shape != (M,):
-        raise UsageError(f"params.bc must have shape (M,) = ({M},), got {bc.shape}")
+        raise ConfigError("params.bc", f"must have shape (M,) = ({M},)", bc.shape)
     if U.ndim != 2 or U.shape[0] < 2 or U.shape[1] % M:
-        raise UsageError(f"params.U must have shape (K, M*H*W) with K >= 2 and M = {M}, got {U.shape}")
+        raise ConfigError("params.U", f"must have shape (K, M*H*W) with K >= 2 and M = {M}", U.shape)
     if c.shape != (U.shape[0],):
-        raise UsageError(f"params.c must have shape (K,) = ({U.shape[0]},), got {c.shape}")
+        raise ConfigError("params.c", f"must have shape (K,) = ({U.shape[0]},)", c.shape)
     for name, a in (("Wc", Wc), ("bc", bc), ("U", U), ("c", c)):
         if not np.isfinite(a).all():
-            raise UsageError(f"params.{name} must be finite")
+            raise ConfigError(f"params.{name}", "must be finite")
     return Wc, bc, U, c
 
 
@@ -142,40 +141,38 @@ def _x(x, P, name: str = "x") -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float64)
     C, M = Wc.shape[1], Wc.shape[0]
     if x.ndim != 4 or x.shape[0] < 1 or x.shape[1] != C:
-        raise UsageError(f"{name} must have shape (N, C={C}, H, W) with N >= 1, got {x.shape}")
+        raise ConfigError(name, f"must have shape (N, C={C}, H, W) with N >= 1", x.shape)
     if M * x.shape[2] * x.shape[3] != U.shape[1]:
-        raise UsageError(f"{name} has H×W = {x.shape[2]}×{x.shape[3]} but params.U has "
-                         f"{U.shape[1]} = M·H·W columns (M = {M})")
+        raise ConfigError(name, f"has H×W = {x.shape[2]}×{x.shape[3]} but params.U has {U.shape[1]} = M·H·W "
+                                f"columns (M = {M})")
     # NaN fails both comparisons, so this also rejects non-finite entries
     if not (x.min() >= 0.0 and x.max() <= 1.0):
-        raise UsageError(f"{name} must have all entries in [0, 1] (finite)")
+        raise ConfigError(name, "must have all entries in [0, 1] (finite)")
     return x
 
 
 def _y(y, N: int, K: int) -> np.ndarray:
     ya = np.asarray(y)
     if ya.shape != (N,):
-        raise UsageError(f"y must have shape (N,) = ({N},), got {ya.shape}")
+        raise ConfigError("y", f"must have shape (N,) = ({N},)", ya.shape)
     if ya.dtype.kind not in "iu":
         if ya.dtype.kind == "f" and np.all(np.isfinite(ya)) and np.all(ya == np.round(ya)):
             ya = ya.astype(np.int64)
         else:
-            raise UsageError(f"y must hold integer labels in [0, {K - 1}], got dtype {ya.dtype}")
+            raise ConfigError("y", f"must hold integer labels in [0, {K - 1}]", f"dtype {ya.dtype}")
     if N and (ya.min() < 0 or ya.max() >= K):
-        raise UsageError(f"y must hold integer labels in [0, {K - 1}], got values in "
-                         f"[{ya.min()}, {ya.max()}]")
+        raise ConfigError("y", f"must hold integer labels in [0, {K - 1}]", f"values in [{ya.min()}, {ya.max()}]")
     return np.ascontiguousarray(ya, dtype=np.int64)
 
 
 def _perturbation(d, x: np.ndarray, name: str, bound: float | None = None) -> np.ndarray:
     d = np.ascontiguousarray(d, dtype=np.float64)
     if d.shape != x.shape:
-        raise UsageError(f"{name} must have the shape of x {x.shape}, got {d.shape}")
+        raise ConfigError(name, f"must have the shape of x {x.shape}", d.shape)
     if not np.isfinite(d).all():
-        raise UsageError(f"{name} must be finite")
+        raise ConfigError(name, "must be finite")
     if bound is not None and np.abs(d).max() > bound:
-        raise UsageError(f"{name} must satisfy |{name}| <= {bound!r} entrywise, got max "
-                         f"{np.abs(d).max()!r}")
+        raise ConfigError(name, f"must satisfy |{name}| <= {bound!r} entrywise", f"max {np.abs(d).max()!r}")
     return d
 
 
@@ -197,9 +194,9 @@ def _gbuf(P, x) -> np.ndarray:
     return np.empty((_kernels.n_chunks(x.shape[0]), _kernels.grad_row_size(*_dims(P, x))))
 
 
-def _grad_from_buf(gbuf: np.ndarray, scale: float, P, x) -> CNNParams:
+def _grad_from_buf(impl, gbuf: np.ndarray, scale: float, P, x) -> CNNParams:
     out = np.empty(sum(a.size for a in P))
-    _kernels._reduce_grad(gbuf, float(scale), *_dims(P, x), out)
+    impl.reduce_grad(gbuf, float(scale), *_dims(P, x), out)
     return CNNParams.from_flat(out, [a.shape for a in P])
 
 
@@ -207,10 +204,8 @@ def _grad_from_buf(gbuf: np.ndarray, scale: float, P, x) -> CNNParams:
 # unchecked cores (arrays already validated; used by attacks and metrics)
 # ----------------------------------------------------------------------------------------------
 def _logits_core(P, x, backend="numba"):
-    if backend == "numpy":
-        return _ref.logits(x, *P)
     z = np.empty((x.shape[0], P[2].shape[0]))
-    _kernels._logits(x, *P, z)
+    _impl(backend).logits(x, *P, z)
     return z
 
 
@@ -221,11 +216,9 @@ def _losses_core(P, x, y, backend="numba"):
 
 
 def _input_grad_core(P, x, y, backend="numba"):
-    if backend == "numpy":
-        return _ref.input_grad(x, y, *P)
     losses = np.empty(x.shape[0])
     g = np.empty_like(x)
-    _kernels._input_grad(x, y, *P, losses, g)
+    _impl(backend).input_grad(x, y, *P, losses, g)
     return losses, g
 
 
@@ -234,14 +227,14 @@ def _input_grad_core(P, x, y, backend="numba"):
 # ----------------------------------------------------------------------------------------------
 def logits(params: CNNParams, x, *, backend: str = "numba") -> np.ndarray:
     """Logits z = U vec(ReLU(conv(x, Wc) + bc)) + c, shape (N, K)."""
-    _check_backend(backend)
+    check_backend(backend)
     P, x = _validate(params, x)
     return _logits_core(P, x, backend)
 
 
 def losses(params: CNNParams, x, y, *, backend: str = "numba") -> np.ndarray:
     """Per-example cross-entropy ℓ(xₙ, yₙ) = logsumexp(zₙ) − zₙ,yₙ, shape (N,)."""
-    _check_backend(backend)
+    check_backend(backend)
     P, x, y = _validate(params, x, y)
     return _losses_core(P, x, y, backend)
 
@@ -253,29 +246,26 @@ def loss(params: CNNParams, x, y, *, backend: str = "numba") -> float:
 
 def accuracy(params: CNNParams, x, y, *, backend: str = "numba") -> float:
     """Fraction of examples with argmaxₖ zₖ = y (ties: the first maximal class)."""
-    _check_backend(backend)
+    check_backend(backend)
     P, x, y = _validate(params, x, y)
     return float((_logits_core(P, x, backend).argmax(axis=1) == y).mean())
 
 
 def loss_and_grad(params: CNNParams, x, y, *, backend: str = "numba") -> tuple[float, CNNParams]:
     """(L, ∇_θ L) for the mean cross-entropy L = (1/N) Σₙ ℓ(xₙ, yₙ)."""
-    _check_backend(backend)
+    impl = _impl(backend)
     P, x, y = _validate(params, x, y)
     N = x.shape[0]
-    if backend == "numpy":
-        ls, g = _ref.loss_grad(x, y, *P)
-        return float(ls.mean()), CNNParams(*g)
     ls = np.empty(N)
     gbuf = _gbuf(P, x)
-    _kernels._loss_grad(x, y, *P, ls, gbuf)
-    return float(ls.mean()), _grad_from_buf(gbuf, 1.0 / N, P, x)
+    impl.loss_grad(x, y, *P, ls, gbuf)
+    return float(ls.mean()), _grad_from_buf(impl, gbuf, 1.0 / N, P, x)
 
 
 def input_grad(params: CNNParams, x, y, *, backend: str = "numba", return_losses: bool = False):
     """∇ₓ ℓ(xₙ, yₙ) of each example's own loss (not divided by N), shape (N, C, H, W); with
     ``return_losses`` also the per-example losses: ``(losses, grad)``."""
-    _check_backend(backend)
+    check_backend(backend)
     P, x, y = _validate(params, x, y)
     ls, g = _input_grad_core(P, x, y, backend)
     return (ls, g) if return_losses else g
@@ -284,7 +274,7 @@ def input_grad(params: CNNParams, x, y, *, backend: str = "numba", return_losses
 def gradalign_cos(params: CNNParams, x, y, eta, *, backend: str = "numba") -> np.ndarray:
     """Per-example cos(∇ₓℓ(xₙ, yₙ), ∇ₓℓ(xₙ + ηₙ, yₙ)) (cos := 1 if either gradient is 0), shape
     (N,). x + η is used as given (not clipped to [0, 1])."""
-    _check_backend(backend)
+    check_backend(backend)
     P, x, y = _validate(params, x, y)
     eta = _perturbation(eta, x, "eta")
     _, g1 = _input_grad_core(P, x, y, backend)
@@ -315,19 +305,15 @@ def gradalign_loss_and_grad(params: CNNParams, x, y, eta, *, both: bool = True,
     Returns ``(omega, grad)``, or ``(omega, grad, g)`` with ``return_input_grad=True`` where
     g = ∇ₓℓ(xₙ, yₙ) (N, C, H, W) is the clean input gradient computed on the way (FGSM AT +
     GradAlign can build δ_FGSM = Π(ε sign g) from it instead of a second backward pass)."""
-    _check_backend(backend)
+    impl = _impl(backend)
     P, x, y = _validate(params, x, y)
     eta = _perturbation(eta, x, "eta")
     N = x.shape[0]
-    if backend == "numpy":
-        cos, g = _ref.gradalign(x, y, eta, *P, both=bool(both))
-        out = (float(np.mean(1.0 - cos)), CNNParams(*(-gi / N for gi in g)))
-        return out + (_ref.input_grad(x, y, *P)[1],) if return_input_grad else out
     cos = np.empty(N)
     g1 = np.empty_like(x) if return_input_grad else np.empty((1, 1, 1, 1))
     gbuf = _gbuf(P, x)
-    _kernels._gradalign(x, y, eta, *P, bool(both), bool(return_input_grad), cos, g1, gbuf)
-    out = (float(np.mean(1.0 - cos)), _grad_from_buf(gbuf, -1.0 / N, P, x))
+    impl.gradalign(x, y, eta, *P, bool(both), bool(return_input_grad), cos, g1, gbuf)
+    out = (float(np.mean(1.0 - cos)), _grad_from_buf(impl, gbuf, -1.0 / N, P, x))
     return out + (g1,) if return_input_grad else out
 
 
@@ -352,23 +338,16 @@ def fgsm_gradalign_loss_and_grad(params: CNNParams, x, y, eta, eps: float, *, al
     up to rounding (δ bitwise), but the numba kernel computes the clean pass once and shares the
     sweeps over the dense layer between the points x + δ and x + η, so that an FGSM + GradAlign
     step costs less than 2× an FGSM step (``python -m toymodels.bench cnn_epoch_gradalign``)."""
-    _check_backend(backend)
-    check_nonneg("eps", eps)
-    alpha = float(eps) if alpha is None else check_nonneg("alpha", alpha)
-    check_nonneg("lam", lam)
+    impl = _impl(backend)
+    eps = check_nonneg("eps", eps)
+    alpha = eps if alpha is None else check_nonneg("alpha", alpha)
+    lam = check_nonneg("lam", lam)
     P, x, y = _validate(params, x, y)
     eta = _perturbation(eta, x, "eta")
     N = x.shape[0]
-    if backend == "numpy":
-        delta, _ = _ref.attack(x, y, *P, np.zeros_like(x), float(eps), float(alpha), 1, False)
-        ls, gl = _ref.loss_grad(x + delta, y, *P)
-        cos, gc = _ref.gradalign(x, y, eta, *P, both=bool(both))
-        grad = CNNParams(*(a - float(lam) * b / N for a, b in zip(gl, gc)))
-        return float(ls.mean()), float(np.mean(1.0 - cos)), grad, delta
     delta = np.empty_like(x)
     ls = np.empty(N)
     cos = np.empty(N)
     gbuf = _gbuf(P, x)
-    _kernels._fgsm_gradalign(x, y, eta, *P, float(eps), float(alpha), float(lam), bool(both), delta, ls, cos,
-                             gbuf)
-    return float(ls.mean()), float(np.mean(1.0 - cos)), _grad_from_buf(gbuf, 1.0 / N, P, x), delta
+    impl.fgsm_gradalign(x, y, eta, *P, eps, alpha, lam, bool(both), delta, ls, cos, gbuf)
+    return float(ls.mean()), float(np.mean(1.0 - cos)), _grad_from_buf(impl, gbuf, 1.0 / N, P, x), delta

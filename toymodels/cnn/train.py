@@ -48,28 +48,32 @@ on the net with that filter zeroed.
 Default data: CO without downloads. The thesis shows CO of this CNN on CIFAR-10 at ε = 10/255
 (l.427, Fig. 2.11). CIFAR-10 is not embedded; the CLI's default data are 32×32 crops of the 8 colour
 photographs shipped with scikit-image (:func:`toymodels.datasets.make_photos`, 10,000 train /
-2,000 test, class = photo), where FGSM training shows CO at ε = 24/255 (:data:`DATASET_EPS`) and
-GradAlign with λ = 1 prevents it; 10/255 and 16/255 showed no CO in 30 epochs in the exploratory
-runs. Measured (``train --attack fgsm [--grad-align default] --seed s``, all other options default,
-except a cheaper final attack PGD-50-1 on 500 points; CO = :func:`detect_co`; best = best per-epoch
-PGD-10 accuracy (500 points) before CO / during training; align = gradient alignment at the end →
-with the culprit filter zeroed; runtimes on a shared, loaded 2-core machine, one numba thread):
+2,000 test, class = photo), where FGSM training can show CO at ε = 24/255 (:data:`DATASET_EPS`) and
+GradAlign with λ = 1 prevented it in every run measured; 10/255 and 16/255 showed no CO in 30 epochs
+in the exploratory runs. Measured (``train --attack fgsm [--grad-align default] --seed s``, all other
+options default, except a cheaper final attack PGD-50-1 on 500 points; CO = :func:`detect_co`;
+best = best per-epoch PGD-10 accuracy (500 points) before CO / during training; align = gradient
+alignment at the end → with the culprit filter zeroed; runtimes on a shared, loaded 2-core machine;
+the named streams of :data:`STREAMS`, data from (seed, "photos/train") / (seed, "photos/test")):
 
     ====  ======================================================  =====================================
     seed  FGSM: CO ep., best PGD → final clean / FGSM / PGD, align  FGSM + GradAlign (λ = 1): same
     ====  ======================================================  =====================================
-    0     6,  .238 → .267 / .896 / .000, .13 → .90     (99 s)      —, .318 → .528 / .266 / .236, .96 (216 s)
-    1     5,  .214 → .374 / .940 / .000, .13 → .43    (115 s)      —, .334 → .609 / .316 / .276, .96 (205 s)
-    2     15, .284 → .408 / .452 / .002, .32 → .98    (111 s)      —, .348 → .539 / .332 / .296, .96 (304 s)
-    3     —,  .282 → .551 / .298 / .226, .73 → .77     (48 s)      —, .336 → .581 / .292 / .252, .97 (336 s)
-    4     8,  .230 → .251 / .840 / .000, .26 → .89    (122 s)      —, .308 → .568 / .312 / .260, .96 (337 s)
+    0     —,  .288 → .588 / .340 / .216, .57 → .97     (76 s)      —, .344 → .578 / .286 / .264, .97 (65 s)
+    1     13, .332 → .350 / .678 / .000, .30 → .96     (58 s)      —, .366 → .591 / .302 / .272, .97 (151 s)
+    2     —,  .322 → .550 / .312 / .224, .73 → .77    (127 s)      —, .362 → .503 / .308 / .244, .91 (53 s)
+    3     —,  .304 → .653 / .262 / .204, .83 → .83     (29 s)      —, .330 → .536 / .288 / .280, .94 (62 s)
+    4     —,  .280 → .650 / .302 / .172, .49 → .87     (68 s)      —, .316 → .608 / .326 / .264, .95 (72 s)
     ====  ======================================================  =====================================
 
-FGSM: CO in 4/5 seeds (PGD accuracy → 0 while FGSM accuracy rises to .45–.94 and alignment falls
-from .53–.76 at the best epoch to .13–.32); GradAlign: no CO in 5/5, final PGD accuracy .24–.30, alignment ≥ .95.
-With 5,000 crops FGSM training showed CO in 3/5 seeds only (seeds 0, 1, 4). Zeroing the culprit
-filter after CO restores the alignment to .89–.98 in 3 of the 4 CO runs (.43 in seed 1) and PGD
-accuracy from ≈ 0 to .09–.12 (seed 1: 0).
+FGSM: CO in 1/5 seeds (seed 1: PGD accuracy .33 → .15 at epoch 13 → 0 from epoch 15, FGSM accuracy
+up to .73, alignment .81 at the best epoch → .30); in seeds 0 and 4 the alignment falls (.74 → .57,
+.84 → .49) without a lasting PGD collapse. Seeds 5–9 (FGSM only): CO in seeds 8 (epoch 25, final PGD
+.150) and 9 (epoch 8, .000), GradAlign none there (final PGD .264, .316): 3/10 CO runs in all, where
+the seed streams before issue 12 gave 4/5 (and 3/5 with 5,000 crops) — CO on these crops is frequent,
+not systematic. GradAlign: no CO in 5/5, final PGD accuracy .24–.28 (above FGSM's in every seed),
+alignment ≥ .91. Zeroing the culprit filter restores the alignment to .87–.97 where it had fallen
+(seeds 0, 1, 4).
 """
 from __future__ import annotations
 
@@ -79,14 +83,16 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from .._cli import UsageError, check_choice, check_int_range, check_nonneg, check_positive, progress
-from . import attacks, model
 from ..datasets import ImageData
+from ..errors import ConfigError, check_bool, check_choice, check_int, check_positive, check_range
+from ..progress import progress
+from ..rng import check_seed, child_seed, stream
+from . import attacks, model
 from .model import CNNParams
 
-__all__ = ["TrainConfig", "TrainResult", "train", "resolve", "detect_co", "default_lambda", "parse_eps",
-           "cyclic_lr", "ATTACKS", "DEFAULT_EPS", "DEFAULT_EPOCHS", "HISTORY_KEYS", "evaluate", "default_eps",
-           "PHOTOS_LAMBDA", "DATASET_EPS"]
+__all__ = ["TrainConfig", "TrainResult", "train", "resolve", "detect_co", "default_lambda", "cyclic_lr", "ATTACKS",
+           "SCHEDULES", "DEFAULT_EPS", "DEFAULT_EPOCHS", "HISTORY_KEYS", "evaluate", "default_eps", "PHOTOS_LAMBDA",
+           "DATASET_EPS", "MAX_EPOCHS", "MAX_FILTERS", "MAX_STEPS", "MAX_RESTARTS", "MAX_POINTS", "MAX_LAMBDA"]
 
 ATTACKS = ("none", "fgsm", "fgsm-rs", "pgd")
 SCHEDULES = ("cyclic", "constant")
@@ -96,6 +102,19 @@ DEFAULT_EPOCHS = 30
 HISTORY_KEYS = ("clean_acc", "clean_loss", "fgsm_acc", "fgsm_loss", "pgd_acc", "pgd_loss",
                 "grad_alignment", "cos_fgsm_pgd")
 
+#: upper bounds, where time or memory runs out: an epoch of the default data takes seconds (10⁵
+#: epochs: days); the per-chunk gradient rows of the kernels take 16·K·M·H·(W+2)·8 bytes (M = 256
+#: filters: 330 MB on 32×32 images, 10 classes); an attack step is a forward and a backward pass per
+#: point; batch and evaluation sizes are bounded by the data (at most this many points)
+MAX_EPOCHS = 100_000
+MAX_FILTERS = 256
+MAX_STEPS = 10_000
+MAX_RESTARTS = 1_000
+MAX_POINTS = 10 ** 6
+#: the largest GradAlign λ given as a number (the thesis uses λ ≤ 4; far beyond, Ω dominates and
+#: the classifier becomes constant)
+MAX_LAMBDA = 1e6
+
 #: CO rule constants (see :func:`detect_co`)
 CO_DROP_RATIO = 0.5
 CO_MIN_DROP = 0.05
@@ -104,21 +123,9 @@ CO_PATIENCE = None
 #: accuracies are fractions k/n: thresholds are compared with this slack against rounding
 _TOL = 1e-9
 
-
-def parse_eps(text) -> float:
-    """A radius given as a number (``0.04``) or a fraction (``10/255``)."""
-    if isinstance(text, (int, float)):
-        return float(text)
-    s = str(text).strip()
-    try:
-        if "/" in s:
-            num, den = s.split("/", 1)
-            val = float(num) / float(den)
-        else:
-            val = float(s)
-    except (ValueError, ZeroDivisionError):
-        raise UsageError(f"--eps must be a number or a fraction like 10/255, got {text!r}") from None
-    return val
+#: the named random streams of a run (:func:`toymodels.rng.stream` (seed, name))
+STREAMS = {"init": "cnn/init", "batches": "cnn/batches", "noise": "cnn/noise", "eval": "cnn/eval",
+           "final": "cnn/final"}
 
 
 #: GradAlign λ of ``--grad-align default`` on the embedded ``photos`` data (calibrated at ε = 24/255,
@@ -152,7 +159,8 @@ def default_eps(dataset: str | None = None) -> float:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyperparameters of one run; ``None`` = resolved from the others (see :func:`resolve`)."""
+    """Hyperparameters of one run; ``None`` = resolved from the others (see :func:`resolve`).
+    ``grad_align`` is a number λ ≥ 0 or the word ``"default"`` (:func:`default_lambda`)."""
 
     attack: str = "fgsm"
     eps: float = DEFAULT_EPS
@@ -176,55 +184,67 @@ class TrainConfig:
         return asdict(self)
 
 
-def resolve(cfg: TrainConfig, dataset: str | None = None) -> TrainConfig:
-    """Validate ``cfg`` (raising :class:`UsageError` naming the parameter and its range) and fill in
-    the defaults: α (fgsm: ε, fgsm-rs: 1.25ε, pgd: ε/2 for k ≤ 3 else 2ε/k, none: 0) and λ
-    (``"default"`` → :func:`default_lambda` (ε, ``dataset``))."""
-    check_choice("--attack", cfg.attack, ATTACKS)
-    check_choice("--schedule", cfg.schedule, SCHEDULES)
-    eps = float(cfg.eps)
-    if not (math.isfinite(eps) and 0 < eps <= 1):
-        raise UsageError(f"--eps must be in (0, 1] (e.g. 10/255), got {cfg.eps!r}")
-    check_int_range("--pgd-steps", cfg.pgd_steps, 1)
-    check_int_range("--epochs", cfg.epochs, 1)
-    check_int_range("--filters", cfg.filters, 1)
-    check_int_range("--batch", cfg.batch, 1)
-    check_positive("--lr", cfg.lr)
-    check_int_range("--n-eval", cfg.n_eval, 1)
-    check_int_range("--eval-pgd-steps", cfg.eval_pgd_steps, 1)
-    check_int_range("--final-n", cfg.final_n, 1)
-    check_int_range("--final-pgd-steps", cfg.final_pgd_steps, 1)
-    check_int_range("--final-restarts", cfg.final_restarts, 1)
-    check_int_range("--seed", cfg.seed, 0, 2**32 - 1)
-    lam = cfg.grad_align
+def _check_sizes(cfg: TrainConfig, n_train: int | None, n_test: int | None) -> None:
+    """The batch fits the training set, the evaluation subsets fit the test set (no silent cap)."""
+    check_int("batch", cfg.batch, 1, MAX_POINTS)
+    check_int("n_eval", cfg.n_eval, 1, MAX_POINTS)
+    check_int("final_n", cfg.final_n, 1, MAX_POINTS)
+    if n_train is not None and cfg.batch > n_train:
+        raise ConfigError("batch", f"must be at most the {n_train} training images", cfg.batch)
+    for name in ("n_eval", "final_n"):
+        if n_test is not None and getattr(cfg, name) > n_test:
+            raise ConfigError(name, f"must be at most the {n_test} test images", getattr(cfg, name))
+
+
+def _resolve_lambda(lam, eps: float, dataset: str | None) -> float:
     if isinstance(lam, str):
-        if lam.strip().lower() == "default":
-            lam = default_lambda(eps, dataset)
-        else:
-            try:
-                lam = float(lam)
-            except ValueError:
-                raise UsageError(f"--grad-align must be a number >= 0 or 'default', got {lam!r}") from None
-    check_nonneg("--grad-align", lam)
+        if lam != "default":
+            raise ConfigError("grad_align", "must be a number >= 0 or 'default'", lam)
+        return default_lambda(eps, dataset)
+    return check_range("grad_align", lam, 0.0, MAX_LAMBDA)
+
+
+def _resolve_alpha(cfg: TrainConfig, eps: float) -> float:
+    """α of the attack: the default, or the given value checked against its range. FGSM/PGD steps
+    beyond ε are clipped by the projection (useless); FGSM-RS is studied for α ∈ (0, 2ε] (Lemma 1),
+    beyond 2ε the random start is irrelevant."""
     alpha = cfg.alpha
-    # α ranges: FGSM/PGD steps beyond ε are clipped by the projection (useless), FGSM-RS is studied
-    # for α ∈ (0, 2ε] (Lemma 1); beyond 2ε the random start is irrelevant.
-    hi = {"none": None, "fgsm": eps, "fgsm-rs": 2 * eps, "pgd": eps}[cfg.attack]
     if cfg.attack == "none":
         if alpha not in (None, 0, 0.0):
-            raise UsageError("--alpha applies only to --attack fgsm, fgsm-rs or pgd")
-        alpha = 0.0
-    elif alpha is None:
+            raise ConfigError("alpha", "applies only to the attacks fgsm, fgsm-rs and pgd (attack is 'none')", alpha)
+        return 0.0
+    if alpha is None:
         k = cfg.pgd_steps
-        alpha = {"fgsm": eps, "fgsm-rs": 1.25 * eps,
-                 "pgd": (eps / 2 if k <= 3 else 2 * eps / k)}[cfg.attack]
-    else:
-        alpha = float(alpha)
-        if not (math.isfinite(alpha) and 0 < alpha <= hi * (1 + 1e-12)):
-            span = "ε" if hi == eps else "2ε"
-            raise UsageError(f"--alpha must be in (0, {span}] = (0, {hi:.6g}] for --attack {cfg.attack}, "
-                             f"got {cfg.alpha!r}")
-    return replace(cfg, eps=eps, alpha=float(alpha), grad_align=float(lam))
+        return {"fgsm": eps, "fgsm-rs": 1.25 * eps, "pgd": (eps / 2 if k <= 3 else 2 * eps / k)}[cfg.attack]
+    hi = 2 * eps if cfg.attack == "fgsm-rs" else eps
+    span = "2ε" if cfg.attack == "fgsm-rs" else "ε"
+    if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and 0 < alpha <= hi * (1 + 1e-12)):
+        raise ConfigError("alpha", f"must be in (0, {span}] = (0, {hi:.6g}] for the attack {cfg.attack}", alpha)
+    return float(alpha)
+
+
+def resolve(cfg: TrainConfig, dataset: str | None = None, *, n_train: int | None = None,
+            n_test: int | None = None) -> TrainConfig:
+    """Validate ``cfg`` (a :class:`~toymodels.errors.ConfigError` names the field and its range) and
+    fill in the defaults: α (fgsm: ε, fgsm-rs: 1.25ε, pgd: ε/2 for k ≤ 3 else 2ε/k, none: 0) and λ
+    (``"default"`` → :func:`default_lambda` (ε, ``dataset``)). With the data sizes ``n_train`` /
+    ``n_test``, the batch must fit the training set and ``n_eval`` / ``final_n`` the test set."""
+    check_choice("attack", cfg.attack, ATTACKS)
+    check_choice("schedule", cfg.schedule, SCHEDULES)
+    eps = check_range("eps", cfg.eps, 0.0, 1.0, lo_open=True)
+    for name, hi in (("pgd_steps", MAX_STEPS), ("epochs", MAX_EPOCHS), ("filters", MAX_FILTERS),
+                     ("eval_pgd_steps", MAX_STEPS), ("final_pgd_steps", MAX_STEPS),
+                     ("final_restarts", MAX_RESTARTS)):
+        check_int(name, getattr(cfg, name), 1, hi)
+    check_positive("lr", cfg.lr)
+    check_bool("grad_align_exact", cfg.grad_align_exact)
+    check_seed(cfg.seed)
+    _check_sizes(cfg, n_train, n_test)
+    lam = _resolve_lambda(cfg.grad_align, eps, dataset)
+    if cfg.grad_align_exact and lam == 0:
+        raise ConfigError("grad_align_exact", "applies only with GradAlign on (grad_align > 0)", True)
+    alpha = _resolve_alpha(cfg, eps)
+    return replace(cfg, eps=eps, alpha=float(alpha), grad_align=float(lam), lr=float(cfg.lr))
 
 
 def cyclic_lr(t: float, epochs: int, lr_max: float) -> float:
@@ -256,8 +276,8 @@ def detect_co(history, *, drop_ratio: float = CO_DROP_RATIO, min_drop: float = C
     The comparisons are inclusive (with a 1e−9 slack for rounding). 1 and 2 must hold in the same
     epoch: a PGD drop without the FGSM/PGD gap is a plain loss of robustness (e.g. from the learning
     rate), not the failure of the single-step attack."""
-    if patience is not None and int(patience) < 1:
-        raise UsageError(f"patience must be >= 1 or None, got {patience!r}")
+    if patience is not None:
+        patience = check_int("patience", patience, 1)
     recs = [r for r in history if r["pgd_acc"] is not None and r["fgsm_acc"] is not None]
     best = -math.inf
     for i, rec in enumerate(recs):
@@ -442,121 +462,145 @@ def _step(params: CNNParams, theta: np.ndarray, opt: "_Adam", x, y, cfg: TrainCo
     return loss, omega, True
 
 
-def train(data: ImageData, cfg: TrainConfig = TrainConfig(), *, show_progress: bool = False) -> TrainResult:
-    """Train the CNN on ``data`` with ``cfg`` (validated by :func:`resolve`) and evaluate every epoch.
+@dataclass
+class _EvalSet:
+    """The fixed test points of one evaluation (per-epoch or final): points, labels, the alignment
+    noise and the seed of the PGD starts (the same at every epoch)."""
+    x: np.ndarray
+    y: np.ndarray
+    noise: np.ndarray
+    pgd_seed: int
 
-    Randomness: ``SeedSequence(cfg.seed)`` spawns independent streams for the initialization
-    (torch's default scheme, :func:`toymodels.cnn.model.init_params`), the batch order, the
-    training noise (FGSM-RS starts, GradAlign η) and the evaluation (subset, alignment noise, PGD
-    starts), so a run is determined by its config and seed."""
-    cfg = resolve(cfg, data.name)
-    t_start = time.perf_counter()
-    ss = np.random.SeedSequence(cfg.seed)
-    r_init, r_batch, r_noise, r_eval = (np.random.default_rng(s) for s in ss.spawn(4))
-    xtr, ytr, xte, yte = data.x_train, data.y_train, data.x_test, data.y_test
-    N = len(ytr)
-    C, H, W = data.shape
-    M, K = cfg.filters, data.num_classes
-    params = model.init_params(C, H, W, M, K, seed=r_init)
-    init = params.copy()
-    shapes = params.shapes
-    theta = params.flat()
-    params = CNNParams.from_flat(theta, shapes)        # views into theta: updated in place
-    opt = _Adam(theta.size)
 
-    ev_idx = np.sort(r_eval.choice(len(yte), size=min(cfg.n_eval, len(yte)), replace=False))
-    x_ev, y_ev = np.ascontiguousarray(xte[ev_idx]), yte[ev_idx]
-    noise_ev = r_eval.uniform(-cfg.eps, cfg.eps, x_ev.shape)
-    pgd_seed = int(r_eval.integers(2**31))
+def _eval_set(data: ImageData, n: int, eps: float, seed: int, name: str) -> _EvalSet:
+    """``n`` test points drawn without replacement from the stream (seed, name), then their noise;
+    the PGD starts come from the stream (seed, name + "/pgd")."""
+    rng = stream(seed, name)
+    idx = np.sort(rng.choice(len(data.y_test), size=n, replace=False))
+    x = np.ascontiguousarray(data.x_test[idx])
+    return _EvalSet(x, data.y_test[idx], rng.uniform(-eps, eps, x.shape), child_seed(seed, f"{name}/pgd"))
 
-    def record(epoch: int, extra: dict) -> dict:
-        rec = {"epoch": epoch}
-        rec.update(evaluate(params, xte, yte, x_ev, y_ev, noise_ev, cfg.eps, pgd_steps=cfg.eval_pgd_steps,
-                            pgd_seed=pgd_seed))
-        rec.update(extra)
-        return rec
 
-    filters = [params.Wc.copy()]
-    biases = [params.bc.copy()]
-    out_norms = [_out_norms(params)]
-    history = [record(0, {"train_loss": None, "grad_align_reg": None, "lr": 0.0})]
+def _record(params, data: ImageData, ev: _EvalSet, eps: float, pgd_steps: int, restarts: int = 1) -> dict:
+    return evaluate(params, data.x_test, data.y_test, ev.x, ev.y, ev.noise, eps, pgd_steps=pgd_steps,
+                    restarts=restarts, pgd_seed=ev.pgd_seed)
+
+
+@dataclass
+class _State:
+    """The parameters being trained (``params`` holds views into the flat vector ``theta``), the
+    optimizer, and the per-epoch snapshots of the filters, biases and outgoing-weight norms."""
+    params: CNNParams
+    theta: np.ndarray
+    opt: _Adam
+    filters: list = field(default_factory=list)
+    biases: list = field(default_factory=list)
+    out_norms: list = field(default_factory=list)
+
+    @classmethod
+    def init(cls, data: ImageData, cfg: TrainConfig) -> "_State":
+        C, H, W = data.shape
+        p0 = model.init_params(C, H, W, cfg.filters, data.num_classes, seed=stream(cfg.seed, STREAMS["init"]))
+        theta = p0.flat()
+        st = cls(CNNParams.from_flat(theta, p0.shapes), theta, _Adam(theta.size))
+        st.snapshot()
+        return st
+
+    def snapshot(self) -> None:
+        self.filters.append(self.params.Wc.copy())
+        self.biases.append(self.params.bc.copy())
+        self.out_norms.append(_out_norms(self.params))
+
+
+def _epoch(st: _State, data: ImageData, cfg: TrainConfig, epoch: int, perm: np.ndarray, r_noise, bar):
+    """One pass over the batches of ``perm``. Returns (record fields, None) or (None, diverged_at)
+    at the first step whose loss, gradient or parameters are not finite."""
+    N = len(data.y_train)
     nb = -(-N // cfg.batch)
-    diverged_at = None
-    bar = progress(cfg.epochs * nb, disable=not show_progress, desc=f"{cfg.attack} AT", unit="batch")
-    try:
-        for epoch in range(1, cfg.epochs + 1):
-            perm = r_batch.permutation(N)
-            tl, tr, seen = 0.0, 0.0, 0
-            for i in range(nb):
-                idx = np.sort(perm[i * cfg.batch:(i + 1) * cfg.batch])
-                x, y = xtr[idx], ytr[idx]
-                lr = (cyclic_lr(epoch - 1 + (i + 1) / nb, cfg.epochs, cfg.lr) if cfg.schedule == "cyclic"
-                      else cfg.lr)
-                loss, omega, ok = _step(params, theta, opt, x, y, cfg, r_noise, lr)
-                if not ok or not np.isfinite(theta).all():
-                    diverged_at = {"epoch": epoch, "batch": i}
-                    break
-                n = len(y)
-                tl += loss * n
-                tr += omega * n
-                seen += n
-                bar.update(1)
-            if diverged_at is not None:
-                break
-            history.append(record(epoch, {"train_loss": tl / seen,
-                                          "grad_align_reg": (tr / seen) if cfg.grad_align > 0 else None,
-                                          "lr": lr}))
-            filters.append(params.Wc.copy())
-            biases.append(params.bc.copy())
-            out_norms.append(_out_norms(params))
-            if show_progress:
-                h = history[-1]
-                bar.set_postfix_str(f"ep {epoch} clean {h['clean_acc']:.2f} pgd {h['pgd_acc']:.2f} "
-                                    f"align {h['grad_alignment']:.2f}")
-    finally:
-        bar.close()
+    tl, tr, seen, lr = 0.0, 0.0, 0, 0.0
+    for i in range(nb):
+        idx = np.sort(perm[i * cfg.batch:(i + 1) * cfg.batch])
+        x, y = data.x_train[idx], data.y_train[idx]
+        lr = cyclic_lr(epoch - 1 + (i + 1) / nb, cfg.epochs, cfg.lr) if cfg.schedule == "cyclic" else cfg.lr
+        loss, omega, ok = _step(st.params, st.theta, st.opt, x, y, cfg, r_noise, lr)
+        if not ok or not np.isfinite(st.theta).all():
+            return None, {"epoch": epoch, "batch": i, "step": (epoch - 1) * nb + i + 1}
+        tl += loss * len(y)
+        tr += omega * len(y)
+        seen += len(y)
+        bar.update(1)
+    return {"train_loss": tl / seen, "grad_align_reg": (tr / seen) if cfg.grad_align > 0 else None, "lr": lr}, None
 
-    filters_a, biases_a, out_a = np.array(filters), np.array(biases), np.array(out_norms)
-    co = detect_co(history)
-    result = TrainResult(config=cfg.as_dict(), data=data.describe(), history=history, co_epoch=co, final={},
-                         params=params.copy(), init_params=init, filters=filters_a, biases=biases_a,
-                         out_norms=out_a, culprit_filter=None, culprit_reference_epoch=None, filter_growth=[],
-                         grad_alignment_without_culprit=None, grad_alignment_without_filter=[],
-                         diverged=diverged_at is not None, diverged_at=diverged_at)
-    if diverged_at is not None:
-        result.runtime_s = time.perf_counter() - t_start
-        return result
 
-    # final evaluation (PGD with restarts) on final_n test points
-    r_final = np.random.default_rng(ss.spawn(1)[0])
-    fi = np.sort(r_final.choice(len(yte), size=min(cfg.final_n, len(yte)), replace=False))
-    x_f, y_f = np.ascontiguousarray(xte[fi]), yte[fi]
-    noise_f = r_final.uniform(-cfg.eps, cfg.eps, x_f.shape)
-    final = {"epoch": len(history) - 1}
-    final_pgd_seed = int(r_final.integers(2**31))
-    final.update(evaluate(params, xte, yte, x_f, y_f, noise_f, cfg.eps, pgd_steps=cfg.final_pgd_steps,
-                          restarts=cfg.final_restarts, pgd_seed=final_pgd_seed))
-    final["n_points"] = len(y_f)
-    final["attack"] = f"PGD-{cfg.final_pgd_steps}-{cfg.final_restarts}, alpha = eps/4"
-    result.final = final
-
-    # culprit filter: largest growth of ‖w_m‖‖U_m‖ since the best-PGD epoch before CO
+def _culprit(result: "TrainResult", params: CNNParams, data: ImageData, cfg: TrainConfig, fin: _EvalSet) -> None:
+    """The culprit filter (largest growth of ‖w_m‖‖U_m‖ since the best-PGD epoch before CO), the
+    alignment with each filter zeroed, and the final evaluation repeated with the culprit zeroed (same
+    points, noise and PGD starts)."""
+    history, co = result.history, result.co_epoch
     last = len(history) - 1
     upto = (co - 1) if co is not None else last
     ref = int(max(range(upto + 1), key=lambda t: (history[t]["pgd_acc"], -t)))
-    c_ref, c_end = _contrib(filters_a[ref], out_a[ref]), _contrib(filters_a[last], out_a[last])
-    growth = c_end / np.maximum(c_ref, 1e-300)
+    f, o = result.filters, result.out_norms
+    growth = _contrib(f[last], o[last]) / np.maximum(_contrib(f[ref], o[ref]), 1e-300)
     culprit = int(np.argmax(growth))
-    without = [_alignment(_zero_filter(params, m), x_f, y_f, noise_f) for m in range(M)]
-    result.culprit_filter = culprit
-    result.culprit_reference_epoch = ref
+    without = [_alignment(_zero_filter(params, m), fin.x, fin.y, fin.noise) for m in range(cfg.filters)]
+    result.culprit_filter, result.culprit_reference_epoch = culprit, ref
     result.filter_growth = growth.tolist()
     result.grad_alignment_without_filter = without
     result.grad_alignment_without_culprit = without[culprit]
-    # the whole final evaluation again with the culprit zeroed (same points, noise and PGD starts)
-    zeroed = evaluate(_zero_filter(params, culprit), xte, yte, x_f, y_f, noise_f, cfg.eps,
-                      pgd_steps=cfg.final_pgd_steps, restarts=cfg.final_restarts, pgd_seed=final_pgd_seed)
+    zeroed = _record(_zero_filter(params, culprit), data, fin, cfg.eps, cfg.final_pgd_steps, cfg.final_restarts)
     result.extra["clean_acc_without_culprit"] = zeroed["clean_acc"]
     result.extra["final_without_culprit"] = zeroed
+
+
+def _final(result: "TrainResult", params: CNNParams, data: ImageData, cfg: TrainConfig) -> None:
+    """The final evaluation (PGD-``final_pgd_steps``-``final_restarts`` on ``final_n`` test points) and
+    the culprit filter."""
+    fin = _eval_set(data, cfg.final_n, cfg.eps, cfg.seed, STREAMS["final"])
+    final = {"epoch": len(result.history) - 1}
+    final.update(_record(params, data, fin, cfg.eps, cfg.final_pgd_steps, cfg.final_restarts))
+    final["n_points"] = len(fin.y)
+    final["attack"] = f"PGD-{cfg.final_pgd_steps}-{cfg.final_restarts}, alpha = eps/4"
+    result.final = final
+    _culprit(result, params, data, cfg, fin)
+
+
+def train(data: ImageData, cfg: TrainConfig = TrainConfig(), *, show_progress: bool = False) -> TrainResult:
+    """Train the CNN on ``data`` with ``cfg`` (validated by :func:`resolve`, with the data's sizes)
+    and evaluate every epoch; a run whose loss, gradient or parameters stop being finite ends there
+    and is returned with ``diverged_at`` (epoch, batch, step).
+
+    Randomness: the named streams (``cfg.seed``, name) of :mod:`toymodels.rng` (:data:`STREAMS`):
+    "cnn/init" for the initialization (torch's default scheme, :func:`toymodels.cnn.model.init_params`),
+    "cnn/batches" for the batch order, "cnn/noise" for the training noise (FGSM-RS starts, GradAlign
+    η), "cnn/eval" and "cnn/final" for the evaluation subsets and their alignment noise, and
+    "cnn/eval/pgd", "cnn/final/pgd" for the PGD starts; a run is determined by its config and seed."""
+    cfg = resolve(cfg, data.name, n_train=len(data.y_train), n_test=len(data.y_test))
+    t_start = time.perf_counter()
+    st = _State.init(data, cfg)
+    init = st.params.copy()
+    r_batch, r_noise = stream(cfg.seed, STREAMS["batches"]), stream(cfg.seed, STREAMS["noise"])
+    ev = _eval_set(data, cfg.n_eval, cfg.eps, cfg.seed, STREAMS["eval"])
+    history = [{"epoch": 0, **_record(st.params, data, ev, cfg.eps, cfg.eval_pgd_steps),
+                "train_loss": None, "grad_align_reg": None, "lr": 0.0}]
+    diverged_at = None
+    nb = -(-len(data.y_train) // cfg.batch)
+    with progress(cfg.epochs * nb, disable=not show_progress, desc=f"{cfg.attack} AT", unit="batch") as bar:
+        for epoch in range(1, cfg.epochs + 1):
+            extra, diverged_at = _epoch(st, data, cfg, epoch, r_batch.permutation(len(data.y_train)), r_noise, bar)
+            if diverged_at is not None:
+                break
+            history.append({"epoch": epoch, **_record(st.params, data, ev, cfg.eps, cfg.eval_pgd_steps), **extra})
+            st.snapshot()
+            h = history[-1]
+            bar.set_postfix_str(f"ep {epoch} clean {h['clean_acc']:.2f} pgd {h['pgd_acc']:.2f} "
+                                f"align {h['grad_alignment']:.2f}")
+    result = TrainResult(config=cfg.as_dict(), data=data.describe(), history=history, co_epoch=detect_co(history),
+                         final={}, params=st.params.copy(), init_params=init, filters=np.array(st.filters),
+                         biases=np.array(st.biases), out_norms=np.array(st.out_norms), culprit_filter=None,
+                         culprit_reference_epoch=None, filter_growth=[], grad_alignment_without_culprit=None,
+                         grad_alignment_without_filter=[], diverged=diverged_at is not None, diverged_at=diverged_at)
+    if diverged_at is None:
+        _final(result, st.params, data, cfg)
     result.runtime_s = time.perf_counter() - t_start
     return result

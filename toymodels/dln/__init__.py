@@ -2,6 +2,8 @@
 
 ``python -m toymodels.dln --sam 1`` runs the headline experiment; see :func:`train`.
 """
-from .train import DLNConfig, DLNResult, method_name, resolve, train, train_uv, uv_to_w, w_to_uv
+from .train import (DLNConfig, DLNResult, erm_baseline, method_name, resolve, train, train_uv, uv_to_w,
+                    w_to_uv)
 
-__all__ = ["DLNConfig", "DLNResult", "method_name", "resolve", "train", "train_uv", "uv_to_w", "w_to_uv"]
+__all__ = ["DLNConfig", "DLNResult", "erm_baseline", "method_name", "resolve", "train", "train_uv", "uv_to_w",
+           "w_to_uv"]

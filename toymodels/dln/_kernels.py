@@ -1,24 +1,38 @@
-"""Numba kernels for diagonal linear networks (private; see :mod:`toymodels.dln.train`).
+"""Numba kernels for diagonal linear networks (see :mod:`toymodels.dln.train`).
 
-One kernel covers every algorithm of the DLN model. A step t with descent batch D (|D| = b, the
-full data set for GD) and step sizes γ = lr[t], ρ = rho[t] is
+One kernel, :func:`run`, covers every algorithm of the DLN model; :func:`run_many` advances several
+independent runs in parallel. A step t with descent batch D (|D| = b, the full data set for GD) and
+step sizes γ = rates[LR, t], ρ = rates[RHO, t] is
 
-    chunked ascent (mode 0): D is split into consecutive chunks G of m examples; for each chunk
+    chunked ascent (no ascent batch): D is split into consecutive chunks G of m examples; per chunk
         a_G = (1/m) Σ_{j∈G} r_j x_j                    (r_j = ⟨β, x_j⟩ − y_j at w)
         ρ_G = ρ, or ρ / ‖∇L_G(w)‖₂ with normalization
         w̃_G = (w₊ ⊙ (1 + ρ_G a_G), w₋ ⊙ (1 − ρ_G a_G))  (= w + ρ_G ∇L_G(w))
         then  w ← w − (γ/b) Σ_G Σ_{i∈G} ∇ℓᵢ(w̃_G).
       m = 1 is 1-SAM, m = b is n-SAM (full batch) or m-SAM with the same batch (eq. 5.4);
       ρ = 0 is plain GD/SGD.
-    independent ascent (mode 1, eq. 5.21): one ascent point from a separate batch A = aidx[t],
+    independent ascent (an ascent batch A = aidx[t − t0], eq. 5.21): one ascent point from A,
         w ← w − (γ/b) Σ_{i∈D} ∇ℓᵢ(w + ρ_A ∇L_A(w)).
 
 Alongside the iterates the kernel accumulates two per-coordinate logs used by the implicit-bias
-theory (see ``theory.py``):
-    log_flow  −= γ ρ_G (m/b) a_G²  summed over chunks   (mode 0; mode 1: γ ρ_A a_A ⊙ g_D)
+theory:
+    log_flow  −= γ ρ_G (m/b) a_G²  summed over chunks   (independent ascent: γ ρ_A a_A ⊙ g_D)
     log_disc  −= ½ γ² g_D²,  g_D = (1/b) Σ_{i∈D} rᵢ xᵢ at w   (the O(γ) discretization term)
 so that α · exp(log_flow) is the leading-order effective scale of Thm 5.9.2/5.9.3 in this
 project's normalization, evaluated along the simulated trajectory.
+
+Arguments (the same for the numpy reference :func:`toymodels.dln._reference.run`):
+
+    data   (X, y, X_test, y_test)
+    state  (4, d) float64, rows W_PLUS, W_MINUS, LOG_FLOW, LOG_DISC, advanced in place
+    rates  (2, T) float64, rows LR, RHO: the per-step γ_t and ρ_t of the whole run
+    t0     the first step of this call; the call runs steps t0 ≤ t < t0 + idx.shape[0]
+    idx    (steps, b) int64 descent batches (shape (steps, 0): full batch)
+    aidx   (steps, ba) int64 independent ascent batches (shape (steps, 0): none, chunked ascent)
+    opts   int64 [m, normalize (0/1), record_every]
+    rec    (2, n_rec) float64, rows REC_TRAIN, REC_TEST: after step t, if (t+1) % record_every == 0,
+           the train/test losses are written to column (t+1) // record_every
+    returns the step at which the iterate became non-finite, or −1.
 
 Performance notes (``python -m toymodels.bench`` times these kernels against ``_reference.py``):
 only the dot products and column sums (``_dot``, ``_ascent_point``, ``_row_moments``,
@@ -32,6 +46,16 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+#: rows of ``state``
+W_PLUS, W_MINUS, LOG_FLOW, LOG_DISC = 0, 1, 2, 3
+N_STATE = 4
+#: rows of ``rates`` (the per-step step size γ_t and ascent radius ρ_t)
+LR, RHO = 0, 1
+#: entries of ``opts``
+O_M, O_NORMALIZE, O_RECORD_EVERY = 0, 1, 2
+N_OPTS = 3
+#: rows of ``rec``
+REC_TRAIN, REC_TEST = 0, 1
 
 # Only the dot products may be reassociated (vectorized with several partial sums): every other
 # operation keeps IEEE order. No 'nnan'/'ninf' flags, so divergence (inf/NaN) still propagates.
@@ -149,16 +173,17 @@ def _col_sums(X, r, ra, rac, lw, S, P, Q, L):
 @nb.njit(cache=True, fastmath=False)
 def _grad_1sam_full(X, y, wp, wm, gamma, rh, normalize, log_flow, beta, sq, S, P, Q, L, r, ra, rac,
                     lw, u, v, gp, gm, gD):
-    """One full-batch 1-SAM step's descent direction (mode 0, m = 1, D = all n examples).
+    """One full-batch 1-SAM step's descent direction (m = 1, D = all n examples).
 
-    Same update as the chunk loop of :func:`_run`, evaluated in closed form: with c = ρⱼ rⱼ the
-    ascent point of example j is w̃ = (w₊ ⊙ (1 + c xⱼ), w₋ ⊙ (1 − c xⱼ)), so
+    Same update as the chunk loop of :func:`run`, evaluated in closed form: with
+    c = ρⱼ rⱼ the ascent point of example j is w̃ = (w₊ ⊙ (1 + c xⱼ), w₋ ⊙ (1 − c xⱼ)), so
         β(w̃) = β + 2c xⱼ ⊙ (w₊² + w₋²) + c² xⱼ² ⊙ β,
         r̃ⱼ = ⟨β(w̃), xⱼ⟩ − yⱼ = rⱼ + 2c ⟨xⱼ², w₊² + w₋²⟩ + c² ⟨xⱼ³, β⟩,
         Σⱼ ∇ℓⱼ(w̃ⱼ) = (w₊ ⊙ Σⱼ r̃ⱼ xⱼ ⊙ (1 + cⱼ xⱼ), −w₋ ⊙ Σⱼ r̃ⱼ xⱼ ⊙ (1 − cⱼ xⱼ)),
         Σⱼ ρⱼ aⱼ² = Σⱼ ρⱼ rⱼ² xⱼ²,   ‖∇ℓⱼ(w)‖² = rⱼ² ⟨xⱼ², w₊² + w₋²⟩ (normalization):
-    two passes over the data per step instead of 2n. Writes gp, gm (un-scaled sums, as in ``_run``)
-    and gD, updates log_flow; returns False if the residuals are not finite."""
+    two passes over the data per step instead of 2n. Writes gp, gm (un-scaled sums, as the chunk
+    loop of :func:`run`) and gD, updates log_flow; returns False if the residuals are not finite.
+    The rest are scratch arrays (β, w₊² + w₋², S, P, Q, L of length d; r, ra, rac, lw, u, v of length n)."""
     n, d = X.shape
     inv_n = 1.0 / n
     for k in range(d):
@@ -217,50 +242,47 @@ def _loss(X, y, wp, wm):
 
 
 @nb.njit(cache=True, fastmath=False)
-def _run(X, y, Xte, yte, wp, wm, lr, rho, t0, t1, idx, aidx, mode, m, normalize,
-         log_flow, log_disc, rec_every, rec_train, rec_test):
-    """Advance (wp, wm) in place over steps t0 ≤ t < t1. Returns the step at which the iterate became
-    non-finite, or -1. ``idx`` (t1-t0, b) holds the descent batches of these steps (row t-t0; shape (·, 0): full batch);
-    ``aidx`` (t1-t0, ba) the independent ascent batches of mode 1. After step t, if (t+1) % rec_every == 0,
-    the train/test loss are written to rec_*[(t+1)//rec_every]."""
+def run(data, state, rates, t0, idx, aidx, opts, rec):
+    """Advance ``state`` in place over steps t0 ≤ t < t0 + idx.shape[0] (arguments: module docstring).
+    Returns the step at which the iterate became non-finite, or −1.
+
+    Long because the step loop is one function on purpose: with mini-batches of a few examples a
+    step costs a fraction of a microsecond, and calling (or numba-inlining) helpers with a dozen
+    array arguments per step made SGD 15–40 % slower (measured on the bench workloads). The
+    self-contained parts are helpers: the closed-form full-batch 1-SAM (:func:`_grad_1sam_full`),
+    the fused 1-SAM ascent (:func:`_ascent_point`), the radius and the losses."""
+    X, y, Xte, yte = data
     n, d = X.shape
+    wp, wm, log_flow, log_disc = state[W_PLUS], state[W_MINUS], state[LOG_FLOW], state[LOG_DISC]
+    m, normalize, rec_every = opts[O_M], opts[O_NORMALIZE] != 0, opts[O_RECORD_EVERY]
     full = idx.shape[1] == 0
     b = n if full else idx.shape[1]
-    beta = np.empty(d)      # β(w), fixed during a step
-    bt = np.empty(d)        # β at an ascent point
-    S = np.empty(d)         # Σ_{i∈D} rᵢ xᵢ at w
-    a = np.empty(d)
-    gD = np.empty(d)
-    gp = np.empty(d)
-    gm = np.empty(d)
-    wpa = np.empty(d)
-    wma = np.empty(d)
-    ga = np.empty(d)
-    r = np.empty(b)
-    rows = np.empty(b, dtype=np.int64)
-    inv_b = 1.0 / b
-    nch = b // m if mode == 0 else 1
+    independent = aidx.shape[1] > 0
     # full-batch 1-SAM: all n ascent residuals in closed form, two passes over X (_grad_1sam_full)
-    fast1 = mode == 0 and m == 1 and full
+    fast1 = not independent and m == 1 and full
+    # per-coordinate scratch: β(w), β at an ascent point, S = Σ_{i∈D} rᵢ xᵢ at w, a_G, g_D, the descent sums,
+    # the ascent point, a chunk's gradient sum, and the closed-form 1-SAM column sums
+    beta, bt, S, a, gD = np.empty(d), np.empty(d), np.empty(d), np.empty(d), np.empty(d)
+    gp, gm, wpa, wma, ga = np.empty(d), np.empty(d), np.empty(d), np.empty(d), np.empty(d)
     nf = b if fast1 else 0
-    Pf = np.empty(d if fast1 else 0)
-    Qf = np.empty(d if fast1 else 0)
-    Lf = np.empty(d if fast1 else 0)
-    ra_ = np.empty(nf)
-    rac = np.empty(nf)
-    lw = np.empty(nf)
-    uf = np.empty(nf)
-    vf = np.empty(nf)
-    for t in range(t0, t1):
-        gamma = lr[t]
-        rh = rho[t]
+    P, Q, L = np.empty(d if fast1 else 0), np.empty(d if fast1 else 0), np.empty(d if fast1 else 0)
+    # per-example scratch: residuals at w, and the closed-form 1-SAM terms (full batch only)
+    r = np.empty(b)
+    ra_, rac, lw, u, v = np.empty(nf), np.empty(nf), np.empty(nf), np.empty(nf), np.empty(nf)
+    rows = np.arange(b)
+    inv_b = 1.0 / b
+    nch = b // m
+    for t in range(t0, t0 + idx.shape[0]):
+        gamma = rates[LR, t]
+        rh = rates[RHO, t]
         if fast1:
-            if not _grad_1sam_full(X, y, wp, wm, gamma, rh, normalize, log_flow, beta, bt, S, Pf, Qf,
-                                   Lf, r, ra_, rac, lw, uf, vf, gp, gm, gD):
+            if not _grad_1sam_full(X, y, wp, wm, gamma, rh, normalize, log_flow, beta, bt, S, P, Q, L, r, ra_, rac,
+                                   lw, u, v, gp, gm, gD):
                 return t
         else:
-            for jj in range(b):
-                rows[jj] = jj if full else idx[t - t0, jj]
+            if not full:
+                for jj in range(b):
+                    rows[jj] = idx[t - t0, jj]
             for k in range(d):
                 beta[k] = wp[k] * wp[k] - wm[k] * wm[k]
                 S[k] = 0.0
@@ -279,7 +301,7 @@ def _run(X, y, Xte, yte, wp, wm, lr, rho, t0, t1, idx, aidx, mode, m, normalize,
                 return t
             for k in range(d):
                 gD[k] = S[k] * inv_b
-            if mode == 0:
+            if not independent:
                 for c in range(nch):
                     # a_G = (1/m) Σ_{i∈G} rᵢ xᵢ
                     if nch == 1:
@@ -341,6 +363,7 @@ def _run(X, y, Xte, yte, wp, wm, lr, rho, t0, t1, idx, aidx, mode, m, normalize,
                         gp[k] += ga[k] * wpa[k]
                         gm[k] -= ga[k] * wma[k]
             else:
+                # eq. 5.21: one ascent point from the independent batch aidx[t − t0]
                 ba = aidx.shape[1]
                 for k in range(d):
                     a[k] = 0.0
@@ -373,24 +396,22 @@ def _run(X, y, Xte, yte, wp, wm, lr, rho, t0, t1, idx, aidx, mode, m, normalize,
             wm[k] -= step * gm[k]
             log_disc[k] -= hg2 * gD[k] * gD[k]
         if (t + 1) % rec_every == 0:
-            j = (t + 1) // rec_every
-            rec_train[j] = _loss(X, y, wp, wm)
-            rec_test[j] = _loss(Xte, yte, wp, wm)
-            if not (rec_train[j] < np.inf):
+            c = (t + 1) // rec_every
+            rec[REC_TRAIN, c] = _loss(X, y, wp, wm)
+            rec[REC_TEST, c] = _loss(Xte, yte, wp, wm)
+            if not (rec[REC_TRAIN, c] < np.inf):
                 return t
     return -1
 
 
 @nb.njit(cache=True, parallel=True)
-def _run_many(X, y, Xte, yte, wp, wm, lr, rho, t0, t1, idx, aidx, mode, m, normalize,
-              log_flow, log_disc, rec_every, rec_train, rec_test, status):
-    """``_run`` for S independent runs in parallel (prange over the leading axis of every per-run
-    array). ``status[s]`` keeps the first divergence step of run s (-1 while finite); diverged runs
-    are not advanced further."""
-    S = wp.shape[0]
-    for s in nb.prange(S):
+def run_many(data, state, rates, t0, idx, aidx, opts, rec, status):
+    """:func:`run` for S independent runs in parallel: every argument but ``t0`` carries a leading
+    axis of length S (data is a tuple of stacked arrays). ``status[s]`` keeps the first divergence
+    step of run s (−1 while finite); diverged runs are not advanced further."""
+    X, y, Xte, yte = data
+    for s in nb.prange(state.shape[0]):
         if status[s] >= 0:
             continue
-        status[s] = _run(X[s], y[s], Xte[s], yte[s], wp[s], wm[s], lr[s], rho[s], t0, t1, idx[s],
-                         aidx[s], mode[s], m[s], normalize[s], log_flow[s], log_disc[s], rec_every,
-                         rec_train[s], rec_test[s])
+        status[s] = run((X[s], y[s], Xte[s], yte[s]), state[s], rates[s], t0, idx[s], aidx[s], opts[s],
+                        rec[s])

@@ -12,16 +12,39 @@ from typing import Sequence
 
 import numpy as np
 
-from .._cli import UsageError, progress
 from ..datasets import RegressionData
+from ..errors import ConfigError
+from ..progress import progress
 from . import _kernels
-from .train import DLNConfig, DLNResult, _finish, _prepare
+from .train import DLNConfig, DLNResult, RunState, chunk_steps, finish, prepare
 
-__all__ = ["train_ensemble"]
+__all__ = ["train_ensemble", "stack_states"]
 
 
-def _stack(states, attr):
-    return np.ascontiguousarray(np.stack([getattr(s, attr) for s in states]))
+def _stack(arrays) -> np.ndarray:
+    return np.ascontiguousarray(np.stack(list(arrays)))
+
+
+def _batches(states: Sequence[RunState], t0: int, t1: int) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [s.batches(t0, t1) for s in states]
+    return _stack(p[0] for p in pairs), _stack(p[1] for p in pairs)
+
+
+def stack_states(states: Sequence[RunState], t0: int, t1: int) -> tuple:
+    """The arguments of :func:`toymodels.dln._kernels.run_many` (without ``status``) for steps
+    t0 ≤ t < t1 of the prepared runs ``states``: every per-run array stacked on a leading axis
+    (copies: the states' own arrays are not advanced)."""
+    data = tuple(_stack(getattr(s, a) for s in states) for a in ("X", "y", "Xte", "yte"))
+    return (data, _stack(s.state for s in states), _stack(s.rates for s in states), t0,
+            *_batches(states, t0, t1), _stack(s.opts for s in states), _stack(s.rec for s in states))
+
+
+def _check_stackable(states: Sequence[RunState]) -> None:
+    keys = {(s.cfg.steps, s.cfg.record_every, s.X.shape, s.Xte.shape, s.cfg.batch, s.cfg.ascent_batch, s.mode)
+            for s in states}
+    if len(keys) != 1:
+        raise ConfigError("configs", "must share steps, record_every, data shapes, batch size and ascent mode "
+                                     "(ensemble runs are stacked)")
 
 
 def train_ensemble(data: RegressionData | Sequence[RegressionData], configs: Sequence[DLNConfig], *,
@@ -29,43 +52,30 @@ def train_ensemble(data: RegressionData | Sequence[RegressionData], configs: Seq
     """Run ``len(configs)`` DLNs in parallel; ``data`` is shared or given per run."""
     configs = list(configs)
     if not configs:
-        raise UsageError("train_ensemble needs at least one config")
+        raise ConfigError("configs", "must hold at least one config")
     datas = list(data) if isinstance(data, (list, tuple)) else [data] * len(configs)
     if len(datas) != len(configs):
-        raise UsageError(f"got {len(datas)} data sets for {len(configs)} configs")
-    states = [_prepare(dt, c) for dt, c in zip(datas, configs)]
-    keys = {(s.cfg.steps, s.cfg.record_every, s.X.shape, s.Xte.shape, s.cfg.batch,
-             s.cfg.ascent_batch if s.mode == 1 else None, s.mode) for s in states}
-    if len(keys) != 1:
-        raise UsageError("ensemble runs must share steps, record_every, data shapes, batch size and "
-                         "ascent mode")
-    T, rec = states[0].cfg.steps, states[0].cfg.record_every
-    X, y, Xte, yte = (_stack(states, a) for a in ("X", "y", "Xte", "yte"))
-    wp, wm, lr, rho = (_stack(states, a) for a in ("wp", "wm", "lr", "rho"))
-    log_flow, log_disc = _stack(states, "log_flow"), _stack(states, "log_disc")
-    rec_train, rec_test = _stack(states, "rec_train"), _stack(states, "rec_test")
-    mode = np.array([s.mode for s in states], dtype=np.int64)
-    m = np.array([s.cfg.m for s in states], dtype=np.int64)
-    normalize = np.array([s.cfg.normalize for s in states], dtype=np.bool_)
+        raise ConfigError("data", f"must be one data set or one per config ({len(configs)})", f"{len(datas)} data sets")
+    states = [prepare(dt, c) for dt, c in zip(datas, configs)]
+    _check_stackable(states)
+    T = states[0].cfg.steps
+    step = chunk_steps(states[0].cfg, chunks)
     status = np.full(len(states), -1, dtype=np.int64)
-    step = max(1, -(-T // max(1, int(chunks))))
+    args = None
     t_start = time.perf_counter()
     with progress(T, disable=not show_progress, desc=f"ensemble of {len(states)}", unit="step") as bar:
         for t0 in range(0, T, step):
             t1 = min(T, t0 + step)
-            pairs = [s.batches(t0, t1) for s in states]
-            idx = np.ascontiguousarray(np.stack([p[0] for p in pairs]))
-            aidx = np.ascontiguousarray(np.stack([p[1] for p in pairs]))
-            _kernels._run_many(X, y, Xte, yte, wp, wm, lr, rho, t0, t1, idx, aidx, mode, m, normalize,
-                               log_flow, log_disc, rec, rec_train, rec_test, status)
+            if args is None:
+                args = list(stack_states(states, t0, t1))
+            else:
+                args[3:6] = t0, *_batches(states, t0, t1)
+            _kernels.run_many(*args, status)
             bar.update(t1 - t0)
             if np.all(status >= 0):
                 break
     runtime = time.perf_counter() - t_start
-    out = []
-    for s_i, st in enumerate(states):
-        st.wp, st.wm = wp[s_i].copy(), wm[s_i].copy()
-        st.log_flow, st.log_disc = log_flow[s_i].copy(), log_disc[s_i].copy()
-        st.rec_train, st.rec_test = rec_train[s_i].copy(), rec_test[s_i].copy()
-        out.append(_finish(st, int(status[s_i]), runtime))
-    return out
+    if args is not None:
+        for s_i, st in enumerate(states):
+            st.state[:], st.rec[:] = args[1][s_i], args[7][s_i]
+    return [finish(st, int(status[s_i]), runtime) for s_i, st in enumerate(states)]

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ConfigError, RunError, check_int, check_positive
+
 __all__ = ["q", "q_prime", "phi_alpha", "solve_implicit_bias"]
 
 # Largest change of any coordinate of s = Xᵀν in one Newton step: e^20 ≈ 5e8 keeps cosh far from
@@ -59,9 +61,9 @@ def q_prime(z):
 def _check_alpha(alpha, d: int) -> np.ndarray:
     a = np.asarray(alpha, dtype=float)
     if a.ndim > 1 or (a.ndim == 1 and a.shape[0] != d):
-        raise ValueError(f"alpha must be a scalar or a vector of length d={d}, got shape {a.shape}")
+        raise ConfigError("alpha", f"must be a scalar or a vector of length d = {d}", f"shape {a.shape}")
     if not (np.all(np.isfinite(a)) and np.all(a > 0)):
-        raise ValueError("alpha must be finite and > 0 (every coordinate)")
+        raise ConfigError("alpha", "must be finite and > 0 (every coordinate)", alpha)
     return np.broadcast_to(a, (d,)).copy()
 
 
@@ -82,7 +84,7 @@ def phi_alpha(beta, alpha) -> float:
     """
     b = np.asarray(beta, dtype=float)
     if b.ndim != 1:
-        raise ValueError(f"beta must be a vector, got shape {b.shape}")
+        raise ConfigError("beta", "must be a vector", f"shape {b.shape}")
     a2 = _check_alpha(alpha, b.shape[0]) ** 2
     return float(np.sum(a2 * q(b / a2)))
 
@@ -186,23 +188,23 @@ def solve_implicit_bias(X, y, alpha, *, tol: float = 1e-10, max_iter: int = 500,
 
     Raises
     ------
-    ValueError
-        On malformed input (shapes, non-finite values, ``α ≤ 0``, ``tol ≤ 0``), when the constraint
-        is infeasible (``y`` not in the range of X), or when the solver does not reach ``tol``.
+    toymodels.errors.ConfigError
+        On malformed input (shapes, non-finite values, ``α ≤ 0``, ``tol ≤ 0``) or when the constraint
+        is infeasible (``y`` not in the range of X).
+    toymodels.errors.RunError
+        When the solver does not reach ``tol``.
     """
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
     if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"X must be a non-empty 2-D array (n, d), got shape {X.shape}")
+        raise ConfigError("X", "must be a non-empty 2-D array (n, d)", f"shape {X.shape}")
     n, d = X.shape
     if y.shape != (n,):
-        raise ValueError(f"y must have shape (n,) = ({n},), got {y.shape}")
+        raise ConfigError("y", f"must have shape (n,) = ({n},)", f"shape {y.shape}")
     if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
-        raise ValueError("X and y must be finite (no NaN/inf)")
-    if not (np.isfinite(tol) and tol > 0):
-        raise ValueError(f"tol must be a finite number > 0, got {tol!r}")
-    if int(max_iter) != max_iter or max_iter < 1:
-        raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
+        raise ConfigError("X", "and y must be finite (no NaN/inf)")
+    check_positive("tol", tol)
+    max_iter = check_int("max_iter", max_iter, 1)
     a2 = _check_alpha(alpha, d) ** 2
 
     U, sv, Vt = np.linalg.svd(X, full_matrices=False)
@@ -211,8 +213,8 @@ def solve_implicit_bias(X, y, alpha, *, tol: float = 1e-10, max_iter: int = 500,
     target = tol * scale
     y_out = y - U[:, :r] @ (U[:, :r].T @ y)
     if np.linalg.norm(y_out) > 0.5 * target:
-        raise ValueError(f"infeasible constraint Xβ = y: y is not in the range of X (rank {r} < "
-                         f"n = {n} rows; distance of y to range(X) = {np.linalg.norm(y_out):.3g})")
+        raise ConfigError("y", f"must lie in the range of X (infeasible constraint Xβ = y: rank {r} < n = {n} "
+                               f"rows; distance of y to range(X) = {np.linalg.norm(y_out):.3g})")
     A = sv[:r, None] * Vt[:r]           # reduced constraint matrix, orthogonal rows
     b = U[:, :r].T @ y
     mu = np.zeros(r)
@@ -223,8 +225,8 @@ def solve_implicit_bias(X, y, alpha, *, tol: float = 1e-10, max_iter: int = 500,
     beta = 2.0 * a2 * np.sinh(A.T @ mu)
     res = float(np.linalg.norm(X @ beta - y))
     if not (np.isfinite(res) and res <= target):
-        raise ValueError(f"solve_implicit_bias did not converge: ‖Xβ − y‖ = {res:.3g} > "
-                         f"tol·max(1,‖y‖) = {target:.3g} (try a larger tol or max_iter)")
+        raise RunError(f"solve_implicit_bias did not converge: ‖Xβ − y‖ = {res:.3g} > "
+                       f"tol·max(1,‖y‖) = {target:.3g} (try a larger tol or max_iter)")
     if return_dual:
         return beta, U[:, :r] @ mu
     return beta

@@ -22,15 +22,13 @@ p × d factor of :func:`jacobian_factor` (same singular values, cheaper SVD).
 from __future__ import annotations
 
 import time
-from dataclasses import replace
-
 import numpy as np
 
-from .._cli import UsageError
 from ..datasets import RegressionData
+from ..errors import ConfigError
+from ..rng import stream
 from ..sde.dln import l0, rank_jacobian
-from . import _kernels
-from .train import DLNConfig, DLNResult, _finish, _prepare, resolve, uv_to_w, w_to_uv
+from .train import DLNConfig, DLNResult, finish, prepare, resolve, uv_as_w_config, uv_to_w, w_to_uv
 
 __all__ = ["train_uv_checkpoints", "metrics", "fresh_points", "log_checkpoints", "large_step_config",
            "jacobian_factor", "L0_TOL", "RANK_TOL"]
@@ -82,12 +80,10 @@ def train_uv_checkpoints(data: RegressionData, config: DLNConfig, u0, v0, checkp
     cfg = resolve(config, data.n, d)
     cps = np.unique(np.asarray(list(checkpoints), dtype=np.int64))
     if cps.size == 0 or cps[0] < 0 or cps[-1] > cfg.steps:
-        raise UsageError(f"checkpoints must be a non-empty set of steps in [0, {cfg.steps}]")
+        raise ConfigError("checkpoints", f"must be a non-empty set of steps in [0, {cfg.steps}]", cps.tolist())
     u0 = np.broadcast_to(np.asarray(u0, dtype=np.float64), (d,))
     v0 = np.broadcast_to(np.asarray(v0, dtype=np.float64), (d,))
-    rho_w = cfg.rho / (np.sqrt(2.0) if cfg.normalize else 2.0)
-    st = _prepare(data, replace(cfg, lr=cfg.lr / 2.0, rho=rho_w), init=uv_to_w(u0, v0))
-    wcfg = st.cfg
+    st = prepare(data, uv_as_w_config(cfg), init=uv_to_w(u0, v0))
     U = np.full((cps.size, d), np.nan)
     V = np.full((cps.size, d), np.nan)
     t, status = 0, -1
@@ -95,16 +91,13 @@ def train_uv_checkpoints(data: RegressionData, config: DLNConfig, u0, v0, checkp
     for k, b in enumerate(np.append(cps, cfg.steps)):
         b = int(b)
         if b > t:
-            idx, aidx = st.batches(t, b)
-            status = _kernels._run(st.X, st.y, st.Xte, st.yte, st.wp, st.wm, st.lr, st.rho, t, b, idx, aidx,
-                                   st.mode, wcfg.m, wcfg.normalize, st.log_flow, st.log_disc,
-                                   wcfg.record_every, st.rec_train, st.rec_test)
+            status = st.advance(t, b)
             t = b
             if status >= 0:
                 break
         if k < cps.size:
             U[k], V[k] = w_to_uv(st.wp, st.wm)
-    res = _finish(st, int(status), time.perf_counter() - t_start)
+    res = finish(st, int(status), time.perf_counter() - t_start)
     u, v = w_to_uv(res.w_plus, res.w_minus)
     res.config = cfg.as_dict() | {"parameterization": "uv", "u0": u0.tolist(), "v0": v0.tolist()}
     res.extra.update(u=u, v=v, checkpoints=cps, u_path=U, v_path=V)
@@ -112,8 +105,9 @@ def train_uv_checkpoints(data: RegressionData, config: DLNConfig, u0, v0, checkp
 
 
 def fresh_points(d: int, seed: int = 0) -> np.ndarray:
-    """p = 2d fresh inputs X̃ ~ N(0, I_d) for the Jacobian rank (as many points as parameters)."""
-    return np.random.default_rng([seed, 0xF4E5]).standard_normal((2 * d, d))
+    """p = 2d fresh inputs X̃ ~ N(0, I_d) for the Jacobian rank (as many points as parameters), from the
+    stream ``(seed, "dln/fresh-points")``."""
+    return stream(seed, "dln/fresh-points").standard_normal((2 * d, d))
 
 
 def metrics(data: RegressionData, Xf: np.ndarray, u: np.ndarray, v: np.ndarray, *, l0_tol: float = L0_TOL,

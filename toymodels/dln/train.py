@@ -15,8 +15,11 @@ initialized at w₊ = w₋ = α (scalar or vector). Algorithms (``DLNConfig.sam`
 ``normalize=True`` uses ρ/‖∇L_G‖ (Foret et al.). ``switch_at`` turns SAM on (ERM→SAM) or off
 (SAM→ERM) at that step (Fig. 5.15); step sizes follow :mod:`toymodels.schedules`.
 
+Randomness: only SGD draws, its mini-batch indices from the stream ``(seed, "dln/batches")`` and the
+independent ascent batches of eq. 5.21 from ``(seed, "dln/ascent-batches")`` (:mod:`toymodels.rng`).
+
 The result carries the effective initialization scale α_eff = √(w₊ ⊙ w₋) of the final iterate and
-its leading-order prediction (``theory.py``), which together make Thm 5.9.2/5.9.3 checkable.
+its leading-order prediction, which together make Thm 5.9.2/5.9.3 checkable.
 """
 from __future__ import annotations
 
@@ -25,21 +28,36 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from .._cli import UsageError, check_choice, check_int_range, check_nonneg, check_positive, progress
+from ..backends import check_backend
 from ..datasets import RegressionData
+from ..errors import ConfigError, check_choice, check_int, check_nonneg, check_positive, check_range
+from ..progress import progress
+from ..rng import check_seed, stream
 from ..schedules import SCHEDULES, make_schedule
-from . import _kernels
-from ._reference import run_reference
+from . import _kernels, _reference
+from ._kernels import N_OPTS, N_STATE, O_M, O_NORMALIZE, O_RECORD_EVERY
 
-__all__ = ["DLNConfig", "DLNResult", "train", "resolve", "method_name", "uv_to_w", "w_to_uv", "train_uv"]
+__all__ = ["DLNConfig", "DLNResult", "train", "resolve", "method_name", "uv_to_w", "w_to_uv", "train_uv",
+           "uv_as_w_config", "erm_baseline", "schedules_of", "IndexStream", "index_streams", "RunState", "prepare",
+           "finish", "chunk_steps", "MAX_STEPS", "MAX_BATCH"]
 
 SAM_KINDS = ("none", "1", "n", "m")
+#: the longest run: the schedules γ_t, ρ_t are materialized (16 bytes a step)
+MAX_STEPS = 10 ** 8
+#: the largest mini-batch (with replacement it may exceed n)
+MAX_BATCH = 10 ** 6
+#: mini-batch indices drawn per kernel call at most (memory), see :func:`train`
+_MAX_INDICES = 1 << 22
+DEFAULT_DECAY_FACTOR = 0.1
+DEFAULT_WARMUP_RATIO = 1e-3
 
 
 @dataclass(frozen=True)
 class DLNConfig:
     """Hyperparameters of one DLN run. ``None`` means "resolve from the data" (see :func:`resolve`):
-    lr = 1/d, rho = 1/d for SAM (0 for ERM), batch = 1 for SGD, m = batch."""
+    lr = 1/d, rho = 1/d for SAM (0 for ERM), batch = 1 for SGD, m = batch, record_every = steps // 2000;
+    decay_factor = 0.1 where decays are given, warmup_ratio = 1e-3 for ``exp-warmup``. A setting
+    that does not apply to the chosen algorithm or schedule is an error, never silently ignored."""
 
     sam: str = "none"
     rho: float | None = None
@@ -57,9 +75,9 @@ class DLNConfig:
     switch_mode: str = "erm-to-sam"
     schedule: str = "constant"
     decay_at: tuple = ()
-    decay_factor: float = 0.1
+    decay_factor: float | None = None
     warmup_steps: int = 0
-    warmup_ratio: float = 1e-3
+    warmup_ratio: float | None = None
     rho_schedule: str = "constant"
     tol: float = 1e-8
     record_every: int | None = None
@@ -130,72 +148,139 @@ def method_name(cfg: DLNConfig, n: int | None = None) -> str:
     return f"{base} ({algo})"
 
 
-def resolve(cfg: DLNConfig, n: int, d: int) -> DLNConfig:
-    """Validate ``cfg`` against a data set of n examples in dimension d and fill in defaults.
+# ----------------------------------------------------------------------------------------------------
+# configuration
 
-    Raises :class:`UsageError` naming the offending parameter and its valid range."""
+def _check_choices(cfg: DLNConfig) -> None:
     check_choice("sam", cfg.sam, SAM_KINDS)
     check_choice("algo", cfg.algo, ("gd", "sgd"))
     check_choice("ascent", cfg.ascent, ("same", "independent"))
     check_choice("switch_mode", cfg.switch_mode, ("erm-to-sam", "sam-to-erm"))
     check_choice("schedule", cfg.schedule, SCHEDULES)
     check_choice("rho_schedule", cfg.rho_schedule, ("constant", "same-as-lr"))
-    check_int_range("steps", cfg.steps, 1)
-    check_int_range("seed", cfg.seed, 0, 2**63 - 1)
-    alpha = np.asarray(cfg.alpha, dtype=np.float64)
-    if alpha.ndim > 1 or (alpha.ndim == 1 and alpha.shape[0] != d):
-        raise UsageError(f"alpha must be a scalar or a vector of length d={d}")
-    if not np.all(np.isfinite(alpha)) or not np.all(alpha > 0):
-        raise UsageError(f"alpha must be > 0 (and finite), got {cfg.alpha!r}")
-    lr = 1.0 / d if cfg.lr is None else cfg.lr
-    check_positive("lr", lr)
-    rho = (0.0 if cfg.sam == "none" else 1.0 / d) if cfg.rho is None else cfg.rho
-    check_nonneg("rho", rho)
-    check_positive("tol", cfg.tol)
+
+
+def _check_alpha(alpha, d: int):
+    a = np.asarray(alpha, dtype=np.float64)
+    if a.ndim > 1 or (a.ndim == 1 and a.shape[0] != d):
+        raise ConfigError("alpha", f"must be a number or a vector of length d = {d}", alpha)
+    if not np.all(np.isfinite(a)) or not np.all(a > 0):
+        raise ConfigError("alpha", "must be finite and > 0 (every coordinate)", alpha)
+    return float(a) if a.ndim == 0 else a.tolist()
+
+
+def _resolve_batches(cfg: DLNConfig, n: int) -> tuple[int, int | None]:
+    """(batch, ascent_batch) of a config on n examples."""
+    most = MAX_BATCH if cfg.replacement else n
     if cfg.algo == "gd":
         if cfg.batch not in (None, n):
-            raise UsageError(f"batch applies to --algo sgd only (gd uses all n={n} examples)")
-        batch = n
+            raise ConfigError("batch", f"applies to algo 'sgd' only (gd uses all n = {n} examples)", cfg.batch)
+        if not cfg.replacement:
+            raise ConfigError("replacement", "applies to algo 'sgd' only (gd uses all examples every step)")
         if cfg.ascent == "independent":
-            raise UsageError("ascent 'independent' (eq. 5.21) needs --algo sgd: with full batches "
-                             "both batches are the whole data set")
+            raise ConfigError("ascent", "'independent' (eq. 5.21) needs algo 'sgd': with full batches both "
+                                        "batches are the whole data set", cfg.ascent)
+        batch = n
     else:
-        batch = 1 if cfg.batch is None else cfg.batch
-        check_int_range("batch", batch, 1, None if cfg.replacement else n)
+        batch = check_int("batch", 1 if cfg.batch is None else cfg.batch, 1, most)
+    if cfg.ascent != "independent":
+        if cfg.ascent_batch is not None:
+            raise ConfigError("ascent_batch", "applies to ascent 'independent' only", cfg.ascent_batch)
+        return batch, None
+    if cfg.sam != "n":
+        raise ConfigError("ascent", "'independent' (eq. 5.21) applies to sam 'n' only", cfg.ascent)
+    return batch, check_int("ascent_batch", batch if cfg.ascent_batch is None else cfg.ascent_batch, 1, most)
+
+
+def _resolve_m(cfg: DLNConfig, batch: int) -> int:
     if cfg.sam == "m":
         if cfg.m is None:
-            raise UsageError(f"--sam m needs --m M, an integer in [1, {batch}] dividing the batch size {batch}")
-        check_int_range("m", cfg.m, 1, batch)
+            raise ConfigError("m", f"is needed by sam 'm': an integer in [1, {batch}] dividing the batch size {batch}")
+        check_int("m", cfg.m, 1, batch)
         if batch % cfg.m:
-            raise UsageError(f"m must divide the batch size {batch}, got {cfg.m}")
-        m = cfg.m
-    else:
-        m = {"none": batch, "1": 1, "n": batch}[cfg.sam]
-        if cfg.m is not None and cfg.m != m:
-            raise UsageError(f"--m applies to --sam m only (--sam {cfg.sam} uses m={m})")
-    ascent_batch = None
-    if cfg.ascent == "independent":
-        if cfg.sam != "n":
-            raise UsageError("ascent 'independent' (eq. 5.21) applies to --sam n only")
-        ascent_batch = batch if cfg.ascent_batch is None else cfg.ascent_batch
-        check_int_range("ascent_batch", ascent_batch, 1, None if cfg.replacement else n)
-    elif cfg.ascent_batch is not None:
-        raise UsageError("ascent_batch applies to ascent 'independent' only")
+            raise ConfigError("m", f"must divide the batch size {batch}", cfg.m)
+        return cfg.m
+    m = {"none": batch, "1": 1, "n": batch}[cfg.sam]
+    if cfg.m is not None and cfg.m != m:
+        raise ConfigError("m", f"applies to sam 'm' only (sam '{cfg.sam}' uses m = {m})", cfg.m)
+    return m
+
+
+def _check_sam_settings(cfg: DLNConfig) -> None:
+    """SAM-only settings on an ERM config are errors (they would be ignored)."""
+    if cfg.sam != "none":
+        return
+    if cfg.rho not in (None, 0, 0.0):
+        raise ConfigError("rho", "applies to a SAM variant (sam 1, n or m); ERM has no ascent", cfg.rho)
+    if cfg.normalize:
+        raise ConfigError("normalize", "applies to a SAM variant (sam 1, n or m)")
+    if cfg.rho_schedule != "constant":
+        raise ConfigError("rho_schedule", "applies to a SAM variant (sam 1, n or m)", cfg.rho_schedule)
     if cfg.switch_at is not None:
-        check_int_range("switch_at", cfg.switch_at, 0, cfg.steps)
-        if cfg.sam == "none":
-            raise UsageError("switch_at needs a SAM variant (--sam 1, n or m) to switch to or from")
-    rec = cfg.record_every or max(1, cfg.steps // 2000)
-    check_int_range("record_every", rec, 1, cfg.steps)
-    return replace(cfg, lr=float(lr), rho=float(rho), batch=batch, m=m, ascent_batch=ascent_batch,
-                   record_every=rec, alpha=(float(alpha) if alpha.ndim == 0 else alpha.tolist()),
-                   decay_at=tuple(cfg.decay_at))
+        raise ConfigError("switch_at", "needs a SAM variant (sam 1, n or m) to switch to or from", cfg.switch_at)
+
+
+def _resolve_schedule(cfg: DLNConfig, steps: int) -> tuple[float | None, float | None]:
+    """(decay_factor, warmup_ratio) after checking that every schedule setting applies."""
+    warm = cfg.schedule in ("linear-warmup", "exp-warmup")
+    if cfg.schedule == "constant" and cfg.decay_at:
+        raise ConfigError("decay_at", "applies to schedule 'step' or a warmup schedule", list(cfg.decay_at))
+    if cfg.schedule == "step" and not cfg.decay_at:
+        raise ConfigError("decay_at", "is needed by schedule 'step': fractions of the run in (0, 1)")
+    if cfg.decay_factor is not None and not cfg.decay_at:
+        raise ConfigError("decay_factor", "applies where decays are given (decay_at)", cfg.decay_factor)
+    if cfg.warmup_steps and not warm:
+        raise ConfigError("warmup_steps", "applies to schedule 'linear-warmup' or 'exp-warmup'", cfg.warmup_steps)
+    if cfg.warmup_ratio is not None and cfg.schedule != "exp-warmup":
+        raise ConfigError("warmup_ratio", "applies to schedule 'exp-warmup' only", cfg.warmup_ratio)
+    for a in cfg.decay_at:
+        if not (isinstance(a, (int, float, np.floating)) and 0.0 < a < 1.0):
+            raise ConfigError("decay_at", "must be fractions of the run in (0, 1)", list(cfg.decay_at))
+    if warm:
+        check_int("warmup_steps", cfg.warmup_steps, 1, steps)
+    factor = ratio = None
+    if cfg.decay_at:
+        factor = check_positive("decay_factor", DEFAULT_DECAY_FACTOR if cfg.decay_factor is None else cfg.decay_factor)
+    if cfg.schedule == "exp-warmup":
+        ratio = check_range("warmup_ratio", DEFAULT_WARMUP_RATIO if cfg.warmup_ratio is None else cfg.warmup_ratio,
+                            0.0, 1.0, lo_open=True)
+    return factor, ratio
+
+
+def resolve(cfg: DLNConfig, n: int, d: int) -> DLNConfig:
+    """Validate ``cfg`` against a data set of n examples in dimension d and fill in defaults.
+
+    Raises :class:`~toymodels.errors.ConfigError` naming the offending field and its valid range."""
+    _check_choices(cfg)
+    steps = check_int("steps", cfg.steps, 1, MAX_STEPS)
+    check_seed(cfg.seed)
+    alpha = _check_alpha(cfg.alpha, d)
+    lr = check_positive("lr", 1.0 / d if cfg.lr is None else cfg.lr)
+    _check_sam_settings(cfg)
+    rho = check_nonneg("rho", (0.0 if cfg.sam == "none" else 1.0 / d) if cfg.rho is None else cfg.rho)
+    check_positive("tol", cfg.tol)
+    batch, ascent_batch = _resolve_batches(cfg, n)
+    m = _resolve_m(cfg, batch)
+    if cfg.switch_at is not None:
+        check_int("switch_at", cfg.switch_at, 0, steps)
+    factor, ratio = _resolve_schedule(cfg, steps)
+    rec = max(1, steps // 2000) if cfg.record_every is None else check_int("record_every", cfg.record_every, 1, steps)
+    return replace(cfg, lr=float(lr), rho=float(rho), batch=batch, m=m, ascent_batch=ascent_batch, record_every=rec,
+                   alpha=alpha, decay_at=tuple(cfg.decay_at), decay_factor=factor, warmup_ratio=ratio)
+
+
+def erm_baseline(cfg: DLNConfig) -> DLNConfig:
+    """The ERM run of ``cfg`` (same data, steps, step sizes, batches and seed; no SAM settings)."""
+    return replace(cfg, sam="none", rho=0.0, m=None, normalize=False, ascent="same", ascent_batch=None,
+                   switch_at=None, rho_schedule="constant", decay_at=tuple(cfg.decay_at))
 
 
 def schedules_of(cfg: DLNConfig) -> tuple[np.ndarray, np.ndarray]:
     """Per-step (γ_t, ρ_t) of a resolved config; ρ_t encodes SAM on/off and the switch."""
-    lr = make_schedule(cfg.lr, cfg.steps, cfg.schedule, decay_at=cfg.decay_at, factor=cfg.decay_factor,
-                       warmup_steps=cfg.warmup_steps, warmup_ratio=cfg.warmup_ratio)
+    lr = make_schedule(cfg.lr, cfg.steps, cfg.schedule, decay_at=cfg.decay_at,
+                       factor=DEFAULT_DECAY_FACTOR if cfg.decay_factor is None else cfg.decay_factor,
+                       warmup_steps=cfg.warmup_steps,
+                       warmup_ratio=DEFAULT_WARMUP_RATIO if cfg.warmup_ratio is None else cfg.warmup_ratio)
     if cfg.rho_schedule == "same-as-lr":
         rho = lr * (cfg.rho / cfg.lr)
     else:
@@ -210,7 +295,10 @@ def schedules_of(cfg: DLNConfig) -> tuple[np.ndarray, np.ndarray]:
     return lr, rho
 
 
-class _IndexStream:
+# ----------------------------------------------------------------------------------------------------
+# mini-batches
+
+class IndexStream:
     """Mini-batch indices, drawn chunk by chunk from one Generator so that the sequence does not
     depend on how the run is split into kernel calls. Without replacement: consecutive slices of a
     stream of independent permutations (batches may straddle epochs)."""
@@ -229,20 +317,23 @@ class _IndexStream:
         return out.reshape(steps, self.b)
 
 
-def _init_w(cfg: DLNConfig, d: int, init):
-    if init is None:
-        a = np.broadcast_to(np.asarray(cfg.alpha, dtype=np.float64), (d,))
-        return a.copy(), a.copy()
-    wp, wm = (np.array(v, dtype=np.float64).reshape(d) for v in init)
-    if not (np.all(np.isfinite(wp)) and np.all(np.isfinite(wm))):
-        raise UsageError("initial weights must be finite")
-    return wp, wm
+def index_streams(cfg: DLNConfig, n: int) -> tuple[IndexStream | None, IndexStream | None]:
+    """The descent and independent-ascent batch streams of a resolved config on n examples (None where
+    the config draws none): streams ``(seed, "dln/batches")`` and ``(seed, "dln/ascent-batches")``."""
+    desc = IndexStream(stream(cfg.seed, "dln/batches"), n, cfg.batch, cfg.replacement) if cfg.algo == "sgd" else None
+    asc = (IndexStream(stream(cfg.seed, "dln/ascent-batches"), n, cfg.ascent_batch, cfg.replacement)
+           if cfg.ascent == "independent" else None)
+    return desc, asc
 
+
+# ----------------------------------------------------------------------------------------------------
+# one run's arrays
 
 @dataclass
-class _RunState:
-    """Everything one run's kernel calls need, prepared by :func:`_prepare` (shared by :func:`train`
-    and :func:`toymodels.dln.ensemble.train_ensemble`)."""
+class RunState:
+    """Everything one run's kernel calls need, prepared by :func:`prepare` (shared by :func:`train`,
+    :func:`toymodels.dln.ensemble.train_ensemble` and :mod:`toymodels.dln.large_step`); the array
+    layouts are those of :func:`toymodels.dln._kernels.run`."""
 
     cfg: DLNConfig
     data: RegressionData
@@ -250,55 +341,77 @@ class _RunState:
     y: np.ndarray
     Xte: np.ndarray
     yte: np.ndarray
-    wp: np.ndarray
-    wm: np.ndarray
+    state: np.ndarray          # (4, d): w₊, w₋, log_flow, log_disc
+    rates: np.ndarray          # (2, T): γ_t, ρ_t
+    opts: np.ndarray           # int64 [m, normalize, record_every]
+    rec: np.ndarray            # (2, n_rec): recorded train / test losses
     alpha0: np.ndarray
-    lr: np.ndarray
-    rho: np.ndarray
-    rec_train: np.ndarray
-    rec_test: np.ndarray
-    log_flow: np.ndarray
-    log_disc: np.ndarray
-    stream: _IndexStream | None
-    astream: _IndexStream | None
-    mode: int
+    stream: IndexStream | None
+    astream: IndexStream | None
+
+    wp = property(lambda self: self.state[_kernels.W_PLUS])
+    wm = property(lambda self: self.state[_kernels.W_MINUS])
+    log_flow = property(lambda self: self.state[_kernels.LOG_FLOW])
+    log_disc = property(lambda self: self.state[_kernels.LOG_DISC])
+    lr = property(lambda self: self.rates[_kernels.LR])
+    rho = property(lambda self: self.rates[_kernels.RHO])
+    rec_train = property(lambda self: self.rec[_kernels.REC_TRAIN])
+    rec_test = property(lambda self: self.rec[_kernels.REC_TEST])
+    mode = property(lambda self: int(self.astream is not None))
+
+    def data_tuple(self) -> tuple:
+        return self.X, self.y, self.Xte, self.yte
 
     def batches(self, t0: int, t1: int) -> tuple[np.ndarray, np.ndarray]:
+        """The descent and ascent batches of steps t0 ≤ t < t1 (shape (t1 − t0, 0) where none)."""
         idx = (self.stream.take(t1 - t0) if self.stream is not None
                else np.empty((t1 - t0, 0), dtype=np.int64))
         aidx = (self.astream.take(t1 - t0) if self.astream is not None
                 else np.empty((t1 - t0, 0), dtype=np.int64))
         return idx, aidx
 
+    def advance(self, t0: int, t1: int, backend: str = "numba") -> int:
+        """Run steps t0 ≤ t < t1 (the kernel or its numpy reference); the divergence step or −1."""
+        fn = _kernels.run if backend == "numba" else _reference.run
+        idx, aidx = self.batches(t0, t1)
+        return int(fn(self.data_tuple(), self.state, self.rates, t0, idx, aidx, self.opts, self.rec))
 
-def _prepare(data: RegressionData, config: DLNConfig, init=None) -> _RunState:
+
+def _init_w(cfg: DLNConfig, d: int, init):
+    if init is None:
+        a = np.broadcast_to(np.asarray(cfg.alpha, dtype=np.float64), (d,))
+        return a.copy(), a.copy()
+    wp, wm = (np.array(v, dtype=np.float64).reshape(d) for v in init)
+    if not (np.all(np.isfinite(wp)) and np.all(np.isfinite(wm))):
+        raise ConfigError("init", "must be finite initial weights (w_plus, w_minus)")
+    return wp, wm
+
+
+def prepare(data: RegressionData, config: DLNConfig, init=None) -> RunState:
+    """Resolve ``config`` on ``data`` and build the run's arrays and batch streams."""
     cfg = resolve(config, data.n, data.d)
-    n, d = data.n, data.d
-    X = np.ascontiguousarray(data.X, dtype=np.float64)
-    y = np.ascontiguousarray(data.y, dtype=np.float64)
-    Xte = np.ascontiguousarray(data.X_test, dtype=np.float64)
-    yte = np.ascontiguousarray(data.y_test, dtype=np.float64)
+    d = data.d
+    X, y, Xte, yte = (np.ascontiguousarray(a, dtype=np.float64) for a in (data.X, data.y, data.X_test, data.y_test))
     wp, wm = _init_w(cfg, d, init)
-    lr, rho = schedules_of(cfg)
-    n_rec = cfg.steps // cfg.record_every + 1
-    rec_train = np.full(n_rec, np.nan)
-    rec_test = np.full(n_rec, np.nan)
-    rec_train[0] = 0.25 * np.mean((X @ (wp**2 - wm**2) - y) ** 2)
-    rec_test[0] = 0.25 * np.mean((Xte @ (wp**2 - wm**2) - yte) ** 2)
-    rng = np.random.default_rng(cfg.seed)
-    stream = _IndexStream(rng, n, cfg.batch, cfg.replacement) if cfg.algo == "sgd" else None
-    astream = (_IndexStream(rng.spawn(1)[0], n, cfg.ascent_batch, cfg.replacement)
-               if cfg.ascent == "independent" else None)
-    return _RunState(cfg, data, X, y, Xte, yte, wp, wm, np.sqrt(np.abs(wp * wm)), lr, rho, rec_train,
-                     rec_test, np.zeros(d), np.zeros(d), stream, astream,
-                     1 if cfg.ascent == "independent" else 0)
+    state = np.zeros((N_STATE, d))
+    state[_kernels.W_PLUS], state[_kernels.W_MINUS] = wp, wm
+    rates = np.ascontiguousarray(np.stack(schedules_of(cfg)))
+    opts = np.zeros(N_OPTS, dtype=np.int64)
+    opts[O_M], opts[O_NORMALIZE], opts[O_RECORD_EVERY] = cfg.m, int(cfg.normalize), cfg.record_every
+    rec = np.full((2, cfg.steps // cfg.record_every + 1), np.nan)
+    rec[:, 0] = (0.25 * np.mean((X @ (wp**2 - wm**2) - y) ** 2), 0.25 * np.mean((Xte @ (wp**2 - wm**2) - yte) ** 2))
+    desc, asc = index_streams(cfg, data.n)
+    return RunState(cfg, data, X, y, Xte, yte, state, rates, opts, rec, np.sqrt(np.abs(wp * wm)), desc, asc)
 
 
-def _finish(st: _RunState, status: int, runtime: float) -> DLNResult:
-    cfg, wp, wm = st.cfg, st.wp, st.wm
+def finish(st: RunState, status: int, runtime: float) -> DLNResult:
+    """The :class:`DLNResult` of a prepared run after its kernel calls (``status``: divergence step or −1)."""
+    cfg, wp, wm = st.cfg, st.wp.copy(), st.wm.copy()
     diverged = status >= 0
     steps_run = status if diverged else cfg.steps
-    beta = wp**2 - wm**2
+    with np.errstate(over="ignore", invalid="ignore"):       # a diverged iterate is inf/NaN
+        beta = wp**2 - wm**2
+        prod = wp * wm
     if diverged:
         train_loss = test_loss = float("inf")
     else:
@@ -306,8 +419,7 @@ def _finish(st: _RunState, status: int, runtime: float) -> DLNResult:
         train_loss = 0.25 * float(r @ r) / st.X.shape[0]
         rt = st.Xte @ beta - st.yte
         test_loss = 0.25 * float(rt @ rt) / st.Xte.shape[0]
-    keep = np.arange(st.rec_train.size) * cfg.record_every <= steps_run
-    prod = wp * wm
+    keep = np.arange(st.rec.shape[1]) * cfg.record_every <= steps_run
     # √(w₊w₋) is the effective scale only while w₊ and w₋ keep a common sign (they do under
     # the flow from w₊ = w₋ = α > 0); otherwise it is undefined and reported as NaN.
     alpha_eff = np.sqrt(prod) if np.all(prod >= 0) else np.full(prod.shape, np.nan)
@@ -318,9 +430,17 @@ def _finish(st: _RunState, status: int, runtime: float) -> DLNResult:
         diverged_at=(int(status) if diverged else None), steps_run=int(steps_run),
         alpha=st.alpha0, alpha_eff=alpha_eff, alpha_eff_theory=st.alpha0 * np.exp(st.log_flow),
         alpha_eff_theory_discrete=st.alpha0 * np.exp(st.log_flow + st.log_disc),
-        curve_steps=np.arange(st.rec_train.size)[keep] * cfg.record_every,
-        curve_train=st.rec_train[keep], curve_test=st.rec_test[keep],
+        curve_steps=np.arange(st.rec.shape[1])[keep] * cfg.record_every,
+        curve_train=st.rec_train[keep].copy(), curve_test=st.rec_test[keep].copy(),
         beta_star=st.data.beta_star, runtime_s=runtime)
+
+
+def chunk_steps(cfg: DLNConfig, chunks: int) -> int:
+    """Steps per kernel call: ``steps / chunks`` (progress granularity), at most 2²² batch indices
+    drawn at once (memory). Results do not depend on it."""
+    per_step = (cfg.batch if cfg.algo == "sgd" else 0) + (cfg.ascent_batch or 0)
+    step = max(1, -(-cfg.steps // max(1, int(chunks))))
+    return max(1, min(step, _MAX_INDICES // per_step)) if per_step else step
 
 
 def train(data: RegressionData, config: DLNConfig = DLNConfig(), *, init=None, backend: str = "numba",
@@ -348,25 +468,20 @@ def train(data: RegressionData, config: DLNConfig = DLNConfig(), *, init=None, b
     DLNResult
         A run that becomes non-finite stops there: ``diverged=True``, ``diverged_at`` = the step.
     """
-    check_choice("backend", backend, ("numba", "numpy"))
-    st = _prepare(data, config, init)
-    cfg = st.cfg
-    fn = _kernels._run if backend == "numba" else run_reference
-    T = cfg.steps
-    step = max(1, -(-T // max(1, int(chunks))))
+    check_backend(backend)
+    st = prepare(data, config, init)
+    T = st.cfg.steps
+    step = chunk_steps(st.cfg, chunks)
     status = -1
     t_start = time.perf_counter()
-    with progress(T, disable=not show_progress, desc=method_name(cfg), unit="step") as bar:
+    with progress(T, disable=not show_progress, desc=method_name(st.cfg), unit="step") as bar:
         for t0 in range(0, T, step):
             t1 = min(T, t0 + step)
-            idx, aidx = st.batches(t0, t1)
-            status = fn(st.X, st.y, st.Xte, st.yte, st.wp, st.wm, st.lr, st.rho, t0, t1, idx, aidx,
-                        st.mode, cfg.m, cfg.normalize, st.log_flow, st.log_disc, cfg.record_every,
-                        st.rec_train, st.rec_test)
+            status = st.advance(t0, t1, backend)
             bar.update(t1 - t0)
             if status >= 0:
                 break
-    return _finish(st, int(status), time.perf_counter() - t_start)
+    return finish(st, status, time.perf_counter() - t_start)
 
 
 # --- the u ⊙ v parameterization (Ch. 6–7) -------------------------------------------------------
@@ -382,6 +497,11 @@ def w_to_uv(wp, wm):
     return wp + wm, wp - wm
 
 
+def uv_as_w_config(cfg: DLNConfig) -> DLNConfig:
+    """A resolved (u, v) config in the w± parameterization: γ/2, and ρ/2 (normalized: ρ/√2)."""
+    return replace(cfg, lr=cfg.lr / 2.0, rho=cfg.rho / (np.sqrt(2.0) if cfg.normalize else 2.0))
+
+
 def train_uv(data: RegressionData, config: DLNConfig, u0, v0, **kwargs) -> DLNResult:
     """Train β = u ⊙ v with L(u, v) = 1/(4n) Σ (⟨u⊙v, xᵢ⟩ − yᵢ)² from any (u₀, v₀).
 
@@ -393,8 +513,7 @@ def train_uv(data: RegressionData, config: DLNConfig, u0, v0, **kwargs) -> DLNRe
     cfg = resolve(config, data.n, d)
     u0 = np.broadcast_to(np.asarray(u0, dtype=np.float64), (d,))
     v0 = np.broadcast_to(np.asarray(v0, dtype=np.float64), (d,))
-    rho_w = cfg.rho / (np.sqrt(2.0) if cfg.normalize else 2.0)
-    res = train(data, replace(cfg, lr=cfg.lr / 2.0, rho=rho_w), init=uv_to_w(u0, v0), **kwargs)
+    res = train(data, uv_as_w_config(cfg), init=uv_to_w(u0, v0), **kwargs)
     u, v = w_to_uv(res.w_plus, res.w_minus)
     res.config = cfg.as_dict() | {"parameterization": "uv", "u0": u0.tolist(), "v0": v0.tolist()}
     res.extra.update(u=u, v=v)

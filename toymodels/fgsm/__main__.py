@@ -6,114 +6,94 @@ d = 3072, ε = 8/255, α = 1.25ε (Wong et al.), 10⁵ samples.
 """
 from __future__ import annotations
 
+import argparse
 import math
 import re
+from dataclasses import replace
 
 import numpy as np
 
-from .. import __version__
-from .._cli import Parser, UsageError, add_common, emit_json, run_main
-from .._io import save_figure, write_json
-from .mc import SIGNS, FGSMConfig, FGSMResult, resolve, simulate
+from .._cli import Choice, Cli, Command, Int, Num, Result, parse_number
+from .._io import save_figure
+from ..errors import ConfigError
+from .mc import D_WHY, EPS_RANGE, MAX_D, MAX_SAMPLES, SIGNS, FGSMConfig, FGSMResult, resolve, simulate
 
 PROG = "python -m toymodels.fgsm"
 #: keep every sample for the --out histogram only up to this many (8 bytes each)
 MAX_KEPT = 20_000_000
+#: results are also given in units of 1/255 (one grey level of an 8-bit image, the thesis' unit)
+UNIT = 255
 
-_NUM = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
-
-
-def parse_value(name: str, text: str, eps: float | None = None) -> tuple[float, int | None]:
-    """A number, a fraction ``a/b`` (returns the denominator b as the unit 1/b when b is an integer),
-    or, when ``eps`` is given, a multiple of it: ``1.25eps``, ``1.25*eps``, ``eps``."""
-    t = str(text).strip().replace(" ", "")
-    if eps is not None:
-        m = re.fullmatch(rf"({_NUM})?\*?eps", t)
-        if m:
-            return (float(m.group(1)) if m.group(1) else 1.0) * eps, None
-    m = re.fullmatch(rf"({_NUM})/({_NUM})", t)
-    if m:
-        a, b = float(m.group(1)), float(m.group(2))
-        if b == 0:
-            raise UsageError(f"--{name} must have a nonzero denominator, got {text!r}")
-        unit = int(b) if b == int(b) and b > 0 else None
-        return a / b, unit
-    if re.fullmatch(_NUM, t) or t.lower() in ("nan", "inf", "-inf", "+inf"):
-        return float(t), None
-    more = ", a/b, or a multiple of eps such as 1.25eps" if eps is not None else " or a fraction a/b"
-    raise UsageError(f"--{name} must be a number{more}, got {text!r}")
+_EPS_MULTIPLE = re.compile(r"^\s*(.*?)\s*\*?\s*eps\s*$")
 
 
-def _int(name: str, text: str) -> int:
-    """An integer, also written as 1e5 or 100_000."""
-    t = str(text).strip().replace("_", "")
-    try:
-        v = float(t) if re.fullmatch(_NUM, t) else None
-    except ValueError:
-        v = None
-    if v is None or not math.isfinite(v) or v != int(v):
-        raise UsageError(f"--{name} must be an integer, got {text!r}")
-    return int(v)
+class _Alpha(Num):
+    """A number ≥ 0 (``a/b`` allowed) or a multiple of ε (``1.25eps``, ``1.25*eps``, ``eps``); returns
+    ``(value, None)`` or ``(None, multiple)``."""
+
+    def describe(self) -> str:
+        return "must be a number >= 0, a fraction a/b, or a multiple of eps such as 1.25eps"
+
+    def __call__(self, text: str):
+        m = _EPS_MULTIPLE.match(str(text))
+        try:
+            if m:
+                k = parse_number(m.group(1)) if m.group(1) else 1.0
+            else:
+                k = parse_number(text)
+        except ValueError:
+            self.fail(text, self.describe())
+        if not k >= 0:
+            self.fail(text, self.describe())
+        return (None, k) if m else (k, None)
 
 
-def build_parser() -> Parser:
-    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0],
-               epilog="Example: python -m toymodels.fgsm --eps 8/255 --alpha 1.25eps --samples 1e6 --json")
-    p.add_argument("--d", default="3072", help="input dimension d >= 1 (default 3072 = CIFAR-10)")
-    p.add_argument("--eps", default="8/255", help="l_inf radius eps > 0: a number or a fraction a/b "
-                   "(results are then also given in units of 1/b); default 8/255")
-    p.add_argument("--alpha", default="1.25eps", help="FGSM-RS step size alpha in [0, 2 eps] (Lemma 1's "
-                   "range): a number, a/b, or a multiple of eps such as 1.25eps (default)")
-    p.add_argument("--samples", default="100000", help="Monte-Carlo samples of eta, >= 1 (default 1e5)")
-    p.add_argument("--sign", default="random", help=f"sign vector s: {', '.join(SIGNS)} (default random: "
-                   "i.i.d. signs independent of eta; 'outward' = sign(eta) breaks Lemma 1's hypothesis)")
-    add_common(p)
-    return p
+def add_arguments(p) -> None:
+    p.add_argument("--d", type=Int(1, MAX_D, D_WHY), default=3072,
+                   help="input dimension d >= 1 (default 3072 = CIFAR-10)")
+    p.add_argument("--eps", type=Num(*EPS_RANGE), default="8/255",
+                   help=f"l_inf radius eps in [{EPS_RANGE[0]:g}, {EPS_RANGE[1]:g}], a number or a fraction a/b "
+                        "(default 8/255)")
+    p.add_argument("--alpha", type=_Alpha(0), default="1.25eps",
+                   help="FGSM-RS step size alpha in [0, 2 eps] (Lemma 1's range): a number, a/b, or a multiple "
+                        "of eps such as 1.25eps (default)")
+    p.add_argument("--samples", type=Int(1, MAX_SAMPLES, "the stream counter is sample·d + coordinate < 2^62"),
+                   default=100_000, help="Monte-Carlo samples of eta, >= 1 (default 1e5)")
+    p.add_argument("--sign", type=Choice(*SIGNS), default="random",
+                   help=f"sign vector s: {', '.join(SIGNS)} (default random: i.i.d. signs independent of eta; "
+                        "'outward' = sign(eta) breaks Lemma 1's hypothesis)")
 
 
-def _config(args) -> tuple[FGSMConfig, int | None, str]:
-    d = _int("d", args.d)
-    if d < 1:
-        raise UsageError(f"--d must be an integer >= 1, got {d}")
-    samples = _int("samples", args.samples)
-    if samples < 1:
-        raise UsageError(f"--samples must be an integer >= 1, got {samples}")
-    eps, unit = parse_value("eps", args.eps)
-    if not (math.isfinite(eps) and eps > 0):
-        raise UsageError(f"--eps must be a finite number > 0, got {args.eps!r}")
-    alpha, _ = parse_value("alpha", args.alpha, eps=eps)
-    if not (math.isfinite(alpha) and 0 <= alpha <= 2 * eps):
-        raise UsageError(f"--alpha must be in [0, 2*eps] = [0, {2 * eps:.6g}] (Lemma 1's range; for alpha >= "
-                         f"2*eps every coordinate is clipped to +-eps and E||delta||^2 = d*eps^2), "
-                         f"got {args.alpha!r} = {alpha:.6g}")
-    cfg = resolve(FGSMConfig(d=d, eps=eps, alpha=alpha, samples=samples, sign=args.sign, seed=args.seed))
-    return cfg, unit, str(args.eps)
+def _config(args) -> FGSMConfig:
+    """The resolved config; α outside Lemma 1's [0, 2ε] is a ConfigError naming ``alpha``."""
+    cfg = resolve(FGSMConfig(d=args.d, eps=args.eps, alpha=None, samples=args.samples, sign=args.sign,
+                             seed=args.seed))
+    value, multiple = args.alpha
+    alpha = value if multiple is None else multiple * cfg.eps
+    if not 0 <= alpha <= 2 * cfg.eps:
+        raise ConfigError("alpha", f"must be in [0, 2*eps] = [0, {2 * cfg.eps:.6g}] (Lemma 1's range; for alpha "
+                                   ">= 2*eps every coordinate is clipped to +-eps and E||delta||^2 = d*eps^2)", alpha)
+    return resolve(replace(cfg, alpha=alpha))
 
 
-def _fraction_text(x: float, unit: int | None) -> str:
-    if unit is None:
-        return f"{x:.6g}"
-    return f"{x * unit:.4g}/{unit}"
+def _units(x: float) -> str:
+    return f"{x:.6g} ({x * UNIT:.4g}/{UNIT})"
 
 
-def _record(res: FGSMResult, unit: int | None, eps_text: str) -> dict:
+def _payload(res: FGSMResult) -> tuple[dict, dict]:
     out = res.summary()
-    cfg = dict(res.config)
-    cfg["eps_text"] = eps_text
+    cfg = out.pop("config")
     cfg["alpha_over_eps"] = cfg["alpha"] / cfg["eps"]
-    out["config"] = cfg
-    out["fgsm_equivalent_eps_units"] = None if unit is None else {
-        "unit": f"1/{unit}", "closed_form": res.fgsm_equivalent_eps * unit,
-        "mc": res.fgsm_equivalent_eps_mc * unit}
-    out["version"] = __version__
-    return out
+    out["fgsm_equivalent_eps_units"] = {"unit": f"1/{UNIT}", "closed_form": res.fgsm_equivalent_eps * UNIT,
+                                        "mc": res.fgsm_equivalent_eps_mc * UNIT}
+    return out, cfg
 
 
-def _print_human(res: FGSMResult, rec: dict, unit: int | None) -> None:
+def _print_human(res: FGSMResult, rec: dict) -> None:
     c = res.config
     eps, alpha = c["eps"], c["alpha"]
-    print(f"FGSM-RS perturbation norm (Lemma 1, eq. 2.4): d={c['d']}, eps={_fraction_text(eps, unit)}, "
-          f"alpha={alpha / eps:.4g} eps = {_fraction_text(alpha, unit)}, sign={c['sign']}, "
+    print(f"FGSM-RS perturbation norm (Lemma 1, eq. 2.4): d={c['d']}, eps={_units(eps)}, "
+          f"alpha={alpha / eps:.4g} eps = {_units(alpha)}, sign={c['sign']}, "
           f"{c['samples']} samples, seed {c['seed']}")
 
     def pm(m, se):
@@ -131,8 +111,8 @@ def _print_human(res: FGSMResult, rec: dict, unit: int | None) -> None:
     if res.outward_sq_norm is not None:
         print(f"sign=outward depends on eta: exact E‖δ‖₂² = {res.outward_sq_norm:.6f} (outside Lemma 1; "
               "see ERRATA.md)")
-    print(f"\nplain FGSM step with the same l2 norm: eps' = {_fraction_text(res.fgsm_equivalent_eps, unit)} "
-          f"(from sqrt(E‖δ‖²)), {_fraction_text(res.fgsm_equivalent_eps_mc, unit)} (from the MC E‖δ‖)")
+    print(f"\nplain FGSM step with the same l2 norm: eps' = {_units(res.fgsm_equivalent_eps)} "
+          f"(from sqrt(E‖δ‖²)), {_units(res.fgsm_equivalent_eps_mc)} (from the MC E‖δ‖)")
     print(f"speed: {res.samples_per_s:,.0f} samples/s ({rec['draws_per_s'] / 1e6:,.0f} M coordinates/s, "
           f"{res.backend}); first kernel call {res.compile_s:.2f} s (compile or cache load)")
 
@@ -157,24 +137,22 @@ def _plot(res: FGSMResult, path) -> None:
     plt.close(fig)
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    cfg, unit, eps_text = _config(args)
-    keep = bool(args.out) and cfg.samples <= MAX_KEPT
-    res = simulate(cfg, show_progress=not args.json, keep_samples=keep)
-    rec = _record(res, unit, eps_text)
-    if args.out:
-        write_json(f"{args.out}/result.json", rec)
-        if keep:
-            _plot(res, f"{args.out}/norm_hist.png")
-    if args.json:
-        emit_json(rec)
-    else:
-        _print_human(res, rec, unit)
-        if args.out:
-            print(f"\nwrote {args.out}/result.json" + (", norm_hist.png" if keep else ""))
-    return 0
+def run(args: argparse.Namespace, session) -> Result:
+    cfg = _config(args)
+    keep = session.out is not None and cfg.samples <= MAX_KEPT
+    if session.out is not None and not keep:
+        session.note(f"no norm_hist.png: more than {MAX_KEPT} samples are not kept in memory")
+    res = simulate(cfg, show_progress=session.show_progress, keep_samples=keep)
+    payload, config = _payload(res)
+    files = {"norm_hist.png": lambda path: _plot(res, path)} if keep else {}
+    return Result(payload, config, human=lambda: _print_human(res, payload), files=files)
 
+
+CLI = Cli(PROG, __doc__, [Command(
+    None, "the norm of the FGSM-RS perturbation: Lemma 1's closed form vs Monte Carlo", add_arguments, run,
+    description=__doc__.split("\n\n")[0],
+    epilog="Example: python -m toymodels.fgsm --eps 8/255 --alpha 1.25eps --samples 1e6 --json",
+    smoke=("--d", "64", "--samples", "2000"))])
 
 if __name__ == "__main__":
-    raise SystemExit(run_main(main, prog=PROG))
+    raise SystemExit(CLI.main())

@@ -29,22 +29,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._cli import UsageError, check_int_range, check_positive
+from ..errors import ConfigError, check_int, check_range
 
 __all__ = [
     "lemma1_coord_formula", "lemma1_formula", "coord_sq_moment", "sq_norm_exact", "bound_norm",
     "coord_fourth_moment", "sq_norm_variance", "coord_abs_moment", "outward_coord_sq_moment",
-    "sq_norm_outward", "fgsm_equivalent_eps",
+    "sq_norm_outward", "fgsm_equivalent_eps", "EPS_RANGE",
 ]
+
+#: the range of ε and α accepted here: ε⁴ (in the fourth moment) stays a normal float, α³/ε is finite
+EPS_RANGE = (1e-70, 1e70)
 
 
 def _check(eps, alpha):
-    check_positive("eps", float(eps))
+    eps = check_range("eps", eps, *EPS_RANGE)
     a = np.asarray(alpha, dtype=np.float64)
-    bad = a[~(np.isfinite(a) & (a >= 0))]
+    bad = a[~(np.isfinite(a) & (a >= 0) & (a <= EPS_RANGE[1]))]
     if bad.size:
-        raise UsageError(f"alpha must be a finite number >= 0, got {bad.flat[0]!r}")
-    return float(eps), a
+        raise ConfigError("alpha", f"must be a number in [0, {EPS_RANGE[1]:g}]", float(bad.flat[0]))
+    return eps, a
 
 
 def _out(x):
@@ -63,7 +66,7 @@ def lemma1_formula(d, eps, alpha):
 
     Exact only for α ∈ [0, 2ε] (Lemma 1's hypothesis); for α > 2ε it undershoots the true value dε²
     (see :func:`sq_norm_exact`)."""
-    check_int_range("d", d, 1)
+    check_int("d", d, 1)
     eps, a = _check(eps, alpha)
     return _out(d * lemma1_coord_formula(eps, a))
 
@@ -89,7 +92,7 @@ def sq_norm_exact(d, eps, alpha):
     alpha : float or array
         FGSM-RS step size α ≥ 0.
     """
-    check_int_range("d", d, 1)
+    check_int("d", d, 1)
     return _out(d * np.asarray(coord_sq_moment(eps, alpha)))
 
 
@@ -112,7 +115,7 @@ def coord_fourth_moment(eps, alpha):
 
 def sq_norm_variance(d, eps, alpha):
     """Var ‖δ‖₂² = d · (E[δᵢ⁴] − E[δᵢ²]²) (independent coordinates)."""
-    check_int_range("d", d, 1)
+    check_int("d", d, 1)
     m2 = np.asarray(coord_sq_moment(eps, alpha))
     m4 = np.asarray(coord_fourth_moment(eps, alpha))
     return _out(d * (m4 - m2 * m2))
@@ -137,7 +140,7 @@ def outward_coord_sq_moment(eps, alpha):
 
 def sq_norm_outward(d, eps, alpha):
     """d · :func:`outward_coord_sq_moment` (the dependent-sign counterexample to eq. 2.4)."""
-    check_int_range("d", d, 1)
+    check_int("d", d, 1)
     return _out(d * np.asarray(outward_coord_sq_moment(eps, alpha)))
 
 

@@ -12,8 +12,9 @@ projection), for a sign vector s chosen by ``sign``:
 For the first four the law of ‖δ‖₂ is the same (see :mod:`toymodels.fgsm.lemma1`), so the estimates
 must agree with :func:`~toymodels.fgsm.lemma1.sq_norm_exact` within their standard errors.
 
-Randomness: a counter-based stream keyed by ``seed`` (see :mod:`toymodels.fgsm._kernels`); sample j
-of a run is a fixed function of (seed, j, d, ε, α, sign), whatever the chunking or thread count.
+Randomness: the counter-based streams ``(seed, "fgsm/eta")`` and ``(seed, "fgsm/sign")`` of
+:mod:`toymodels.rng` (see :mod:`toymodels.fgsm._kernels`); sample j of a run is a fixed function of
+(seed, j, d, ε, α, sign), whatever the chunking or thread count.
 """
 from __future__ import annotations
 
@@ -23,19 +24,26 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
-from .._cli import UsageError, check_choice, check_finite, check_int_range, check_nonneg, check_positive, progress
-from . import _kernels
-from ._reference import sq_norms_reference
-from .lemma1 import (bound_norm, fgsm_equivalent_eps, lemma1_formula, sq_norm_exact, sq_norm_outward,
+from ..backends import check_backend
+from ..errors import ConfigError, RunError, check_choice, check_int, check_range
+from ..progress import progress
+from ..rng import check_seed, key64
+from . import _kernels, _reference
+from .lemma1 import (EPS_RANGE, bound_norm, fgsm_equivalent_eps, lemma1_formula, sq_norm_exact, sq_norm_outward,
                      sq_norm_variance)
 
-__all__ = ["SIGNS", "FGSMConfig", "FGSMResult", "resolve", "simulate", "sample_sq_norms", "stream_keys"]
+__all__ = ["SIGNS", "FGSMConfig", "FGSMResult", "resolve", "simulate", "sample_sq_norms", "stream_keys",
+           "MAX_D", "MAX_SAMPLES", "EPS_RANGE"]
 
 SIGNS = ("random", "plus", "minus", "alternating", "outward")
 #: samples per kernel call (progress granularity; results do not depend on it)
 CHUNK = 1 << 16
-_MASK = (1 << 64) - 1
-_G = 0x9E3779B97F4A7C15
+#: the largest dimension: a fixed sign vector takes 8 bytes a coordinate (8 GB at 10⁹)
+MAX_D = 10 ** 9
+#: the most samples of one run (the stream counter is sample·d + i < 2⁶²)
+MAX_SAMPLES = 1 << 40
+#: why ``d`` is bounded (part of the error message)
+D_WHY = "a fixed sign vector takes 8 bytes a coordinate: at most 8 GB"
 
 
 @dataclass(frozen=True)
@@ -90,47 +98,37 @@ class FGSMResult:
 def resolve(cfg: FGSMConfig) -> FGSMConfig:
     """Validate ``cfg`` (any α ≥ 0 is allowed here; the CLI restricts α to Lemma 1's [0, 2ε]).
 
-    Raises :class:`UsageError` naming the parameter and its valid range."""
-    check_int_range("d", cfg.d, 1, 1 << 40)
-    check_int_range("samples", cfg.samples, 1, 1 << 40)
-    check_int_range("seed", cfg.seed, 0, 2**63 - 1)
+    Raises :class:`~toymodels.errors.ConfigError` naming the field and its valid range."""
+    d = check_int("d", cfg.d, 1, MAX_D)
+    samples = check_int("samples", cfg.samples, 1, MAX_SAMPLES)
+    seed = check_seed(cfg.seed)
     check_choice("sign", cfg.sign, SIGNS)
-    eps = float(check_positive("eps", cfg.eps))
-    if not 1e-150 <= eps <= 1e150:
-        raise UsageError(f"eps must be in [1e-150, 1e150], got {eps!r}")
-    if cfg.d * eps * eps > 1e300:
-        raise UsageError(f"d * eps^2 must be <= 1e300 (finite norms), got {cfg.d * eps * eps:.3g}")
-    alpha = 1.25 * eps if cfg.alpha is None else float(check_nonneg("alpha", cfg.alpha))
-    check_finite("alpha", alpha)
-    if alpha > 1e150:
-        raise UsageError(f"alpha must be in [0, 1e150], got {alpha!r}")
-    if int(cfg.d) * int(cfg.samples) >= 1 << 62:
-        raise UsageError(f"samples * d must be < 2^62 (counter range), got {cfg.samples} * {cfg.d}")
-    return replace(cfg, d=int(cfg.d), samples=int(cfg.samples), seed=int(cfg.seed), eps=eps, alpha=alpha)
-
-
-def _mix64_int(z: int) -> int:
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
-    return z ^ (z >> 31)
+    eps = check_range("eps", cfg.eps, *EPS_RANGE)
+    alpha = 1.25 * eps if cfg.alpha is None else check_range("alpha", cfg.alpha, 0.0, EPS_RANGE[1])
+    if samples * d >= 1 << 62:
+        raise ConfigError("samples", f"must be < 2^62 / d = {(1 << 62) // d} at d = {d} (the stream counter "
+                                     "is sample·d + coordinate)", samples)
+    return replace(cfg, d=d, samples=samples, seed=seed, eps=eps, alpha=alpha)
 
 
 def stream_keys(seed: int) -> tuple[np.uint64, np.uint64]:
-    """(key_eta, key_sign): the first two SplitMix64 outputs from state ``seed``."""
-    return (np.uint64(_mix64_int((seed + _G) & _MASK)), np.uint64(_mix64_int((seed + 2 * _G) & _MASK)))
+    """(key_eta, key_sign): the keys of the counter-based streams ``(seed, "fgsm/eta")`` and
+    ``(seed, "fgsm/sign")`` of :mod:`toymodels.rng`."""
+    return key64(seed, "fgsm/eta"), key64(seed, "fgsm/sign")
 
 
 def _mode_and_signs(sign, d: int) -> tuple[int, np.ndarray]:
     if not isinstance(sign, str):
         s = np.ascontiguousarray(sign, dtype=np.float64)
         if s.shape != (d,) or not np.all(np.abs(s) == 1):
-            raise UsageError(f"sign must be one of {{{', '.join(SIGNS)}}} or a length-{d} vector of ±1")
+            raise ConfigError("sign", f"must be one of {{{', '.join(SIGNS)}}} or a length-{d} vector of ±1",
+                              sign)
         return _kernels.MODE_FIXED, s
     check_choice("sign", sign, SIGNS)
     if sign == "random":
-        return _kernels.MODE_RANDOM, np.ones(d)
+        return _kernels.MODE_RANDOM, np.ones(1)         # the kernel reads signs only in MODE_FIXED
     if sign == "outward":
-        return _kernels.MODE_OUTWARD, np.ones(d)
+        return _kernels.MODE_OUTWARD, np.ones(1)
     if sign == "plus":
         return _kernels.MODE_FIXED, np.ones(d)
     if sign == "minus":
@@ -146,14 +144,13 @@ def warm_kernel() -> float:
     process; returns the seconds that first call took."""
     if not _COMPILE_S:
         t = time.perf_counter()
-        _kernels._sq_norms(np.uint64(1), np.uint64(2), 0, 2, 1.0, 0.5, 0, np.ones(2), np.empty(1))
+        _kernels.sq_norms(np.uint64(1), np.uint64(2), 0, 2, 1.0, 0.5, 0, np.ones(2), np.empty(1))
         _COMPILE_S.append(time.perf_counter() - t)
     return _COMPILE_S[0]
 
 
 def _backend_fn(backend: str):
-    check_choice("backend", backend, ("numba", "numpy"))
-    return _kernels._sq_norms if backend == "numba" else sq_norms_reference
+    return {"numba": _kernels.sq_norms, "numpy": _reference.sq_norms}[check_backend(backend)]
 
 
 def sample_sq_norms(d: int, eps: float, alpha: float, samples: int, *, sign="random", seed: int = 0,
@@ -164,7 +161,10 @@ def sample_sq_norms(d: int, eps: float, alpha: float, samples: int, *, sign="ran
     ``backend="numba"`` and ``backend="numpy"``, and independent of how a run is split into calls."""
     cfg = resolve(FGSMConfig(d=d, eps=eps, alpha=alpha, samples=samples, seed=seed,
                              sign=sign if isinstance(sign, str) else "plus"))
-    check_int_range("start", start, 0, 1 << 40)
+    check_int("start", start, 0, MAX_SAMPLES)
+    if (start + cfg.samples) * cfg.d >= 1 << 62:
+        raise ConfigError("start", f"must be < 2^62 / d − samples = {(1 << 62) // cfg.d - cfg.samples} (the stream "
+                                   "counter is sample·d + coordinate)", start)
     mode, signs = _mode_and_signs(sign, cfg.d)
     key_eta, key_sign = stream_keys(cfg.seed)
     out = np.empty(cfg.samples)
@@ -227,7 +227,7 @@ def simulate(config: FGSMConfig = FGSMConfig(), *, backend: str = "numba", show_
             out = buf[: min(CHUNK, cfg.samples - j0)]
             fn(key_eta, key_sign, j0, cfg.d, cfg.eps, cfg.alpha, mode, signs, out)
             if not np.all(np.isfinite(out)):
-                raise FloatingPointError(f"non-finite ‖δ‖² in samples {j0}..{j0 + out.size - 1}")
+                raise RunError(f"non-finite ‖δ‖² in samples {j0}..{j0 + out.size - 1}")
             sq_m.add(out)
             nrm_m.add(np.sqrt(out))
             if kept is not None:

@@ -1,9 +1,11 @@
-"""ReLU networks trained with large-step-size SGD (thesis Ch. 6, Sec. 6.4.2).
+"""ReLU networks trained with large-step-size SGD (thesis Ch. 6, Sec. 6.4.2) and with SAM (Sec. 5.5.3).
 
 ``python -m toymodels.relu regression1d``: the 12-point 1D regression of Blanc et al. (Fig. 6.4,
 6.12, 6.13); ``teacher3``: three-layer teacher–student (Fig. 6.5, :mod:`.teacher3`); ``teacher2``:
-two-layer teacher–student in d = 2 (Fig. 6.10, 6.14, :mod:`.teacher2`). The teacher modules' names
-that would clash are exported with a 2/3 suffix (``run_schedules3``, ``summarize3``, ...).
+two-layer teacher–student in d = 2 (Fig. 6.10, 6.14, :mod:`.teacher2`); ``sam``: full-batch ERM vs SAM
+(Fig. 5.7, :mod:`.sam`). The teacher modules' names that would clash are exported with a 2/3 suffix
+(``run_schedules3``, ``summarize3``, ...). Numba kernels: :mod:`._kernels` (one module per model), numpy
+references of the same names: :mod:`._reference`; random streams: :mod:`.streams`.
 """
 from .metrics import count_kinks, feature_sparsity, jacobian_rank, kink_positions
 from .model import (ReLUConfig, ReLUResult, activations, blanc_data, checkpoints, init_params, jacobian,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._cli import UsageError
+from ..errors import ConfigError, check_range
 
 __all__ = ["feature_sparsity", "jacobian_rank", "count_kinks", "kink_positions"]
 
@@ -24,9 +24,8 @@ def feature_sparsity(act: np.ndarray, threshold: float = 0.95) -> float:
     """
     act = np.asarray(act, dtype=np.float64)
     if act.ndim != 2 or act.size == 0:
-        raise UsageError(f"activations must be a non-empty 2-D array, got shape {act.shape}")
-    if not -1.0 <= threshold <= 1.0:
-        raise UsageError(f"threshold must lie in [-1, 1], got {threshold!r}")
+        raise ConfigError("act", "must be a non-empty 2-D array", f"shape {act.shape}")
+    threshold = check_range("threshold", threshold, -1.0, 1.0)
     n, m = act.shape
     nz = act != 0.0
     active = np.flatnonzero(nz.any(axis=0))

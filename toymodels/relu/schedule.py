@@ -15,22 +15,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._cli import UsageError, check_int_range, check_positive
+from ..errors import ConfigError, check_int, check_positive, check_range
 
 
 def warmup_decay_schedule(base: float, steps: int, transition: float, warmup_factor: float,
                           decay_factor: float) -> np.ndarray:
-    """Per-iteration step sizes η_0, …, η_{T−1} of the schedule above (float64 array of length T)."""
-    check_int_range("steps", steps, 1)
+    """Per-iteration step sizes η_0, …, η_{T−1} of the schedule above (float64 array of length T).
+    Raises :class:`~toymodels.errors.ConfigError` naming ``lr`` (``base``), ``steps``, ``transition``,
+    ``warmup_factor`` or ``decay_factor``."""
+    check_int("steps", steps, 1)
     check_positive("lr", base)
-    if not 0.0 < transition < 1.0:
-        raise UsageError(f"transition fraction must lie in (0, 1), got {transition!r}")
-    if not np.isfinite(warmup_factor) or warmup_factor < 1.0:
-        raise UsageError(f"warmup factor must be a finite number >= 1, got {warmup_factor!r}")
-    if not np.isfinite(decay_factor) or decay_factor < 1.0:
-        raise UsageError(f"decay factor must be a finite number >= 1, got {decay_factor!r}")
+    check_range("transition", transition, 0.0, 1.0, lo_open=True, hi_open=True)
+    check_range("warmup_factor", warmup_factor, 1.0)
+    check_range("decay_factor", decay_factor, 1.0)
     t = np.arange(steps, dtype=np.float64)
     td = int(np.floor(transition * steps))
+    if not np.isfinite(float(base) * (1.0 + (float(warmup_factor) - 1.0) * td / steps)):
+        raise ConfigError("warmup_factor", f"must keep the peak step size lr·(1 + (F − 1)·⌊αT⌋/T) finite "
+                          f"(lr = {base:g})", warmup_factor)
     out = base * (1.0 + (warmup_factor - 1.0) * t / steps)
     out[td:] = base * (1.0 + (warmup_factor - 1.0) * td / steps) / decay_factor
     return out

@@ -1,7 +1,7 @@
 """Two-layer ReLU teacher–student in d = 2 (thesis App., "Illustration of neuron dynamics", Fig. 6.10
 and 6.14; setup of Chizat et al. 2019, Fig. 1).
 
-Bias-free two-layer nets f_θ(x) = Σⱼ aⱼ ReLU(wⱼ·x) (:mod:`toymodels.relu._kernels2`): a teacher with
+Bias-free two-layer nets f_θ(x) = Σⱼ aⱼ ReLU(wⱼ·x) (:mod:`toymodels.relu._kernels.teacher2`): a teacher with
 ``m_teacher`` = 3 neurons (wⱼ* unit vectors at uniformly random angles, aⱼ* = 1) and a student with m
 neurons initialized at the large scale τ = ``init_scale``: wⱼ ~ N(0, τ² I/d), aⱼ ~ N(0, τ²/m) — at
 which small steps train lazily. Data: n points xᵢ ~ N(0, I_d), yᵢ = f*(xᵢ) (no noise); test loss on
@@ -17,20 +17,26 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from .._cli import UsageError, check_int_range, check_positive
-from . import _kernels2
+from ..backends import check_backend
+from ..errors import check_int, check_positive, check_range
+from ..rng import check_seed
+from ._kernels import teacher2 as _kernels2
 from .metrics import feature_sparsity, jacobian_rank
 from .model import checkpoints
 from .schedule import warmup_decay_schedule
+from .streams import model_stream, sgd_indices
 
 __all__ = ["Teacher2Config", "Teacher2Result", "teacher2_params", "teacher2_data", "init_student2",
            "predict2", "jacobian2", "train_teacher2", "run_schedules2", "summarize2", "DEFAULT_TRANSITIONS2"]
 
 DEFAULT_TRANSITIONS2 = (None, 0.1, 0.3, 0.5)
+#: the most SGD steps (the schedule and the indices take 16 bytes a step)
+MAX_STEPS = 10 ** 8
 
 
 def teacher2_params(d: int, m: int, seed: int):
-    rng = np.random.default_rng([seed, 17])
+    """(W*, a*): m unit vectors at uniformly random directions, a* = 1; stream ``(seed, "relu/teacher2/teacher")``."""
+    rng = model_stream(seed, "teacher2", "teacher")
     W = rng.standard_normal((m, d))
     W /= np.linalg.norm(W, axis=1, keepdims=True)
     return W, np.ones(m)
@@ -39,7 +45,7 @@ def teacher2_params(d: int, m: int, seed: int):
 def predict2(X, W, a) -> np.ndarray:
     X = np.ascontiguousarray(X, dtype=np.float64)
     out = np.empty(X.shape[0])
-    _kernels2._predict(X, np.ascontiguousarray(W), np.ascontiguousarray(a), out)
+    _kernels2.predict(X, np.ascontiguousarray(W), np.ascontiguousarray(a), out)
     return out
 
 
@@ -47,20 +53,22 @@ def jacobian2(X, W, a) -> np.ndarray:
     """φ_θ(X), shape (n, md + m), columns (vec W, a)."""
     X = np.ascontiguousarray(X, dtype=np.float64)
     J = np.empty((X.shape[0], W.size + a.size))
-    _kernels2._jacobian(X, np.ascontiguousarray(W), np.ascontiguousarray(a), J)
+    _kernels2.jacobian(X, np.ascontiguousarray(W), np.ascontiguousarray(a), J)
     return J
 
 
 def teacher2_data(d: int, m_teacher: int, n: int, n_test: int, seed: int):
+    """(X, y, X_test, y_test, teacher), x ~ N(0, I_d) from the stream ``(seed, "relu/teacher2/data")``."""
     T = teacher2_params(d, m_teacher, seed)
-    rng = np.random.default_rng([seed, 18])
+    rng = model_stream(seed, "teacher2", "data")
     X = rng.standard_normal((n, d))
     Xt = rng.standard_normal((n_test, d))
     return X, predict2(X, *T), Xt, predict2(Xt, *T), T
 
 
 def init_student2(d: int, m: int, scale: float, seed: int):
-    rng = np.random.default_rng([seed, 19])
+    """(W, a): wⱼ ~ N(0, τ² I/d), aⱼ ~ N(0, τ²/m), τ = ``scale``; stream ``(seed, "relu/teacher2/init")``."""
+    rng = model_stream(seed, "teacher2", "init")
     return scale * rng.standard_normal((m, d)) / np.sqrt(d), scale * rng.standard_normal(m) / np.sqrt(m)
 
 
@@ -86,13 +94,17 @@ class Teacher2Config:
     init_seed: int | None = None
 
     def validate(self) -> "Teacher2Config":
-        for k, lo in (("d", 1), ("m_teacher", 1), ("m", 1), ("n", 1), ("n_test", 1), ("steps", 1),
-                      ("n_checkpoints", 1)):
-            check_int_range(k, getattr(self, k), lo, 10**9)
-        for k in ("lr", "lr_const", "init_scale", "rank_tol"):
+        """Check every field (:class:`~toymodels.errors.ConfigError` naming the field)."""
+        for k, hi in (("d", 10_000), ("m_teacher", 10_000), ("m", 10_000), ("n", 10**6), ("n_test", 10**7),
+                      ("steps", MAX_STEPS), ("n_checkpoints", 100_000)):
+            check_int(k, getattr(self, k), 1, hi)
+        for k in ("lr", "lr_const", "init_scale"):
             check_positive(k, getattr(self, k))
-        if not -1.0 <= self.corr_threshold <= 1.0:
-            raise UsageError(f"corr_threshold must lie in [-1, 1], got {self.corr_threshold!r}")
+        check_range("rank_tol", self.rank_tol, 0.0, 1.0, lo_open=True)
+        check_range("corr_threshold", self.corr_threshold, -1.0, 1.0)
+        for f in ("seed", "data_seed", "init_seed"):
+            if getattr(self, f) is not None:
+                check_seed(getattr(self, f), f)
         self.schedule()
         return self
 
@@ -119,25 +131,26 @@ class Teacher2Result:
 
 
 def train_teacher2(cfg: Teacher2Config, backend: str = "numba") -> Teacher2Result:
+    """SGD (batch 1; indices :func:`~toymodels.relu.streams.sgd_indices`) on the teacher's n points; metrics at
+    every checkpoint. ``backend``: the numba kernels or their numpy references."""
     cfg.validate()
+    backend = check_backend(backend)
     ds = cfg.seed if cfg.data_seed is None else cfg.data_seed
     X, y, Xt, yt, (TW, _) = teacher2_data(cfg.d, cfg.m_teacher, cfg.n, cfg.n_test, ds)
     W, a = init_student2(cfg.d, cfg.m, cfg.init_scale, cfg.seed if cfg.init_seed is None else cfg.init_seed)
     lr = cfg.schedule()
-    idx = np.random.default_rng([cfg.seed, 1]).integers(0, cfg.n, size=cfg.steps)
+    idx = sgd_indices(cfg.seed, cfg.n, cfg.steps)
     rec_at = checkpoints(cfg.steps, cfg.n_checkpoints)
     K = rec_at.shape[0]
     rW, ra, rl = np.full((K, cfg.m, cfg.d), np.nan), np.full((K, cfg.m), np.nan), np.full(K, np.nan)
     if backend == "numba":
-        div = _kernels2._sgd(X, y, W, a, lr, idx, rec_at, rW, ra, rl)
-    elif backend == "numpy":
-        from ._reference2 import sgd_reference
-        div = sgd_reference(X, y, W, a, lr, idx, rec_at, rW, ra, rl)
+        div = _kernels2.sgd(X, y, W, a, lr, idx, rec_at, rW, ra, rl)
     else:
-        raise UsageError(f"backend must be one of {{numba, numpy}}, got {backend!r}")
+        from ._reference.teacher2 import sgd
+        div = sgd(X, y, W, a, lr, idx, rec_at, rW, ra, rl)
     tl, ranks, sp = np.full(K, np.nan), np.full(K, -1, dtype=np.int64), np.full(K, np.nan)
     for k in np.flatnonzero(np.isfinite(rl)):
-        tl[k] = _kernels2._loss(Xt, yt, rW[k], ra[k])
+        tl[k] = _kernels2.loss(Xt, yt, rW[k], ra[k])
         ranks[k] = jacobian_rank(jacobian2(X, rW[k], ra[k]), cfg.rank_tol)
         sp[k] = feature_sparsity(np.maximum(X @ rW[k].T, 0.0), cfg.corr_threshold)
     return Teacher2Result(cfg, rec_at, rl, tl, ranks, sp, rW, ra, lr, TW, None if div < 0 else int(div))

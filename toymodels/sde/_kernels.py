@@ -1,5 +1,7 @@
-"""Numba Euler–Maruyama kernels (private; public API in :mod:`toymodels.sde.em` and
-:mod:`toymodels.sde.dln`). Plain-numpy oracles with the same signatures: :mod:`._reference`.
+"""Numba kernels of the SDE package: Euler–Maruyama on geometric Brownian motion (:mod:`.em`), eq. (6.58)
+on the DLN u⊙v (:mod:`.dln`) and on the ReLU teacher–student models (:mod:`.relu`), and label-noise GD on
+the 2-parameter DLN (:mod:`.dln2d`). Plain-numpy references of the same names and signatures:
+:mod:`._reference` (the test oracle, with the registry ``CASES``).
 
 Every kernel takes pre-drawn Gaussian noise and preallocated outputs; RNG and validation live in the
 public functions. One Euler–Maruyama step of dθ = b(θ) dt + Σ(θ) dB with step h and increment
@@ -17,7 +19,7 @@ import numpy as np
 
 
 @nb.njit(cache=True)
-def _em_gbm(x0, mu, sigma, T, dW, levels, out):
+def em_gbm(x0, mu, sigma, T, dW, levels, out):
     """EM for geometric Brownian motion dX = μX dt + σX dW on [0, T], many paths, several step sizes.
 
     dW : (M, N) Brownian increments on the finest grid (step T/N). For each level ℓ (a divisor of N:
@@ -68,7 +70,7 @@ def _axpy2(X, i, a, b, g, s):
 
 
 @nb.njit(cache=True)
-def _em_dln(X, y, u, v, gamma, scale, Z, t0, t1, r, g, s, rec_every, rec):
+def em_dln(X, y, u, v, gamma, scale, Z, t0, t1, rec_every, rec):
     """Eq. (6.58) for the DLN h(x) = ⟨u⊙v, x⟩, L = 1/(4n) Σ rᵢ², rᵢ = ⟨u⊙v, xᵢ⟩ − yᵢ:
 
         u ← u − γ_t v⊙g + √γ_t·scale_t · v⊙(XᵀZ_t),   v ← v − γ_t u⊙g + √γ_t·scale_t · u⊙(XᵀZ_t),
@@ -81,6 +83,7 @@ def _em_dln(X, y, u, v, gamma, scale, Z, t0, t1, r, g, s, rec_every, rec):
     Returns −1, or the first step at which the loss is not finite (iterates left at that step).
     """
     n, d = X.shape
+    r, g, s = np.empty(n), np.empty(d), np.empty(d)
     for t in range(t0, t1):
         loss = _residuals(X, y, u, v, r)
         if not np.isfinite(loss):
@@ -111,7 +114,7 @@ def _em_dln(X, y, u, v, gamma, scale, Z, t0, t1, r, g, s, rec_every, rec):
 
 # --- ReLU teacher–student models (½-normalized loss L = 1/(2n) Σ rᵢ²) ------------------------------
 # The Jacobians are the relu package's kernels; the EM step itself is model-free (_em_jacobian_step).
-from ..relu import _kernels2, _kernels3  # noqa: E402  (after the DLN kernels: keeps their cache keys)
+from ..relu._kernels import teacher2 as _relu2, teacher3 as _relu3  # noqa: E402  (after the DLN kernels)
 
 
 @nb.njit(cache=True)
@@ -143,16 +146,20 @@ def _em_jacobian_step(J, y, a, theta, gm, sc, z, noisy, r, w):
 
 
 @nb.njit(cache=True)
-def _em_relu2(X, y, theta, W, a, gamma, scale, Z, t0, t1, J, r, w, rec_every, rec):
-    """Eq. (6.58) on the two-layer net f = Σⱼ aⱼReLU(wⱼ·x) (:mod:`toymodels.relu._kernels2`).
+def em_relu2(X, y, theta, m, gamma, scale, Z, t0, t1, rec_every, rec):
+    """Eq. (6.58) on the two-layer net f = Σⱼ aⱼReLU(wⱼ·x) (:mod:`toymodels.relu._kernels.teacher2`), m hidden
+    units: θ = (vec W, a), W = θ[:md] as m × d, a = θ[md:] (updated in place).
 
-    θ = (vec W, a) is ``theta``; W and a must be views into it (the update is written through θ).
     Steps t0 ≤ t < t1 (absolute indices into gamma/scale; Z row t − t0; scale[t] = 0: no noise, Z
     unused). rec[t // rec_every] = L(θ_t) for t % rec_every == 0 (loss *before* step t). Returns −1,
     or the first step whose loss L(θ_t) is not finite.
     """
+    n, d = X.shape
+    W = theta[:m * d].reshape((m, d))
+    a = theta[m * d:]
+    J, r, w = np.empty((n, theta.shape[0])), np.empty(n), np.empty(n)
     for t in range(t0, t1):
-        _kernels2._jacobian(X, W, a, J)
+        _relu2.jacobian(X, W, a, J)
         sc = np.sqrt(gamma[t]) * scale[t]
         loss = _em_jacobian_step(J, y, a, theta, gamma[t], sc, Z[t - t0], sc != 0.0, r, w)
         if t % rec_every == 0:
@@ -163,15 +170,41 @@ def _em_relu2(X, y, theta, W, a, gamma, scale, Z, t0, t1, J, r, w, rec_every, re
 
 
 @nb.njit(cache=True)
-def _em_relu3(X, y, theta, W1, W2, a, gamma, scale, Z, t0, t1, J, r, w, rec_every, rec):
-    """Eq. (6.58) on the three-layer net f = aᵀReLU(W₂ReLU(W₁x)) (:mod:`toymodels.relu._kernels3`);
-    θ = (vec W₁, vec W₂, a), W₁, W₂, a views into ``theta``; otherwise as :func:`_em_relu2`."""
+def em_relu3(X, y, theta, m1, m2, gamma, scale, Z, t0, t1, rec_every, rec):
+    """Eq. (6.58) on the three-layer net f = aᵀReLU(W₂ReLU(W₁x)) (:mod:`toymodels.relu._kernels.teacher3`),
+    hidden widths m1, m2: θ = (vec W₁, vec W₂, a) with W₁ m1 × d, W₂ m2 × m1, a of length m2;
+    otherwise as :func:`em_relu2`."""
+    n, d = X.shape
+    o = m1 * d
+    W1 = theta[:o].reshape((m1, d))
+    W2 = theta[o:o + m2 * m1].reshape((m2, m1))
+    a = theta[o + m2 * m1:]
+    J, r, w = np.empty((n, theta.shape[0])), np.empty(n), np.empty(n)
     for t in range(t0, t1):
-        _kernels3._jacobian(X, W1, W2, a, J)
+        _relu3.jacobian(X, W1, W2, a, J)
         sc = np.sqrt(gamma[t]) * scale[t]
         loss = _em_jacobian_step(J, y, a, theta, gamma[t], sc, Z[t - t0], sc != 0.0, r, w)
         if t % rec_every == 0:
             rec[t // rec_every] = loss
         if not np.isfinite(loss):
             return t
+    return -1
+
+
+# --- label-noise GD on the 2-parameter DLN u = v (Fig. 6.8, :mod:`toymodels.sde.dln2d`) -------------
+
+@nb.njit(cache=True)
+def label_noise_gd(x, y, u, eta, sigma, z, traj):
+    """traj[0] = u₀; traj[t+1] = traj[t] − η(r_t − σz_t)·traj[t]⊙x with r_t = ⟨traj[t]⊙traj[t], x⟩ − y.
+    Returns −1 or the first t with a non-finite iterate (rows after it stay as filled: NaN)."""
+    traj[0, 0] = u[0]
+    traj[0, 1] = u[1]
+    for t in range(z.shape[0]):
+        u0 = traj[t, 0]
+        u1 = traj[t, 1]
+        g = eta * (x[0] * u0 * u0 + x[1] * u1 * u1 - y - sigma * z[t])
+        traj[t + 1, 0] = u0 - g * u0 * x[0]
+        traj[t + 1, 1] = u1 - g * u1 * x[1]
+        if not (np.isfinite(traj[t + 1, 0]) and np.isfinite(traj[t + 1, 1])):
+            return t + 1
     return -1

@@ -16,6 +16,10 @@ the time η of one SGD step has covariance η·ηδ·φᵀφ, so δ = (n−1)L/n
 Metrics (as in Sec. 6.4): ``rank_jacobian`` is the number of singular values of φ_θ(X̃) above
 ``rank_tol`` × the largest, on p = 2d fresh points X̃ ~ N(0, I) (as many as parameters; the same
 points for all three runs); ``l0`` = #{k : |uₖvₖ| > l0_tol} (absolute; β* has ±1 entries).
+
+Random streams (:mod:`toymodels.rng`): the data are ``make_sparse_regression(seed)``, the SGD run is
+``train_uv``'s (seed), the fresh points X̃ are the stream (seed, "sde/fresh") and the SDE noise
+Z_t the stream of ``child_seed(seed, "sde/noise")``.
 """
 from __future__ import annotations
 
@@ -24,20 +28,38 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from .._cli import UsageError, check_int_range, check_nonneg, check_positive, progress
+from ..backends import check_backend
 from ..datasets import RegressionData, make_sparse_regression
 from ..dln.train import DLNConfig, train_uv
-from . import _kernels
-from ._reference import em_dln_reference
+from ..errors import ConfigError, check_int, check_nonneg, check_positive, check_range
+from ..progress import progress
+from ..rng import check_seed, child_seed, stream
+from . import _kernels, _reference
 
-__all__ = ["SDEDLNConfig", "resolve", "jacobian_uv", "rank_jacobian", "l0", "run_sde_dln", "compare"]
+__all__ = ["SDEDLNConfig", "resolve", "jacobian_uv", "rank_jacobian", "l0", "run_sde_dln", "compare",
+           "MAX_D", "MAX_DATA", "MAX_SDE_STEPS", "MAX_INIT", "D_WHY", "DATA_WHY", "SDE_WHY"]
+
+#: the largest dimension: the rank is an SVD of the 2d × 2d Jacobian on 2d fresh points (3.2 GB at 10⁴)
+MAX_D = 10_000
+D_WHY = "the Jacobian rank is an SVD of a 2d x 2d matrix: 3.2 GB at d = 10^4"
+#: (n + n_test)·d at most: the data take 8 bytes an entry
+MAX_DATA = 10 ** 9
+DATA_WHY = "(n + n_test)·d <= 10^9: the data take 8 bytes an entry, at most 8 GB"
+#: steps·substeps at most: the SDE's per-step step sizes, scales and indices take 32 bytes a step
+MAX_SDE_STEPS = 10 ** 8
+SDE_WHY = "steps·substeps <= 10^8: the SDE's per-step arrays take 32 bytes a step, at most 3.2 GB"
+#: |u0|, |v0| at most: |u0·v0| <= 1e100 keeps the initial loss finite
+MAX_INIT = 1e50
+#: noise rows drawn per kernel call, at most (Z is chunk × n; results do not depend on it)
+NOISE_ELEMENTS = 1 << 24
 
 
 @dataclass(frozen=True)
 class SDEDLNConfig:
     """Defaults: Fig. 6.2's data (n = 80, d = 200, r = 20, u₀ = 0.1, v₀ = 0) with η = 0.09 (the
     largest step of {0.01, …, 0.1} at which batch-1 SGD stabilizes rather than converges or diverges on
-    seed 0) for T = 20 000 SGD steps; ``c=None`` resolves to (n − 1)/n²."""
+    seed 0 of the original data stream) for T = 20 000 SGD steps; ``c=None`` resolves to (n − 1)/n²,
+    ``record_every=None`` to min(100, steps)."""
 
     n: int = 80
     d: int = 200
@@ -51,7 +73,7 @@ class SDEDLNConfig:
     c: float | None = None
     rank_tol: float = 1e-3
     l0_tol: float = 1e-3
-    record_every: int = 100
+    record_every: int | None = None
     seed: int = 0
 
     def as_dict(self) -> dict:
@@ -59,24 +81,27 @@ class SDEDLNConfig:
 
 
 def resolve(cfg: SDEDLNConfig) -> SDEDLNConfig:
-    """Validate; fill c. Raises :class:`UsageError` naming the parameter and its range."""
-    check_int_range("n", cfg.n, 2)
-    check_int_range("d", cfg.d, 1)
-    check_int_range("k", cfg.k, 0, cfg.d)
-    check_int_range("n_test", cfg.n_test, 1)
+    """Validate; fill ``c`` and ``record_every``. Raises :class:`~toymodels.errors.ConfigError` naming
+    the field and its range."""
+    n = check_int("n", cfg.n, 2)
+    d = check_int("d", cfg.d, 1, MAX_D)
+    check_int("k", cfg.k, 0, d)
+    n_test = check_int("n_test", cfg.n_test, 1)
+    if (n + n_test) * d > MAX_DATA:
+        raise ConfigError("n" if n >= n_test else "n_test", f"must satisfy {DATA_WHY}", n if n >= n_test else n_test)
     check_positive("lr", cfg.lr)
-    check_int_range("steps", cfg.steps, 1)
-    check_int_range("substeps", cfg.substeps, 1)
-    c = (cfg.n - 1) / cfg.n**2 if cfg.c is None else cfg.c
-    check_nonneg("c", c)
-    check_positive("rank_tol", cfg.rank_tol)
+    steps = check_int("steps", cfg.steps, 1, MAX_SDE_STEPS)
+    substeps = check_int("substeps", cfg.substeps, 1, 1000)
+    if steps * substeps > MAX_SDE_STEPS:
+        raise ConfigError("steps", f"must be <= {MAX_SDE_STEPS // substeps} at substeps = {substeps} ({SDE_WHY})",
+                          steps)
+    c = (n - 1) / n**2 if cfg.c is None else check_nonneg("c", cfg.c)
+    check_range("rank_tol", cfg.rank_tol, 0.0, 1.0, lo_open=True, hi_open=True)
     check_positive("l0_tol", cfg.l0_tol)
     for name in ("u0", "v0"):
-        if not np.isfinite(getattr(cfg, name)):
-            raise UsageError(f"{name} must be a finite number, got {getattr(cfg, name)!r}")
-    check_int_range("record_every", cfg.record_every, 1, cfg.steps)
-    check_int_range("seed", cfg.seed, 0, 2**63 - 1)
-    return replace(cfg, c=float(c))
+        check_range(name, getattr(cfg, name), -MAX_INIT, MAX_INIT)
+    every = min(100, steps) if cfg.record_every is None else check_int("record_every", cfg.record_every, 1, steps)
+    return replace(cfg, c=float(c), record_every=every, seed=check_seed(cfg.seed))
 
 
 def jacobian_uv(X, u, v) -> np.ndarray:
@@ -100,37 +125,39 @@ def l0(beta, tol: float) -> int:
 
 def run_sde_dln(X, y, u0, v0, gamma, scale, *, seed: int, record_every: int = 1, backend: str = "numba",
                 chunk: int = 20_000, show_progress: bool = False) -> dict:
-    """Run recursion (6.58) for len(gamma) steps from (u0, v0) (see :func:`_kernels._em_dln`).
+    """Run recursion (6.58) for len(gamma) steps from (u0, v0) (see :func:`._kernels.em_dln`).
 
     ``scale[t]`` = √(η_t δ_t); all zeros gives the gradient-flow discretization (no noise drawn).
-    Z_t are drawn chunk by chunk from ``default_rng(seed)``, so results do not depend on ``chunk``.
+    Z_t are drawn chunk by chunk (at most ``chunk`` steps, and 2²⁴ numbers, a chunk) from the stream
+    ``toymodels.rng.stream(seed)`` (= ``default_rng(seed)``), so results do not depend on ``chunk``.
 
     Returns
     -------
     dict with ``u``, ``v``, ``curve`` (loss every ``record_every`` steps, from step 0),
     ``diverged_at`` (step or None).
     """
+    fn = {"numba": _kernels.em_dln, "numpy": _reference.em_dln}[check_backend(backend)]
     X = np.ascontiguousarray(X, dtype=np.float64)
     y = np.ascontiguousarray(y, dtype=np.float64)
     gamma = np.ascontiguousarray(gamma, dtype=np.float64)
     scale = np.ascontiguousarray(scale, dtype=np.float64)
     n, d = X.shape
     S = gamma.size
+    record_every = check_int("record_every", record_every, 1)
+    chunk = max(1, min(check_int("chunk", chunk, 1), NOISE_ELEMENTS // n))
     u = np.array(np.broadcast_to(u0, (d,)), dtype=np.float64)
     v = np.array(np.broadcast_to(v0, (d,)), dtype=np.float64)
     rec = np.full(S // record_every + 1, np.nan)
     r0 = X @ (u * v) - y
     rec[0] = 0.25 * float(r0 @ r0) / n
-    r, g, s = np.empty(n), np.empty(d), np.empty(d)
-    rng = np.random.default_rng(seed)
+    rng = stream(seed)
     noisy = bool(np.any(scale != 0))
-    fn = _kernels._em_dln if backend == "numba" else em_dln_reference
     status = -1
     with progress(S, disable=not show_progress, desc="SDE" if noisy else "GF", unit="step") as bar:
         for t0 in range(0, S, chunk):
             t1 = min(S, t0 + chunk)
             Z = rng.standard_normal((t1 - t0, n)) if noisy else np.zeros((t1 - t0, n))
-            status = fn(X, y, u, v, gamma, scale, Z, t0, t1, r, g, s, record_every, rec)
+            status = fn(X, y, u, v, gamma, scale, Z, t0, t1, record_every, rec)
             bar.update(t1 - t0)
             if status >= 0:
                 break
@@ -163,8 +190,9 @@ def compare(config: SDEDLNConfig = SDEDLNConfig(), *, backend: str = "numba",
     ``rank_jacobian_init`` and ``l0_init``, ``beta_star``.
     """
     cfg = resolve(config)
+    check_backend(backend)
     data = make_sparse_regression(n=cfg.n, d=cfg.d, k=cfg.k, n_test=cfg.n_test, seed=cfg.seed)
-    Xf = np.random.default_rng([cfg.seed, 0xF4E5]).standard_normal((2 * cfg.d, cfg.d))
+    Xf = stream(cfg.seed, "sde/fresh").standard_normal((2 * cfg.d, cfg.d))
     T, s = cfg.steps, cfg.substeps
     t_start = time.perf_counter()
     sgd = train_uv(data, DLNConfig(lr=cfg.lr, algo="sgd", batch=1, steps=T, seed=cfg.seed, record_every=1),
@@ -185,9 +213,8 @@ def compare(config: SDEDLNConfig = SDEDLNConfig(), *, backend: str = "numba",
     out["sgd"] = _metrics(data, Xf, u, v, cfg, sgd.diverged_at,
                           {"curve_steps": steps_sgd, "curve_train": sgd.curve_train[steps_sgd]})
     for name, sc in (("sde", scale), ("gf", np.zeros_like(scale))):
-        res = run_sde_dln(data.X, data.y, u0, v0, gamma, sc, seed=int(np.random.SeedSequence(
-            [cfg.seed, 0x5DE]).generate_state(1)[0]), record_every=every * s, backend=backend,
-            show_progress=show_progress)
+        res = run_sde_dln(data.X, data.y, u0, v0, gamma, sc, seed=child_seed(cfg.seed, "sde/noise"),
+                          record_every=every * s, backend=backend, show_progress=show_progress)
         da = None if res["diverged_at"] is None else res["diverged_at"] // s
         out[name] = _metrics(data, Xf, res["u"], res["v"], cfg, da,
                              {"curve_steps": np.arange(res["curve"].size) * every, "curve_train": res["curve"]})

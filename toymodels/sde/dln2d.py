@@ -16,18 +16,26 @@ GD is stable only where η < 1/‖u⊙x‖². The noise drives the slow drift al
 decreases ‖∇h_u(x)‖² = 4‖u⊙x‖² (the conjecture after (6.9)); with wₖ = xₖuₖ² (Σwₖ = y) that is
 Σₖ xₖwₖ, minimized at the *sparse* solution on the axis of the smallest xₖ: u = (0, ±√(y/x₂)) when
 x₂ < x₁.
+
+The label noise z_t is the unnamed stream ``toymodels.rng.stream(seed)`` (= ``default_rng(seed)``); the
+recursion is the kernel :func:`toymodels.sde._kernels.label_noise_gd` (numpy reference of the same name
+in :mod:`toymodels.sde._reference`).
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import numba as nb
 import numpy as np
 
-from .._cli import UsageError, check_choice, check_int_range, check_nonneg, check_positive
+from ..backends import check_backend
+from ..errors import ConfigError, check_finite, check_int, check_nonneg, check_positive
+from ..rng import check_seed, stream
+from . import _kernels, _reference
 
-__all__ = ["DLN2DConfig", "loss", "grad", "sparse_solution", "simulate", "label_noise_gd_reference",
-           "loss_grid"]
+__all__ = ["DLN2DConfig", "loss", "grad", "sparse_solution", "simulate", "loss_grid", "MAX_STEPS"]
+
+#: at most this many steps (the trajectory takes 16 bytes a step: 1.6 GB)
+MAX_STEPS = 10 ** 8
 
 
 @dataclass(frozen=True)
@@ -72,52 +80,32 @@ def sparse_solution(x, y) -> np.ndarray:
     return u
 
 
-@nb.njit(cache=True)
-def _label_noise_gd(x, y, u, eta, sigma, z, traj):
-    """traj[0] = u₀; traj[t+1] = traj[t] − η(r_t − σz_t)·traj[t]⊙x. Returns −1 or the first t with a
-    non-finite iterate (rows after it stay as filled: NaN)."""
-    traj[0, 0] = u[0]
-    traj[0, 1] = u[1]
-    for t in range(z.shape[0]):
-        u0 = traj[t, 0]
-        u1 = traj[t, 1]
-        g = eta * (x[0] * u0 * u0 + x[1] * u1 * u1 - y - sigma * z[t])
-        traj[t + 1, 0] = u0 - g * u0 * x[0]
-        traj[t + 1, 1] = u1 - g * u1 * x[1]
-        if not (np.isfinite(traj[t + 1, 0]) and np.isfinite(traj[t + 1, 1])):
-            return t + 1
-    return -1
-
-
-def label_noise_gd_reference(x, y, u, eta, sigma, z, traj):
-    """Numpy oracle of :func:`_label_noise_gd` (same signature and semantics)."""
-    traj[0] = u
-    with np.errstate(over="ignore", invalid="ignore"):
-        for t in range(z.shape[0]):
-            w = traj[t]
-            traj[t + 1] = w - eta * (float((w * w) @ x) - y - sigma * z[t]) * w * x
-            if not np.all(np.isfinite(traj[t + 1])):
-                return t + 1
-    return -1
-
-
 def simulate(cfg: DLN2DConfig = DLN2DConfig(), backend: str = "numba") -> dict:
     """Run label-noise GD; returns ``traj`` (steps + 1, 2), ``loss`` (steps + 1,), ``diverged_at``,
     ``sparse_solution`` and ``config``."""
-    x = np.asarray(cfg.x, dtype=np.float64)
-    u0 = np.asarray(cfg.u0, dtype=np.float64)
-    if x.shape != (2,) or u0.shape != (2,) or not (np.all(np.isfinite(x)) and np.all(np.isfinite(u0))):
-        raise UsageError("x and u0 must be two finite numbers each")
-    check_positive("eta", cfg.eta)
-    check_nonneg("sigma", cfg.sigma)
-    check_int_range("steps", cfg.steps, 1, 10**8)
-    check_choice("backend", backend, ("numba", "numpy"))
-    z = np.random.default_rng(cfg.seed).standard_normal(cfg.steps)
-    traj = np.full((cfg.steps + 1, 2), np.nan)
-    fn = _label_noise_gd if backend == "numba" else label_noise_gd_reference
-    st = fn(x, float(cfg.y), u0, float(cfg.eta), float(cfg.sigma), z, traj)
-    return {"traj": traj, "loss": loss(traj, x, cfg.y), "diverged_at": None if st < 0 else int(st),
+    fn = {"numba": _kernels.label_noise_gd, "numpy": _reference.label_noise_gd}[check_backend(backend)]
+    x, u0 = (_pair(name, getattr(cfg, name)) for name in ("x", "u0"))
+    y = check_finite("y", cfg.y)
+    eta = check_positive("eta", cfg.eta)
+    sigma = check_nonneg("sigma", cfg.sigma)
+    steps = check_int("steps", cfg.steps, 1, MAX_STEPS)
+    z = stream(check_seed(cfg.seed)).standard_normal(steps)
+    traj = np.full((steps + 1, 2), np.nan)
+    st = fn(x, y, u0, eta, sigma, z, traj)
+    with np.errstate(over="ignore", invalid="ignore"):       # a diverged run's last iterate may be huge
+        L = loss(traj, x, y)
+    return {"traj": traj, "loss": L, "diverged_at": None if st < 0 else int(st),
             "sparse_solution": sparse_solution(x, cfg.y), "config": cfg.as_dict()}
+
+
+def _pair(field: str, value) -> np.ndarray:
+    try:
+        v = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        v = np.empty(0)
+    if v.shape != (2,) or not np.all(np.isfinite(v)):
+        raise ConfigError(field, "must be two finite numbers", value)
+    return v
 
 
 def loss_grid(x, y, lim: tuple, num: int = 300):

@@ -18,11 +18,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._cli import UsageError, check_int_range, check_positive
-from . import _kernels
-from ._reference import em_gbm_reference
+from ..backends import check_backend
+from ..errors import ConfigError, check_finite, check_int, check_positive
+from ..rng import stream
+from . import _kernels, _reference
 
 __all__ = ["OrderFit", "gbm_em_terminal", "em_orders", "weak_error_exact"]
+
+#: paths·N at most in :func:`em_orders` (the increments take 8 bytes each: 8 GB)
+MAX_INCREMENTS = 10 ** 9
 
 
 @dataclass
@@ -50,14 +54,18 @@ def weak_error_exact(h, mu: float, T: float = 1.0, x0: float = 1.0):
 
 def gbm_em_terminal(dW, levels, mu: float, sigma: float, T: float = 1.0, x0: float = 1.0,
                     backend: str = "numba") -> np.ndarray:
-    """Terminal EM values (len(levels), M) for increments dW (M, N); see :func:`_kernels._em_gbm`."""
+    """Terminal EM values (len(levels), M) for increments dW (M, N); see :func:`._kernels.em_gbm`."""
+    fn = {"numba": _kernels.em_gbm, "numpy": _reference.em_gbm}[check_backend(backend)]
     dW = np.ascontiguousarray(dW, dtype=np.float64)
-    levels = np.asarray(levels, dtype=np.int64)
-    if np.any(dW.shape[1] % levels):
-        raise UsageError(f"every level must divide the number of fine steps N={dW.shape[1]}")
+    if dW.ndim != 2 or dW.shape[1] < 1:
+        raise ConfigError("dW", "must be an (M, N) array of Brownian increments with N >= 1", dW.shape)
+    levels = np.asarray(levels, dtype=np.int64).ravel()
+    if levels.size == 0 or np.any(levels < 1) or np.any(dW.shape[1] % levels):
+        raise ConfigError("levels", f"must be integers >= 1 that divide the number of fine steps N = {dW.shape[1]}",
+                          levels.tolist())
     out = np.empty((levels.size, dW.shape[0]))
-    fn = _kernels._em_gbm if backend == "numba" else em_gbm_reference
-    fn(float(x0), float(mu), float(sigma), float(T), dW, levels, out)
+    fn(check_finite("x0", x0), check_finite("mu", mu), check_finite("sigma", sigma), check_positive("T", T),
+       dW, levels, out)
     return out
 
 
@@ -77,11 +85,15 @@ def em_orders(mu: float = 1.0, sigma: float = 0.5, T: float = 1.0, x0: float = 1
     """
     check_positive("sigma", sigma)
     check_positive("T", T)
-    check_int_range("groups", groups, 2)
-    check_int_range("paths", paths, groups)
+    check_int("N", N, 1)
+    check_int("groups", groups, 2)
+    check_int("paths", paths, groups)
     if paths % groups:
-        raise UsageError(f"paths must be a multiple of groups={groups}, got {paths}")
-    rng = np.random.default_rng(seed)
+        raise ConfigError("paths", f"must be a multiple of groups = {groups}", paths)
+    if paths * N > MAX_INCREMENTS:
+        raise ConfigError("paths", f"must be <= {MAX_INCREMENTS // N} at N = {N} (paths·N <= 10^9: the "
+                                   "increments take 8 bytes each)", paths)
+    rng = stream(seed)
     dW = rng.standard_normal((paths, N)) * np.sqrt(T / N)
     XT = x0 * np.exp((mu - 0.5 * sigma**2) * T + sigma * dW.sum(axis=1))
     Xh = gbm_em_terminal(dW, levels, mu, sigma, T, x0, backend)

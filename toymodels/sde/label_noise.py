@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._cli import UsageError
+from ..errors import ConfigError
 
 __all__ = ["label_noise", "batch_counts", "sgd_direction", "label_noise_gd_direction",
            "expected_sq_norm", "covariance_b1"]
@@ -34,7 +34,7 @@ def batch_counts(batch, n: int) -> np.ndarray:
     """cᵢ = number of times example i appears in ``batch`` (int array of length n)."""
     batch = np.asarray(batch, dtype=np.int64).ravel()
     if batch.size == 0 or batch.min() < 0 or batch.max() >= n:
-        raise UsageError(f"batch must be a non-empty array of indices in [0, {n - 1}]")
+        raise ConfigError("batch", f"must be a non-empty array of indices in [0, {n - 1}]", batch.tolist())
     return np.bincount(batch, minlength=n)
 
 
@@ -72,7 +72,7 @@ def expected_sq_norm(residuals, B: int = 1, replacement: bool = True) -> float:
     r = np.asarray(residuals, dtype=np.float64).ravel()
     n = r.size
     if not 1 <= B <= (10**18 if replacement else n):
-        raise UsageError(f"B must be an integer in [1, {'inf' if replacement else n}], got {B}")
+        raise ConfigError("B", f"must be an integer in [1, {'10^18' if replacement else n}]", B)
     factor = (n - 1) / B if replacement else (n - B) / B
     return float(factor * (r @ r))
 

@@ -29,6 +29,10 @@ p fresh points X̃ ~ N(0, I_d), p = #parameters (thesis l. 3155; the same X̃ fo
 that ``relu teacher{2,3}`` compute their rank on the n training points instead, which caps it at n);
 ``feature_sparsity`` (:func:`toymodels.relu.metrics.feature_sparsity`, training set, correlation
 threshold ``corr_threshold``): one number for relu2, one per hidden layer for relu3.
+
+Random streams (:mod:`toymodels.rng`): the data, teacher, student init, SGD sample indices and fresh
+points X̃ are the relu package's (:mod:`toymodels.relu.streams`: the same as ``python -m toymodels.relu
+teacher{2,3}``); the SDE noise Z_t is the stream of ``child_seed(seed, "sde/noise")``.
 """
 from __future__ import annotations
 
@@ -37,12 +41,16 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from .._cli import UsageError, check_choice, check_int_range, check_nonneg, progress
-from ..relu import _kernels2, _kernels3, _reference2, _reference3
+from ..backends import check_backend
+from ..errors import ConfigError, check_choice, check_int, check_nonneg, check_range
+from ..progress import progress
+from ..relu._kernels import teacher2 as _relu2, teacher3 as _relu3
 from ..relu.metrics import feature_sparsity, jacobian_rank
 from ..relu.model import checkpoints
-from . import _kernels
-from ._reference import em_relu_reference
+from ..relu.streams import fresh_points, sgd_indices
+from ..rng import check_seed, child_seed, stream
+from . import _kernels, _reference
+from .dln import MAX_SDE_STEPS, SDE_WHY
 
 __all__ = ["SDEReLUConfig", "MODELS", "resolve", "teacher_config", "problem", "param_views", "jacobian",
            "features", "run_sgd_trace", "run_sde_relu", "compare"]
@@ -88,18 +96,21 @@ def teacher_config(cfg: SDEReLUConfig):
 
 
 def resolve(cfg: SDEReLUConfig) -> SDEReLUConfig:
-    """Validate and fill every ``None`` (raises :class:`UsageError` naming the parameter)."""
+    """Validate and fill every ``None`` (raises :class:`~toymodels.errors.ConfigError` naming the field)."""
     check_choice("model", cfg.model, MODELS)
-    check_int_range("seed", cfg.seed, 0, 2**63 - 1)
-    check_int_range("substeps", cfg.substeps, 1, 1000)
-    check_int_range("n_checkpoints", cfg.n_checkpoints, 1, 10_000)
-    if not 0.0 < cfg.transition < 1.0:
-        raise UsageError(f"transition must lie in (0, 1), got {cfg.transition!r}")
+    check_seed(cfg.seed)
+    substeps = check_int("substeps", cfg.substeps, 1, 1000)
+    check_int("n_checkpoints", cfg.n_checkpoints, 1, 10_000)
+    check_range("transition", cfg.transition, 0.0, 1.0, lo_open=True, hi_open=True)
     if cfg.steps is not None:
-        check_int_range("steps", cfg.steps, 1, 10**8)
+        check_int("steps", cfg.steps, 1, MAX_SDE_STEPS)
+    if cfg.c is not None:
+        check_nonneg("c", cfg.c)
     tc = teacher_config(cfg)
+    if tc.steps * substeps > MAX_SDE_STEPS:
+        raise ConfigError("steps", f"must be <= {MAX_SDE_STEPS // substeps} at substeps = {substeps} ({SDE_WHY})",
+                          tc.steps)
     c = 2.0 * (tc.n - 1) / tc.n**2 if cfg.c is None else cfg.c
-    check_nonneg("c", c)
     return replace(cfg, steps=tc.steps, lr=tc.lr, warmup_factor=tc.warmup_factor, decay_factor=tc.decay_factor,
                    init_scale=tc.init_scale, rank_tol=tc.rank_tol, c=float(c))
 
@@ -137,7 +148,7 @@ def jacobian(X, theta, shapes) -> np.ndarray:
     X = np.ascontiguousarray(X, dtype=np.float64)
     J = np.empty((X.shape[0], theta.size))
     ps = param_views(np.ascontiguousarray(theta, dtype=np.float64), shapes)
-    (_kernels2._jacobian if len(shapes) == 2 else _kernels3._jacobian)(X, *ps, J)
+    (_relu2.jacobian if len(shapes) == 2 else _relu3.jacobian)(X, *ps, J)
     return J
 
 
@@ -150,7 +161,7 @@ def features(X, theta, shapes) -> list:
 
 def _loss(X, y, theta, shapes) -> float:
     ps = param_views(np.ascontiguousarray(theta), shapes)
-    return float((_kernels2._loss if len(shapes) == 2 else _kernels3._loss)(X, y, *ps))
+    return float((_relu2.loss if len(shapes) == 2 else _relu3.loss)(X, y, *ps))
 
 
 def run_sgd_trace(X, y, theta0, shapes, lr, idx, at, *, chunk: int = 5000):
@@ -162,7 +173,7 @@ def run_sgd_trace(X, y, theta0, shapes, lr, idx, at, *, chunk: int = 5000):
     T = lr.size
     theta = np.array(theta0, dtype=np.float64)
     ps = param_views(theta, shapes)
-    fn = _kernels2._sgd if len(shapes) == 2 else _kernels3._sgd
+    fn = _relu2.sgd if len(shapes) == 2 else _relu3.sgd
     losses = np.full(T + 1, np.nan)
     losses[0] = _loss(X, y, theta, shapes)
     snaps = np.full((len(at), theta.size), np.nan)
@@ -182,28 +193,35 @@ def run_sgd_trace(X, y, theta0, shapes, lr, idx, at, *, chunk: int = 5000):
     return losses, snaps, None
 
 
+def _widths(shapes) -> tuple:
+    """The hidden widths the kernels take: (m,) for (W, a), (m1, m2) for (W₁, W₂, a)."""
+    return tuple(sh[0] for sh in shapes[:-1])
+
+
 def run_sde_relu(X, y, theta0, shapes, gamma, scale, *, seed: int, at=None, record_every: int = 1,
                  backend: str = "numba", show_progress: bool = False, desc: str = "SDE") -> dict:
-    """Recursion (6.58) for len(gamma) steps from θ₀ (kernels :func:`._kernels._em_relu2`/``_em_relu3``).
+    """Recursion (6.58) for len(gamma) steps from θ₀ (kernels :func:`._kernels.em_relu2` / ``em_relu3``).
 
     ``scale[t]`` = √(η_t δ_t); all zeros = gradient-flow discretization (no noise drawn). Z_t come from
-    ``default_rng(seed)`` in order, so results do not depend on the chunking by ``at``.
+    ``toymodels.rng.stream(seed)`` (= ``default_rng(seed)``) in order, so results do not depend on the
+    chunking by ``at``.
 
     Returns dict ``theta`` (final), ``thetas`` (θ at the steps ``at``), ``curve`` (L(θ_t) for
     t % record_every == 0), ``diverged_at`` (step or None).
     """
+    two = len(shapes) == 2
+    fn = {"numba": _kernels.em_relu2 if two else _kernels.em_relu3,
+          "numpy": _reference.em_relu2 if two else _reference.em_relu3}[check_backend(backend)]
     X = np.ascontiguousarray(X, dtype=np.float64)
     y = np.ascontiguousarray(y, dtype=np.float64)
     gamma = np.ascontiguousarray(gamma, dtype=np.float64)
     scale = np.ascontiguousarray(scale, dtype=np.float64)
-    check_choice("backend", backend, ("numba", "numpy"))
     S, n = gamma.size, X.shape[0]
+    record_every = check_int("record_every", record_every, 1)
     at = np.array([S] if at is None else at, dtype=np.int64)
     theta = np.array(theta0, dtype=np.float64)
-    ps = param_views(theta, shapes)
     rec = np.full((S - 1) // record_every + 1, np.nan)
-    J, r, w = np.empty((n, theta.size)), np.empty(n), np.empty(n)
-    rng = np.random.default_rng(seed)
+    rng = stream(seed)
     noisy = bool(np.any(scale != 0))
     thetas = np.full((at.size, theta.size), np.nan)
     status, t0 = -1, 0
@@ -211,13 +229,7 @@ def run_sde_relu(X, y, theta0, shapes, gamma, scale, *, seed: int, at=None, reco
         for k, t1 in enumerate(at):
             if t1 > t0:
                 Z = rng.standard_normal((t1 - t0, n)) if noisy else np.zeros((t1 - t0, n))
-                if backend == "numba":
-                    kern = _kernels._em_relu2 if len(shapes) == 2 else _kernels._em_relu3
-                    status = kern(X, y, theta, *ps, gamma, scale, Z, t0, t1, J, r, w, record_every, rec)
-                else:
-                    R = _reference2 if len(shapes) == 2 else _reference3
-                    status = em_relu_reference(R.jacobian_reference, R.predict_reference, X, y, ps, theta,
-                                               gamma, scale, Z, t0, t1, record_every, rec)
+                status = fn(X, y, theta, *_widths(shapes), gamma, scale, Z, t0, t1, record_every, rec)
                 bar.update(t1 - t0)
                 t0 = int(t1)
             if status >= 0:
@@ -237,9 +249,12 @@ def _metrics(theta, X, y, Xt, yt, Xf, shapes, cfg) -> dict:
             "feature_sparsity": sp[0] if len(sp) == 1 else sp}
 
 
-def _series(ms: list[dict]) -> dict:
+def _series(ms: list[dict], layers: int) -> dict:
+    """The metrics over the checkpoints as arrays (NaN after a divergence; feature sparsity: one column
+    per hidden layer when there are several)."""
     def arr(k):
-        return np.array([np.nan if m[k] is None else m[k] for m in ms], dtype=np.float64)
+        gap = [np.nan] * layers if k == "feature_sparsity" and layers > 1 else np.nan
+        return np.array([gap if m[k] is None else m[k] for m in ms], dtype=np.float64)
 
     return {k: arr(k) for k in ("train_loss", "test_loss", "rank_jacobian", "feature_sparsity")}
 
@@ -257,13 +272,14 @@ def compare(config: SDEReLUConfig = SDEReLUConfig(), *, backend: str = "numba",
     every s-th step); ``lr`` (η_t); ``runtime_s``.
     """
     cfg = resolve(config)
+    check_backend(backend)
     tc = teacher_config(cfg)
     X, y, Xt, yt, theta0, shapes = problem(cfg.model, tc)
     p = theta0.size
-    Xf = np.random.default_rng([cfg.seed, 0xF4E5]).standard_normal((p, tc.d))
+    Xf = fresh_points(cfg.seed, p, tc.d)
     T, s = tc.steps, cfg.substeps
     lr = tc.schedule()
-    idx = np.random.default_rng([cfg.seed, 1]).integers(0, tc.n, size=T)      # as train_teacher{2,3}
+    idx = sgd_indices(tc.seed, tc.n, T)
     at = checkpoints(T, cfg.n_checkpoints)
     t_start = time.perf_counter()
     L_sgd, sgd_thetas, sgd_div = run_sgd_trace(X, y, theta0, shapes, lr, idx, at)
@@ -273,7 +289,7 @@ def compare(config: SDEReLUConfig = SDEReLUConfig(), *, backend: str = "numba",
     out = {"config": cfg.as_dict() | {"n": tc.n, "d": tc.d, "m": tc.m, "n_params": p,
                                       "c_default": 2.0 * (tc.n - 1) / tc.n**2},
            "iters": at, "lr": lr}
-    seed_noise = int(np.random.SeedSequence([cfg.seed, 0x5DE]).generate_state(1)[0])
+    seed_noise = child_seed(cfg.seed, "sde/noise")
     runs = {"sgd": (sgd_thetas, L_sgd, sgd_div)}
     for name, sc in (("sde", scale), ("gf", np.zeros_like(scale))):
         res = run_sde_relu(X, y, theta0, shapes, gamma, sc, seed=seed_noise, at=at * s, record_every=s,
@@ -281,7 +297,7 @@ def compare(config: SDEReLUConfig = SDEReLUConfig(), *, backend: str = "numba",
         runs[name] = (res["thetas"], res["curve"], None if res["diverged_at"] is None else res["diverged_at"] // s)
     for name, (thetas, curve, div) in runs.items():
         ms = [_metrics(th, X, y, Xt, yt, Xf, shapes, cfg) for th in thetas]
-        out[name] = ms[-1] | {"diverged": div is not None, "diverged_at": div, "series": _series(ms),
+        out[name] = ms[-1] | {"diverged": div is not None, "diverged_at": div, "series": _series(ms, len(shapes) - 1),
                               "curve": curve, "theta": thetas[-1]}
     out["runtime_s"] = time.perf_counter() - t_start
     return out

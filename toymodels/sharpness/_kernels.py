@@ -1,8 +1,8 @@
 """Numba kernels: the losses of a *stack* of perturbed weight vectors (the hot loop of the Monte-Carlo
 average-case sharpness, which evaluates L(w + c⊙γ) for thousands of draws γ).
 
-Plain-numpy twins with identical semantics are in :mod:`toymodels.sharpness._reference` (test oracle
-and benchmark baseline). All kernels write into a preallocated ``out`` of shape (k,).
+Plain-numpy references of the same names and semantics are in :mod:`toymodels.sharpness._reference`
+(test oracle and benchmark baseline). All kernels write into a preallocated ``out`` of shape (k,).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def _dot(W, s, base, X, i, d):
 
 
 @nb.njit(cache=True)
-def _linear_loss_batch(W, X, y, K, normalize, out):
+def linear_loss_batch(W, X, y, K, normalize, out):
     """Mean loss over the n points of the linear classifier with weights ``W[s]`` for each s.
 
     K = 1: binary logistic, one logit z = ⟨w, x⟩, labels y ∈ {−1, +1}, ℓ = log(1 + e^{−yz}).
@@ -64,7 +64,7 @@ def _linear_loss_batch(W, X, y, K, normalize, out):
 
 
 @nb.njit(cache=True)
-def _relu_loss_batch(T, x, y, out):
+def relu_loss_batch(T, x, y, out):
     """L(θ) = 1/(2n) Σᵢ (Σⱼ aⱼ ReLU(wⱼ xᵢ + bⱼ) − yᵢ)² for each row θ = (w, b, a) of ``T`` (k, 3m)."""
     k = T.shape[0]
     m = T.shape[1] // 3

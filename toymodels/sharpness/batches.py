@@ -4,12 +4,17 @@ P_m (uniform m-subsets) is estimated by one seeded random partition of the n poi
 batches of size m (a remainder of n mod m points is left out; m = n: the full training set). The
 partition average is an unbiased estimate of E_{S~P_m}; for the average case the reported s.e. is
 the Monte-Carlo s.e. of that partition average (independent draws per batch).
+
+Streams (:mod:`toymodels.rng`): the partition from ``(seed, "sharpness/partition")``; batch b's
+Monte-Carlo draws from ``child_seed(seed, "sharpness/avg", b)`` and its Auto-PGD starts from
+``child_seed(seed, "sharpness/max", b)``.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .._cli import check_choice, check_int_range, check_positive
+from ..errors import check_choice, check_int, check_positive
+from ..rng import child_seed, stream
 from .measures import avg_sharpness, max_sharpness
 
 __all__ = ["batch_partition", "m_sharpness"]
@@ -17,8 +22,8 @@ __all__ = ["batch_partition", "m_sharpness"]
 
 def batch_partition(n, m, seed=0):
     """n // m index arrays of size m from a seeded permutation (the identity order when m = n)."""
-    check_int_range("m", m, 1, n)
-    idx = np.arange(n) if m == n else np.random.default_rng([seed, 0xBA7C]).permutation(n)
+    check_int("m", m, 1, n)
+    idx = np.arange(n) if m == n else stream(seed, "sharpness/partition").permutation(n)
     return [np.sort(idx[b * m:(b + 1) * m]) for b in range(n // m)]
 
 
@@ -50,11 +55,11 @@ def m_sharpness(make_fns, w, c, n, rho, m=None, kind="avg", p="2", n_samples=100
     for b, idx in enumerate(batches):
         loss, grad = make_fns(idx)
         if kind == "avg":
-            v, s = avg_sharpness(loss, w, c, rho, n_samples=n_samples, seed=seed + 7919 * b)
+            v, s = avg_sharpness(loss, w, c, rho, n_samples=n_samples, seed=child_seed(seed, "sharpness/avg", b))
             ses.append(s)
         else:
             v = max_sharpness(loss, grad, w, c, rho, p=p, n_iter=n_iter, n_restarts=n_restarts,
-                              seed=seed + 7919 * b).value
+                              seed=child_seed(seed, "sharpness/max", b)).value
         vals.append(v)
     vals = np.asarray(vals)
     B = len(vals)

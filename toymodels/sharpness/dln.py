@@ -24,27 +24,55 @@ diag(sign(u)√|β|)], so
 
 which for G = n I are ‖β‖₁ and ‖β‖_∞. Hence (Prop. 7.8.1/7.8.2) S_avg^ρ → ρ²/2 ‖β‖₁ and
 S_max^ρ (ℓ₂) → ρ²/2 ‖β‖_∞. The thesis prints c with u and v swapped (see ERRATA.md).
+
+:func:`measure_dln` measures batch b (of n // m) with the seeds ``child_seed(seed, "sharpness/avg", b)``
+(Monte Carlo) and ``child_seed(seed, "sharpness/max", b)`` (Auto-PGD); :func:`whitened_problem` draws
+its data from the stream ``(seed, "sharpness/whitened-problem")``.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .._cli import UsageError, check_int_range, check_positive
+from ..errors import ConfigError, check_int
+from ..rng import child_seed, stream
 
 __all__ = ["dln_loss", "dln_grad", "dln_hessian", "hessian_whitened_min", "block_eigenvalues",
            "dln_rescaling", "rescaled_hessian", "rescaled_trace_closed", "rescaled_lambda_max_closed",
-           "check_uvxy"]
+           "check_uvxy", "whitened_problem", "measure_dln"]
 
 
 def check_uvxy(u, v, X, y):
-    """Validate shapes/finiteness; return float64 arrays (raises :class:`UsageError`)."""
+    """Validate shapes/finiteness of a DLN and its data; return float64 arrays. Problems are a
+    :class:`~toymodels.errors.ConfigError` for the field ``weights`` (the bundle u, v, X, y)."""
     u, v, X, y = (np.asarray(a, dtype=np.float64) for a in (u, v, X, y))
-    if X.ndim != 2 or u.shape != (X.shape[1],) or v.shape != u.shape or y.shape != (X.shape[0],):
-        raise UsageError(f"weights must be u, v of shape (d,), X of shape (n, d), y of shape (n,); got "
-                         f"u{u.shape} v{v.shape} X{X.shape} y{y.shape}")
+    if X.ndim != 2 or X.size == 0 or u.shape != (X.shape[1],) or v.shape != u.shape or y.shape != (X.shape[0],):
+        raise ConfigError("weights", f"must be u, v of shape (d,), X of shape (n, d), y of shape (n,) with n, d >= 1; "
+                                     f"got u{u.shape} v{v.shape} X{X.shape} y{y.shape}")
     if not all(np.all(np.isfinite(a)) for a in (u, v, X, y)):
-        raise UsageError("weights u, v, X, y must be finite")
+        raise ConfigError("weights", "must be finite (u, v, X, y)")
     return u, v, X, y
+
+
+def whitened_problem(seed: int = 0, n: int = 40, d: int = 10, k: int = 3):
+    """Whitened data XᵀX = nI, β* with k ±1 entries plus 0.05·N(0, 1) elsewhere (approximately sparse:
+    at an exact zero βᵢ = 0 one of uᵢ, vᵢ vanishes and c is undefined), y = Xβ*, and a DLN trained
+    by GD (:mod:`toymodels.dln`, α = 0.1, γ = 0.5, 4000 steps) to a minimum. Returns
+    ``((u, v, X, y), None)``, or ``(None, step)`` if the training diverged."""
+    from ..datasets import RegressionData
+    from ..dln import DLNConfig, train, w_to_uv
+
+    rng = stream(seed, "sharpness/whitened-problem")
+    Q, _ = np.linalg.qr(rng.standard_normal((n, d)))
+    X = np.sqrt(n) * Q
+    beta = 0.05 * rng.standard_normal(d)
+    beta[rng.choice(d, k, replace=False)] = rng.choice([-1.0, 1.0], k)
+    y = X @ beta
+    data = RegressionData(X=X, y=y, X_test=X[:1], y_test=y[:1], beta_star=beta, source="whitened")
+    res = train(data, DLNConfig(alpha=0.1, lr=0.5, steps=4000, tol=1e-30, seed=seed))
+    if res.diverged:
+        return None, res.diverged_at
+    u, v = w_to_uv(res.w_plus, res.w_minus)
+    return (u, v, X, y), None
 
 
 def dln_loss(u, v, X, y):
@@ -84,8 +112,8 @@ def dln_rescaling(u, v):
     """The invariant scaling c = [√|u/v|; √|v/u|] (needs all uᵢ, vᵢ ≠ 0)."""
     u, v = np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)
     if np.any(u == 0) or np.any(v == 0):
-        raise UsageError("weights u, v must be nonzero elementwise for the DLN rescaling c = "
-                         "[sqrt|u/v|, sqrt|v/u|]")
+        raise ConfigError("weights", "must have u, v nonzero elementwise for the DLN rescaling c = "
+                                     "[sqrt|u/v|, sqrt|v/u|]")
     return np.concatenate([np.sqrt(np.abs(u / v)), np.sqrt(np.abs(v / u))])
 
 
@@ -115,13 +143,14 @@ def measure_dln(u, v, X, y, rho=0.01, m=None, n_samples=2000, n_iter=100, n_rest
     ``rho`` with the DLN rescaling, averaged over the n // m consecutive batches of size m (m = n:
     full batch; a remainder of n mod m examples is left out).
     """
-    from .measures import avg_sharpness, max_sharpness
+    from .measures import avg_sharpness, check_radius, max_sharpness
 
     u, v, X, y = check_uvxy(u, v, X, y)
     n, d = X.shape
-    check_positive("rho", rho)
-    m = n if m is None else check_int_range("m", m, 1, n)
+    m = n if m is None else check_int("m", m, 1, n)
     c = dln_rescaling(u, v)
+    # |⟨(u + δu)(v + δv), xᵢ⟩| ≤ ‖xᵢ‖₁ max|w'|²: the model is of degree 2 in the weights
+    check_radius(rho, np.concatenate([u, v]), c, float(np.max(np.sum(np.abs(X), axis=1))), 2, "weights")
     H = dln_hessian(u, v, X, y)
     ev = np.linalg.eigvalsh(H)
     evc = np.linalg.eigvalsh(rescaled_hessian(H, c))
@@ -131,11 +160,11 @@ def measure_dln(u, v, X, y, rho=0.01, m=None, n_samples=2000, n_iter=100, n_rest
         Xb, yb = X[b * m:(b + 1) * m], y[b * m:(b + 1) * m]
         loss = lambda W, Xb=Xb, yb=yb: dln_loss(W[:, :d], W[:, d:], Xb, yb)  # noqa: E731
         grad = lambda w_, Xb=Xb, yb=yb: np.concatenate(dln_grad(w_[:d], w_[d:], Xb, yb))  # noqa: E731
-        a, s = avg_sharpness(loss, w, c, rho, n_samples=n_samples, seed=seed + b)
+        a, s = avg_sharpness(loss, w, c, rho, n_samples=n_samples, seed=child_seed(seed, "sharpness/avg", b))
         avgs.append(a)
         ses.append(s)
         maxs.append(max_sharpness(loss, grad, w, c, rho, p="2", n_iter=n_iter, n_restarts=n_restarts,
-                                  seed=seed + b).value)
+                                  seed=child_seed(seed, "sharpness/max", b)).value)
     beta = u * v
     nb = len(avgs)
     return {

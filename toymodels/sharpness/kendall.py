@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._cli import UsageError
+from ..errors import ConfigError
 
 __all__ = ["kendall_tau"]
 
@@ -18,7 +18,7 @@ def kendall_tau(t, s) -> float:
     """Eq. 7.4 for two vectors of equal length M ≥ 2 (O(M²) memory; fine for a few thousand)."""
     t, s = np.asarray(t, dtype=np.float64).ravel(), np.asarray(s, dtype=np.float64).ravel()
     if t.shape != s.shape or t.size < 2:
-        raise UsageError(f"kendall_tau needs two vectors of equal length >= 2; got {t.size} and {s.size}")
+        raise ConfigError("t", "and s must be two vectors of equal length >= 2", f"lengths {t.size} and {s.size}")
     M = t.size
     iu = np.triu_indices(M, 1)
     prod = np.sign(t[:, None] - t[None, :])[iu] * np.sign(s[:, None] - s[None, :])[iu]

@@ -16,32 +16,41 @@ sharpness counts label flips, worst-case ascent has no gradient to follow; use K
 
 Hessians (no normalization; used as closed-form oracles), with σ the logistic function and
 p(x) = softmax(Wx):  K = 1: (1/n) Σ σ(zᵢ)σ(−zᵢ) xᵢxᵢᵀ;  K ≥ 2: (1/n) Σ (diag pᵢ − pᵢpᵢᵀ) ⊗ xᵢxᵢᵀ.
+
+Streams (:mod:`toymodels.rng`): :func:`gaussian_mixture` draws split ``s`` ("train", "test") from
+``(seed, "gaussian-mixture/s")``; :func:`train_linear`'s random start (eq. 7.5 only) from
+``(seed, "linear/init")``; :func:`measure_linear` batches as :func:`~toymodels.sharpness.batches.m_sharpness`.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .._cli import UsageError, check_choice, check_int_range, check_positive
+from ..errors import ConfigError, check_choice, check_int, check_nonneg, check_positive
+from ..rng import stream
 from . import _kernels, _reference
 from .batches import m_sharpness
+from .measures import check_radius
 
 __all__ = ["check_linear", "linear_loss", "linear_grad", "linear_hessian", "gaussian_mixture",
-           "train_linear", "measure_linear"]
+           "train_linear", "measure_linear", "MAX_STEPS"]
+
+#: the longest logistic-regression training (time)
+MAX_STEPS = 10 ** 7
 
 
 def check_linear(X, y, K, normalize=False):
     """Validate data and class count; returns float64 X and int64 y."""
     X = np.ascontiguousarray(X, dtype=np.float64)
     y = np.ascontiguousarray(y, dtype=np.int64)
-    K = check_int_range("K", int(K), 1)
-    if X.ndim != 2 or y.shape != (X.shape[0],):
-        raise UsageError(f"X must be (n, d) and y (n,); got X{X.shape} y{y.shape}")
+    K = check_int("K", K, 1)
+    if X.ndim != 2 or X.shape[0] < 1 or y.shape != (X.shape[0],):
+        raise ConfigError("X", f"must be (n, d) with n >= 1 and y (n,); got X{X.shape} y{y.shape}")
     if K == 1 and not np.all(np.abs(y) == 1):
-        raise UsageError("binary (K = 1) labels must be -1 or +1")
+        raise ConfigError("y", "must be -1 or +1 (binary labels, K = 1)")
     if K >= 2 and (y.min() < 0 or y.max() >= K):
-        raise UsageError(f"labels must lie in [0, {K - 1}] for K = {K}")
+        raise ConfigError("y", f"must lie in [0, {K - 1}] for K = {K}")
     if normalize and K < 2:
-        raise UsageError("logit normalization (eq. 7.5) needs K >= 2 logits")
+        raise ConfigError("normalize", "(logit normalization, eq. 7.5) needs K >= 2 logits")
     return X, y, K
 
 
@@ -53,12 +62,12 @@ def linear_loss(W, X, y, K, normalize=False, backend="auto"):
     (``python -m toymodels.bench sharpness_linear_k4096``), numba otherwise."""
     W = np.ascontiguousarray(np.atleast_2d(W), dtype=np.float64)
     if W.shape[1] != K * X.shape[1]:
-        raise UsageError(f"weights must have K*d = {K * X.shape[1]} entries, got {W.shape[1]}")
+        raise ConfigError("W", f"must have K*d = {K * X.shape[1]} entries per row", f"{W.shape[1]} entries")
     out = np.empty(W.shape[0])
     backend = check_choice("backend", backend, ("auto", "numba", "numpy"))
     if backend == "auto":
         backend = "numpy" if K == 1 else "numba"
-    fn = _kernels._linear_loss_batch if backend == "numba" else _reference.linear_loss_batch
+    fn = _kernels.linear_loss_batch if backend == "numba" else _reference.linear_loss_batch
     fn(W, X, y, int(K), bool(normalize), out)
     return out
 
@@ -103,15 +112,17 @@ def linear_hessian(w, X, y, K):
     return H / n
 
 
-def gaussian_mixture(n=50, d=100, K=1, sep=3.0, seed=0):
-    """Balanced Gaussian mixture x = μ_y + N(0, I_d).
+def gaussian_mixture(n=50, d=100, K=1, sep=3.0, seed=0, split="train"):
+    """Balanced Gaussian mixture x = μ_y + N(0, I_d), drawn from the stream
+    ``(seed, "gaussian-mixture/<split>")`` (a test set: ``split="test"``, same means).
 
     K = 1 or 2: two Gaussians with means ±μ, μ = sep·(1, …, 1)/√d (labels ±1 for K = 1, and
     1 / 0 for K = 2); K ≥ 3: means sep·e_c (c < min(K, d)). Returns (X, y)."""
-    check_int_range("n", n, 2)
-    check_int_range("d", d, 1)
-    check_int_range("K", K, 1, d)
-    rng = np.random.default_rng([seed, 0x6A55])
+    check_int("n", n, 2)
+    check_int("d", d, 1)
+    check_int("K", K, 1, d)
+    check_nonneg("sep", sep)
+    rng = stream(seed, f"gaussian-mixture/{check_choice('split', split, ('train', 'test'))}")
     lab = np.arange(n) % max(K, 2)
     rng.shuffle(lab)
     if K <= 2:
@@ -124,13 +135,12 @@ def gaussian_mixture(n=50, d=100, K=1, sep=3.0, seed=0):
     return X, y.astype(np.int64)
 
 
-def train_linear(X, y, K, steps=500, lr=1.0, normalize=False):
-    """Full-batch GD on L from w = 0 (logistic regression); returns the flat weights."""
-    check_int_range("steps", steps, 0)
+def train_linear(X, y, K, steps=500, lr=1.0, normalize=False, seed=0):
+    """Full-batch GD on L from w = 0 (logistic regression); returns the flat weights. With eq. 7.5
+    (undefined at w = 0: all logits equal) it starts from 1e-3·N(0, I) (stream ``(seed, "linear/init")``)."""
+    check_int("steps", steps, 0, MAX_STEPS)
     check_positive("lr", lr)
-    rng = np.random.default_rng(0)
-    # eq. 7.5 is undefined at w = 0 (all logits equal): start from a tiny random point then
-    w = 1e-3 * rng.standard_normal(K * X.shape[1]) if normalize else np.zeros(K * X.shape[1])
+    w = 1e-3 * stream(seed, "linear/init").standard_normal(K * X.shape[1]) if normalize else np.zeros(K * X.shape[1])
     for _ in range(steps):
         w = w - lr * linear_grad(w, X, y, K, normalize)
     return w
@@ -148,11 +158,12 @@ def measure_linear(w, X, y, K, rho=0.05, m=None, normalize=False, p="2", n_sampl
     X, y, K = check_linear(X, y, K, normalize)
     w = np.asarray(w, dtype=np.float64)
     if w.shape != (K * X.shape[1],):
-        raise UsageError(f"w must have K*d = {K * X.shape[1]} entries, got shape {w.shape}")
-    check_positive("rho", rho)
+        raise ConfigError("w", f"must have K*d = {K * X.shape[1]} entries", f"shape {w.shape}")
+    # logits ⟨w', xᵢ⟩ ≤ ‖xᵢ‖₁ max|w'| (degree 1); c = 1 or |w|
+    check_radius(rho, w, np.maximum(1.0, np.abs(w)), float(np.max(np.sum(np.abs(X), axis=1))), 1)
     p = check_choice("p", str(p), ("2", "inf"))
     n = X.shape[0]
-    m = n if m is None else check_int_range("m", m, 1, n)
+    m = n if m is None else check_int("m", m, 1, n)
 
     def make_fns(idx):
         Xb, yb = np.ascontiguousarray(X[idx]), np.ascontiguousarray(y[idx])

@@ -9,6 +9,14 @@ rescaling of :mod:`toymodels.sharpness.dln`) and radius ρ, with δ = c ⊙ γ:
 m-sharpness (the outer E over batches of size m) is the caller's business: pass the batch loss.
 Small-ρ limits (Prop. 7.8.1/7.8.2): at a critical point, S_avg = ρ²/2 tr(H ⊙ cc^T) + O(ρ³) and
 S_max (p = 2) = ρ²/2 λ_max(H ⊙ cc^T) + O(ρ³) when λ_max > 0.
+
+Randomness: ``avg_sharpness`` and ``max_sharpness`` draw from ``toymodels.rng.stream(seed)``
+(= ``numpy.random.default_rng(seed)``, so the torch twin draws the same γ); callers that measure
+several batches give batch b the seed ``child_seed(seed, "sharpness/avg" or "sharpness/max", b)``.
+
+Large radii: :func:`check_radius` bounds ρ so that every perturbed weight keeps the loss finite in
+float64 (a larger ρ is a :class:`~toymodels.errors.ConfigError`, never an inf); both measures also
+refuse a non-finite result.
 """
 from __future__ import annotations
 
@@ -16,9 +24,59 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._cli import UsageError, check_choice, check_int_range, check_positive
+from ..errors import ConfigError, check_choice, check_int, check_positive
+from ..rng import stream
 
-__all__ = ["avg_sharpness", "max_sharpness", "apgd_checkpoints", "MaxSharpness"]
+__all__ = ["avg_sharpness", "max_sharpness", "apgd_checkpoints", "MaxSharpness", "check_radius", "max_radius",
+           "MAX_SAMPLES", "MAX_ITERS", "MAX_RESTARTS"]
+
+#: bounds of the Monte-Carlo / Auto-PGD budgets (time: each draw or iteration evaluates the loss)
+MAX_SAMPLES, MAX_ITERS, MAX_RESTARTS = 10 ** 8, 10 ** 6, 10 ** 4
+#: perturbed models' outputs are kept below this magnitude, so that losses, gradients and their norms
+#: (squares of products of outputs, weights and inputs) stay finite in float64
+_MAX_OUTPUT = 1e60
+#: |γ_k| ≤ 10ρ for every Monte-Carlo draw (P(|N(0, 1)| > 10) ≈ 1.5e-23) and every Auto-PGD iterate
+_GAMMA_SPAN = 10.0
+
+
+def max_radius(w, c, scale: float, degree: int) -> float:
+    """The largest ρ with scale·(max|w| + 10ρ·max|c|)^degree ≤ 1e60: the model's outputs are bounded
+    by scale·W^degree for perturbed weights of magnitude W (degree 1: a linear model, scale
+    max‖xᵢ‖₁; degree 2: a product of two weights, e.g. the DLN u⊙v), so every loss value at
+    w + c⊙γ stays finite. Negative when w itself is too large; inf when c = 0."""
+    w_max = float(np.max(np.abs(w))) if np.size(w) else 0.0
+    c_max = float(np.max(np.abs(c))) if np.size(c) else 0.0
+    top = (_MAX_OUTPUT / max(float(scale), 1e-300)) ** (1.0 / degree)
+    if c_max == 0.0:
+        return np.inf if w_max <= top else -1.0
+    return (top - w_max) / (_GAMMA_SPAN * c_max)
+
+
+def check_radius(rho, w, c, scale: float, degree: int, weights: str = "w") -> float:
+    """``rho`` as a float in (0, :func:`max_radius`]; a ConfigError for ``rho`` beyond it, or for the
+    field ``weights`` when the weights alone are too large for float64."""
+    rho = check_positive("rho", rho)
+    top = max_radius(w, c, scale, degree)
+    if top <= 0:
+        raise ConfigError(weights, "must be smaller: the loss at these weights overflows float64")
+    if rho > top:
+        raise ConfigError("rho", f"must be <= {top:.3g} for these weights (a larger radius overflows the "
+                                 "perturbed loss in float64)", rho)
+    return rho
+
+
+def _base_loss(loss, w) -> float:
+    value = float(loss(w[None, :])[0])
+    if not np.isfinite(value):
+        raise ConfigError("w", "must give a finite loss (the weights or the data are too large for float64)")
+    return value
+
+
+def _finite(value: float, rho) -> float:
+    if not np.isfinite(value):
+        raise ConfigError("rho", "is too large for these weights: the perturbed loss is not finite in float64",
+                          rho)
+    return value
 
 
 def avg_sharpness(loss, w, c, rho, n_samples=1000, seed=0, chunk=256):
@@ -38,16 +96,16 @@ def avg_sharpness(loss, w, c, rho, n_samples=1000, seed=0, chunk=256):
     (mean, standard_error) of L(w + c⊙γ) − L(w), γ ~ N(0, ρ² I), over ``n_samples`` draws.
     """
     check_positive("rho", rho)
-    check_int_range("n_samples", n_samples, 2)
+    check_int("n_samples", n_samples, 2, MAX_SAMPLES)
     w, c = np.asarray(w, dtype=np.float64), np.asarray(c, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    base = float(loss(w[None, :])[0])
+    rng = stream(seed)
+    base = _base_loss(loss, w)
     vals = np.empty(n_samples)
     for s in range(0, n_samples, chunk):
         k = min(chunk, n_samples - s)
         gam = rho * rng.standard_normal((k, w.size))
         vals[s:s + k] = loss(w[None, :] + c[None, :] * gam) - base
-    return float(vals.mean()), float(vals.std(ddof=1) / np.sqrt(n_samples))
+    return _finite(float(vals.mean()), rho), _finite(float(vals.std(ddof=1) / np.sqrt(n_samples)), rho)
 
 
 def apgd_checkpoints(n_iter):
@@ -110,13 +168,13 @@ def max_sharpness(loss, grad, w, c, rho, p="2", n_iter=50, n_restarts=1, seed=0,
     """
     check_positive("rho", rho)
     p = check_choice("p", str(p), ("2", "inf"))
-    check_int_range("n_iter", n_iter, 1)
-    check_int_range("n_restarts", n_restarts, 1)
+    check_int("n_iter", n_iter, 1, MAX_ITERS)
+    check_int("n_restarts", n_restarts, 1, MAX_RESTARTS)
     w, c = np.asarray(w, dtype=np.float64), np.asarray(c, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    f = lambda g: float(loss((w + c * g)[None, :])[0])  # noqa: E731
+    rng = stream(seed)
+    f = lambda g: _finite(float(loss((w + c * g)[None, :])[0]), rho)  # noqa: E731
     df = lambda g: c * grad(w + c * g)  # noqa: E731  chain rule in γ
-    base = f(np.zeros_like(w))
+    base = _base_loss(loss, w)
     checkpoints = set(apgd_checkpoints(n_iter)[1:])
     best_val, best_gam, history = -np.inf, np.zeros_like(w), np.empty(n_iter + 1)
     for _ in range(n_restarts):
@@ -156,4 +214,4 @@ def max_sharpness(loss, grad, w, c, rho, p="2", n_iter=50, n_restarts=1, seed=0,
     if best_val < 0:
         # γ = 0 is feasible: S_max ≥ 0 always (the ascent can only miss it at a local maximum of L)
         best_val, best_gam = 0.0, np.zeros_like(w)
-    return MaxSharpness(float(best_val), best_gam, np.maximum(history, 0.0))
+    return MaxSharpness(_finite(float(best_val), rho), best_gam, np.maximum(history, 0.0))

@@ -19,13 +19,19 @@ Every global minimizer of an overparameterized (d > n, rank n) least-squares pro
 loss, whose Hessian does not depend on w) cannot tell minimizers apart, although their test errors
 differ. The average case agrees: E_{γ~N(0,ρ²I)} ⟨γ, xᵢ⟩² = ρ²‖xᵢ‖². Elementwise adaptive sharpness
 (c = |w|) does depend on the minimizer.
+
+Streams (:mod:`toymodels.rng`): the demo's data from ``(seed, "one-sharpness/data")``, the null-space
+directions of :func:`interpolating_solutions` from ``(seed, "one-sharpness/null-directions")``; point i
+of solution j draws its Monte-Carlo γ from ``child_seed(seed, "one-sharpness/avg", j, i)`` and its
+Auto-PGD starts from ``child_seed(seed, "one-sharpness/pgd", j, i)``.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .._cli import UsageError, check_int_range, check_positive
-from .measures import avg_sharpness, max_sharpness
+from ..errors import ConfigError, check_choice, check_int
+from ..rng import child_seed, stream
+from .measures import avg_sharpness, check_radius, max_sharpness
 
 __all__ = ["one_sharpness_square_closed", "one_sharpness_margin_closed", "one_sharpness_pgd",
            "interpolating_solutions", "demo_equal_one_sharpness"]
@@ -44,22 +50,22 @@ def one_sharpness_margin_closed(w, X, y, rho, ell=lambda t: np.logaddexp(0.0, -t
     return float(np.mean(ell(mrg - rho * np.linalg.norm(X, axis=1)) - ell(mrg)))
 
 
-def one_sharpness_pgd(w, X, y, rho, loss="square", n_iter=30, n_restarts=2, seed=0):
+def one_sharpness_pgd(w, X, y, rho, loss="square", n_iter=30, n_restarts=2, seed=0, index=()):
     """Per-point Auto-PGD (ℓ₂, c = 1) estimate of S₁ (a lower bound; an independent check of the
-    closed forms). ``loss``: "square" ((⟨w,x⟩ − y)²) or "logistic" (log(1 + e^{−y⟨w,x⟩}))."""
+    closed forms). ``loss``: "square" ((⟨w,x⟩ − y)²) or "logistic" (log(1 + e^{−y⟨w,x⟩})). Point i
+    starts from ``child_seed(seed, "one-sharpness/pgd", *index, i)``."""
+    check_choice("loss", loss, ("square", "logistic"))
     vals = []
     for i in range(X.shape[0]):
         x, t = X[i], y[i]
         if loss == "square":
             lf = lambda W, x=x, t=t: (W @ x - t) ** 2  # noqa: E731
             gf = lambda v, x=x, t=t: 2.0 * (v @ x - t) * x  # noqa: E731
-        elif loss == "logistic":
+        else:
             lf = lambda W, x=x, t=t: np.logaddexp(0.0, -t * (W @ x))  # noqa: E731
             gf = lambda v, x=x, t=t: -t * np.exp(-np.logaddexp(0.0, t * (v @ x))) * x  # noqa: E731
-        else:
-            raise UsageError(f"loss must be one of {{square, logistic}}, got {loss!r}")
-        vals.append(max_sharpness(lf, gf, w, np.ones_like(w), rho, p="2", n_iter=n_iter,
-                                  n_restarts=n_restarts, seed=seed + i).value)
+        vals.append(max_sharpness(lf, gf, w, np.ones_like(w), rho, p="2", n_iter=n_iter, n_restarts=n_restarts,
+                                  seed=child_seed(seed, "one-sharpness/pgd", *index, i)).value)
     return float(np.mean(vals))
 
 
@@ -68,15 +74,37 @@ def interpolating_solutions(X, y, k=5, spread=1.0, seed=0):
     null(X) (scaled by j/(k−1)·3 so that their norms differ). Returns (k, d)."""
     n, d = X.shape
     if np.linalg.matrix_rank(X) != n or d <= n:
-        raise UsageError(f"need an overparameterized full-row-rank X (d > n); got n = {n}, d = {d}")
+        raise ConfigError("X", "must be overparameterized with full row rank (d > n)", f"n = {n}, d = {d}")
     w0 = np.linalg.pinv(X) @ y
     null = np.linalg.svd(X)[2][n:]                      # orthonormal basis of null(X), (d − n, d)
-    rng = np.random.default_rng([seed, 0x1])
+    rng = stream(seed, "one-sharpness/null-directions")
     sols = [w0]
     for j in range(1, k):
         z = null.T @ rng.standard_normal(d - n)
         sols.append(w0 + spread * 3.0 * j / max(k - 1, 1) * z / np.linalg.norm(z))
     return np.array(sols)
+
+
+def _solution_row(j, w, X, y, Xte, beta, rho, n_samples, seed) -> dict:
+    """The demo's numbers for solution j (standard and adaptive average 1-sharpness use common random
+    numbers: point i draws from the same seed in both)."""
+    n, d = X.shape
+    seeds = [child_seed(seed, "one-sharpness/avg", j, i) for i in range(n)]
+    per = [avg_sharpness(lambda W, x=x, t=t: (W @ x - t) ** 2, w, np.ones(d), rho, n_samples=n_samples, seed=s)
+           for x, t, s in zip(X, y, seeds)]
+    adap = [avg_sharpness(lambda W, x=x, t=t: (W @ x - t) ** 2, w, np.abs(w), rho, n_samples=n_samples, seed=s)[0]
+            for x, t, s in zip(X, y, seeds)]
+    return {
+        "w_norm": float(np.linalg.norm(w)),
+        "train_loss": float(np.mean((X @ w - y) ** 2)),
+        "test_loss": float(np.mean((Xte @ (w - beta)) ** 2)),
+        "one_sharpness_closed": one_sharpness_square_closed(w, X, y, rho),
+        "one_sharpness_pgd": one_sharpness_pgd(w, X, y, rho, seed=seed, index=(j,)),
+        "avg_one_sharpness": float(np.mean([p[0] for p in per])),
+        "avg_one_sharpness_se": float(np.sqrt(np.sum([p[1] ** 2 for p in per])) / n),
+        "n_sharpness_closed": float(rho ** 2 * np.linalg.eigvalsh(X.T @ X / n)[-1]),
+        "adaptive_avg_one_sharpness": float(np.mean(adap)),
+    }
 
 
 def demo_equal_one_sharpness(n=10, d=30, k=5, rho=0.1, n_samples=4000, seed=0):
@@ -86,34 +114,20 @@ def demo_equal_one_sharpness(n=10, d=30, k=5, rho=0.1, n_samples=4000, seed=0):
 
     The average case of the per-point loss at interpolation is exactly ρ²‖xᵢ‖², so
     ``avg_one_sharpness`` estimates the same closed form (with a Monte-Carlo s.e.)."""
-    check_int_range("n", n, 1)
-    check_int_range("d", d, n + 1)
-    check_int_range("k", k, 2)
-    check_positive("rho", rho)
-    rng = np.random.default_rng([seed, 0x5EC])
+    check_int("n", n, 1)
+    check_int("d", d, n + 1)
+    check_int("k", k, 2)
+    rng = stream(seed, "one-sharpness/data")
     X = rng.standard_normal((n, d))
     beta = np.zeros(d)
     beta[:3] = 1.0
     y = X @ beta
     Xte = rng.standard_normal((1000, d))
+    sols = interpolating_solutions(X, y, k, seed=seed)
+    # |⟨w', xᵢ⟩| ≤ ‖xᵢ‖₁ max|w'| (degree 1); c = 1 or |w|
+    check_radius(rho, sols, np.maximum(1.0, np.abs(sols)), float(np.max(np.sum(np.abs(X), axis=1))), 1)
     closed_common = float(rho ** 2 * np.mean(np.sum(X * X, axis=1)))
-    rows = []
-    for j, w in enumerate(interpolating_solutions(X, y, k, seed=seed)):
-        per = [avg_sharpness(lambda W, x=x, t=t: (W @ x - t) ** 2, w, np.ones(d), rho,
-                             n_samples=n_samples, seed=seed + 101 * j + i) for i, (x, t) in enumerate(zip(X, y))]
-        adap = [avg_sharpness(lambda W, x=x, t=t: (W @ x - t) ** 2, w, np.abs(w), rho,
-                              n_samples=n_samples, seed=seed + 101 * j + i)[0] for i, (x, t) in enumerate(zip(X, y))]
-        rows.append({
-            "w_norm": float(np.linalg.norm(w)),
-            "train_loss": float(np.mean((X @ w - y) ** 2)),
-            "test_loss": float(np.mean((Xte @ (w - beta)) ** 2)),
-            "one_sharpness_closed": one_sharpness_square_closed(w, X, y, rho),
-            "one_sharpness_pgd": one_sharpness_pgd(w, X, y, rho, seed=seed + j),
-            "avg_one_sharpness": float(np.mean([p[0] for p in per])),
-            "avg_one_sharpness_se": float(np.sqrt(np.sum([p[1] ** 2 for p in per])) / n),
-            "n_sharpness_closed": float(rho ** 2 * np.linalg.eigvalsh(X.T @ X / n)[-1]),
-            "adaptive_avg_one_sharpness": float(np.mean(adap)),
-        })
+    rows = [_solution_row(j, w, X, y, Xte, beta, rho, n_samples, seed) for j, w in enumerate(sols)]
     cl = np.array([r["one_sharpness_closed"] for r in rows])
     pg = np.array([r["one_sharpness_pgd"] for r in rows])
     return {"solutions": rows, "closed_form_at_interpolation": closed_common,

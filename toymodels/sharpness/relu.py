@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._cli import UsageError, check_choice, check_int_range, check_positive
+from ..backends import check_backend
+from ..errors import ConfigError, check_choice, check_int
 from . import _kernels, _reference
 from .batches import m_sharpness
+from .measures import check_radius
 
 __all__ = ["relu_loss", "relu_grad", "relu_gauss_newton", "relu_rescale", "measure_relu"]
 
@@ -22,10 +24,10 @@ __all__ = ["relu_loss", "relu_grad", "relu_gauss_newton", "relu_rescale", "measu
 def _check(x, y, theta=None):
     x = np.ascontiguousarray(x, dtype=np.float64)
     y = np.ascontiguousarray(y, dtype=np.float64)
-    if x.ndim != 1 or y.shape != x.shape:
-        raise UsageError(f"x and y must be 1D of equal length; got x{x.shape} y{y.shape}")
+    if x.ndim != 1 or y.shape != x.shape or x.size == 0:
+        raise ConfigError("x", "and y must be non-empty 1D arrays of equal length", f"x{x.shape} y{y.shape}")
     if theta is not None and (np.ndim(theta) < 1 or np.shape(theta)[-1] % 3):
-        raise UsageError(f"theta must have 3m entries (w, b, a); got {np.shape(theta)}")
+        raise ConfigError("theta", "must have 3m entries (w, b, a)", f"shape {np.shape(theta)}")
     return x, y
 
 
@@ -34,7 +36,7 @@ def relu_loss(T, x, y, backend="numba"):
     x, y = _check(x, y, T)
     T = np.ascontiguousarray(np.atleast_2d(T), dtype=np.float64)
     out = np.empty(T.shape[0])
-    (_kernels._relu_loss_batch if backend == "numba" else _reference.relu_loss_batch)(T, x, y, out)
+    (_kernels.relu_loss_batch if check_backend(backend) == "numba" else _reference.relu_loss_batch)(T, x, y, out)
     return out
 
 
@@ -65,7 +67,7 @@ def relu_rescale(theta, alpha):
     m = theta.shape[0] // 3
     alpha = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (m,))
     if np.any(alpha <= 0):
-        raise UsageError("alpha must be positive")
+        raise ConfigError("alpha", "must be > 0 (every hidden unit)", alpha.tolist())
     return np.concatenate([alpha * theta[:m], alpha * theta[m:2 * m], theta[2 * m:] / alpha])
 
 
@@ -75,10 +77,13 @@ def measure_relu(theta, x, y, rho=0.05, m=None, p="2", n_samples=1000, n_iter=50
     same keys as :func:`toymodels.sharpness.linear.measure_linear` (without ``train_error``)."""
     x, y = _check(x, y, theta)
     theta = np.asarray(theta, dtype=np.float64)
-    check_positive("rho", rho)
+    m_units = theta.shape[0] // 3
+    # |f(x)| ≤ Σⱼ |aⱼ|(|wⱼ||x| + |bⱼ|) ≤ m(1 + max|x|) max|θ'|² (degree 2); c = 1 or |θ|
+    scale = m_units * (1.0 + float(np.max(np.abs(x))))
+    check_radius(rho, theta, np.maximum(1.0, np.abs(theta)), scale, 2, "theta")
     p = check_choice("p", str(p), ("2", "inf"))
     n = x.shape[0]
-    m = n if m is None else check_int_range("m", m, 1, n)
+    m = n if m is None else check_int("m", m, 1, n)
 
     def make_fns(idx):
         xb, yb = np.ascontiguousarray(x[idx]), np.ascontiguousarray(y[idx])

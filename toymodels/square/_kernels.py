@@ -1,12 +1,15 @@
-"""Numba kernel of the ℓ∞ Square Attack proposal step; oracle: :func:`._reference.linf_propose`."""
+"""Numba kernel of the ℓ∞ Square Attack proposal step (Alg. 2 + step 5 of Alg. 1); its numpy reference
+of the same name and signature is :func:`toymodels.square._reference.linf_propose` (bit-identical)."""
 from __future__ import annotations
 
 import numba
 
 
 @numba.njit(cache=True, parallel=True)
-def _linf_propose(x, x_best, eps, pos, side, signs, x_new, tries_used):
-    """Writes x_new (N, C, H, W) and tries_used (N,) in place; see ``_reference.linf_propose``."""
+def linf_propose(x, x_best, eps, pos, side, signs, x_new, tries_used):
+    """Candidates x_new = Π(x̂ + 2ερ𝟙_window) per point n, written in place with tries_used (N,); the
+    definition (window at ``pos[n]`` of side ``side``, the first of the ``signs`` tries whose window
+    differs from x̂'s) is in the reference, :func:`toymodels.square._reference.linf_propose`."""
     N, C, H, W = x.shape
     T = signs.shape[0]
     for n in numba.prange(N):

@@ -27,7 +27,7 @@ import itertools
 
 import numpy as np
 
-from .._cli import check_choice, check_int_range, check_positive
+from ..errors import ConfigError, check_choice, check_int, check_positive
 
 __all__ = ["window_positions", "expected_abs_inner", "expected_sq_norm", "khintchine_lower_bound",
            "p_null_direction", "checkerboard"]
@@ -38,8 +38,8 @@ DISTS = ("P", "multiple")
 def window_positions(w: int, h: int, dist: str) -> list[tuple[int, int]]:
     """Positions (r, s), 0-based: {0..w−h}² for P, {0..w−1}² (wrap-around) for P^multiple."""
     check_choice("dist", dist, DISTS)
-    check_int_range("w", w, 1)
-    check_int_range("h", h, 1, w)
+    check_int("w", w, 1)
+    check_int("h", h, 1, w)
     n = w - h + 1 if dist == "P" else w
     return [(r, s) for r in range(n) for s in range(n)]
 
@@ -59,7 +59,8 @@ def expected_abs_inner(v, h: int, eps: float, dist: str) -> float:
     pos = window_positions(w, h, dist)
     n_signs = c if dist == "P" else c * h * h
     if n_signs > 16:
-        raise ValueError(f"exact enumeration needs at most 16 signs, got {n_signs}")
+        raise ConfigError("h", f"must give at most 16 signs to enumerate (c = {c} for P, c·h² for P^multiple), "
+                               f"got {n_signs}", h)
     signs = np.array(list(itertools.product((-1.0, 1.0), repeat=n_signs)))     # (2^n, n)
     tot = 0.0
     for r, s in pos:
@@ -72,7 +73,7 @@ def expected_abs_inner(v, h: int, eps: float, dist: str) -> float:
 def expected_sq_norm(w: int, c: int, h: int, eps: float, dist: str) -> float:
     """E‖δ‖₂² exactly: every window holds h²c entries of magnitude 2ε (= 4cε²h²)."""
     window_positions(w, h, dist)
-    check_int_range("c", c, 1)
+    check_int("c", c, 1)
     return float(4 * eps ** 2 * h * h * c)
 
 

@@ -25,9 +25,11 @@ from typing import Callable
 
 import numpy as np
 
-from .._cli import UsageError, check_int_range, progress
-from .attack_linf import (SquareResult, accept_improvements, attack_labels, check_attack_args, margin_and_loss,
-                          p_schedule)
+from ..errors import ConfigError
+from ..progress import progress
+from ..rng import stream
+from .attack_linf import (SquareResult, accept_improvements, attack_labels, check_attack_args, check_images,
+                          check_scores, margin_and_loss, p_schedule)
 
 __all__ = ["eta_block", "eta_update", "l2_side", "l2_init", "l2_propose", "square_attack_l2"]
 
@@ -113,45 +115,45 @@ def l2_propose(x, x_best, eps, pos1, pos2, h, flips, signs):
 
 
 def square_attack_l2(predict: Callable[[np.ndarray], np.ndarray], x, y, eps: float, n_queries: int = 1000,
-                     p_init: float = 0.1, *, targeted: bool = False, target=None, seed=0,
+                     p_init: float = 0.1, *, targeted: bool = False, target=None, seed: int = 0,
                      show_progress: bool = False) -> SquareResult:
-    """Run the ℓ2 Square Attack on (x, y); arguments and result as :func:`.square_attack_linf`."""
-    check_attack_args(eps, n_queries, p_init)
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.int64)
-    if x.ndim != 4 or y.shape != (x.shape[0],):
-        raise UsageError("x must be (N, C, H, W) and y (N,)")
-    eps = float(eps)
+    """Run the ℓ2 Square Attack on (x, y); arguments and result as :func:`.square_attack_linf`, with
+    ε ∈ (0, √(CHW)] (the ℓ2 ball of radius √(CHW) holds the whole box [0, 1]^{C×H×W}) and images of
+    side ≥ 3. Draws: tiles, targets, then per iteration windows, flips and signs from
+    ``toymodels.rng.stream(seed)``."""
+    x, y = check_images(x, y)
     N, C, H, W = x.shape
-    check_int_range("image side", min(H, W), 3)
-    rng = np.random.default_rng(seed)
+    diam = float(np.sqrt(C * H * W))
+    check_attack_args(eps, n_queries, p_init, diam, f"the ℓ2 ball of radius √(CHW) = {diam:.4g} already "
+                                                   "holds the whole box [0, 1]^d")
+    if min(H, W) < 3:
+        raise ConfigError("x", f"must have images of side >= 3 (the ℓ2 update is at least 3×3), got {H}×{W}")
+    if N == 0:
+        return SquareResult.empty(x, n_queries, targeted)
+    eps = float(eps)
+    rng = stream(seed)
     x_best = l2_init(x, eps, rng)
     z = predict(x_best)
-    if not np.all(np.isfinite(z)):
-        raise FloatingPointError("non-finite scores at iteration 0")
-    K = z.shape[1]
-    lab, target = attack_labels(y, target, targeted, K, rng)
+    check_scores(z, 0)
+    lab, target = attack_labels(y, target, targeted, z.shape[1], rng)
     success, loss_best = margin_and_loss(z, lab, targeted)
     queries = np.ones(N, dtype=np.int64)
     sides = np.zeros(max(n_queries - 1, 0), dtype=np.int64)
-    bar = progress(n_queries - 1, disable=not show_progress, desc="square-l2", unit="query")
-    for i in range(1, n_queries):
-        act = np.flatnonzero(~success)
-        if act.size == 0:
-            break
-        bar.update(1)
-        h = l2_side(p_schedule(p_init, i, n_queries), H, W)
-        sides[i - 1] = h
-        n = act.size
-        pos1 = np.stack([rng.integers(0, H - h + 1, n), rng.integers(0, W - h + 1, n)], axis=1)
-        pos2 = np.stack([rng.integers(0, H - h + 1, n), rng.integers(0, W - h + 1, n)], axis=1)
-        flips = rng.random(n) < 0.5
-        signs = rng.choice(np.array([-1.0, 1.0]), size=(n, C))
-        x_new, _ = l2_propose(x[act], x_best[act], eps, pos1, pos2, h, flips, signs)
-        z = predict(x_new)
-        if not np.all(np.isfinite(z)):
-            raise FloatingPointError(f"non-finite scores at iteration {i}")
-        succ_new, loss_new = margin_and_loss(z, lab[act], targeted)
-        accept_improvements(act, x_new, succ_new, loss_new, x_best, loss_best, success, queries)
-    bar.close()
+    with progress(n_queries - 1, disable=not show_progress, desc="square-l2", unit="query") as bar:
+        for i in range(1, n_queries):
+            act = np.flatnonzero(~success)
+            if act.size == 0:
+                break
+            bar.update(1)
+            h = sides[i - 1] = l2_side(p_schedule(p_init, i, n_queries), H, W)
+            n = act.size
+            pos1 = np.stack([rng.integers(0, H - h + 1, n), rng.integers(0, W - h + 1, n)], axis=1)
+            pos2 = np.stack([rng.integers(0, H - h + 1, n), rng.integers(0, W - h + 1, n)], axis=1)
+            flips = rng.random(n) < 0.5
+            signs = rng.choice(np.array([-1.0, 1.0]), size=(n, C))
+            x_new, _ = l2_propose(x[act], x_best[act], eps, pos1, pos2, h, flips, signs)
+            z = predict(x_new)
+            check_scores(z, i)
+            succ_new, loss_new = margin_and_loss(z, lab[act], targeted)
+            accept_improvements(act, x_new, succ_new, loss_new, x_best, loss_best, success, queries)
     return SquareResult(x_best, queries, success, loss_best, target if targeted else None, sides)

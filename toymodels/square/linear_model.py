@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import check_int, check_range
+from ..rng import stream
+
 __all__ = ["LinearClassifier", "train_softmax", "pgd_linf"]
 
 
@@ -58,9 +61,10 @@ def train_softmax(x: np.ndarray, y: np.ndarray, num_classes: int, *, steps: int 
                   seed: int = 0) -> LinearClassifier:
     """Full-batch GD on the mean softmax cross-entropy from W = 0, b = 0, step 1/(1.1 β̂), β̂ = (‖X‖₂² + n)/n
     (the +n accounts for the bias column)."""
+    check_int("steps", steps, 0)
     X = x.reshape(len(x), -1)
     n = len(y)
-    rng = np.random.default_rng(seed)
+    rng = stream(seed)
     beta = 1.1 * (_power_norm2(X, 30, rng) + n) / n
     lr = 1.0 / beta
     W = np.zeros((num_classes, X.shape[1]))
@@ -76,7 +80,10 @@ def train_softmax(x: np.ndarray, y: np.ndarray, num_classes: int, *, steps: int 
 def pgd_linf(model: LinearClassifier, x: np.ndarray, y: np.ndarray, eps: float, alpha: float, steps: int,
              seed: int = 0) -> np.ndarray:
     """White-box ℓ∞ PGD (random start, sign steps of size α, projection, x + δ ∈ [0, 1]); returns δ."""
-    rng = np.random.default_rng(seed)
+    check_range("eps", eps, 0.0, None, lo_open=True)
+    check_range("alpha", alpha, 0.0, None, lo_open=True)
+    check_int("steps", steps, 0)
+    rng = stream(seed)
     d = rng.uniform(-eps, eps, x.shape)
     d = np.clip(x + d, 0.0, 1.0) - x
     for _ in range(steps):

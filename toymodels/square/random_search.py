@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._cli import UsageError, check_choice, check_int_range, check_positive
+from ..errors import ConfigError, RunError, check_choice, check_int, check_nonneg, check_positive
+from ..rng import stream
 
 __all__ = ["SAMPLERS", "FUNCTIONS", "TestFunction", "make_function", "sampler_constants", "RSResult",
            "random_search"]
@@ -71,8 +72,8 @@ def make_function(name: str, d: int, *, L: float = 1.0, kappa: float = 10.0, alp
                   omega: float = 3.0, seed: int = 0) -> TestFunction:
     """Build a test function (see the module docstring); Q is a Haar-random rotation from ``seed``."""
     check_choice("function", name, FUNCTIONS)
-    check_int_range("d", d, 1)
-    rng = np.random.default_rng(seed)
+    check_int("d", d, 1)
+    rng = stream(seed)
     Q, r = np.linalg.qr(rng.standard_normal((d, d)))
     Q = Q * np.sign(np.diag(r))
     if name == "quadratic":
@@ -81,8 +82,7 @@ def make_function(name: str, d: int, *, L: float = 1.0, kappa: float = 10.0, alp
         lam = L * np.logspace(-np.log10(kappa), 0, d) if d > 1 else np.array([L])
         return TestFunction(name, d, float(L), 0.0, Q, lam=lam)
     check_positive("omega", omega)
-    if alpha < 0:
-        raise UsageError(f"alpha must be >= 0, got {alpha!r}")
+    check_nonneg("alpha", alpha)
     return TestFunction(name, d, 1.0 + alpha * omega ** 2, -alpha * d, Q, alpha=float(alpha), omega=float(omega))
 
 
@@ -127,14 +127,14 @@ def random_search(fn: TestFunction, x0, T: int, gamma: float, runs: int, *, samp
                   seed: int = 0) -> RSResult:
     """Run ``runs`` independent copies of the random search of Prop. 3.5.1 from x0 for T + 1 steps
     (iterates x_0..x_{T+1}) with γ_t = γ/√T; vectorized over runs (numpy, one step per iteration)."""
-    check_int_range("T", T, 1)
-    check_int_range("runs", runs, 2)
+    check_int("T", T, 1)
+    check_int("runs", runs, 2)
     check_positive("gamma", gamma)
     C, Ct = sampler_constants(sampler, fn.d)
     x0 = np.asarray(x0, dtype=np.float64)
     if x0.shape != (fn.d,):
-        raise UsageError(f"x0 must have shape ({fn.d},)")
-    rng = np.random.default_rng(seed)
+        raise ConfigError("x0", f"must have shape ({fn.d},)", x0.shape)
+    rng = stream(seed)
     gt = gamma / np.sqrt(T)
     x = np.repeat(x0[None], runs, axis=0)
     gx = fn.value(x)
@@ -149,7 +149,7 @@ def random_search(fn: TestFunction, x0, T: int, gamma: float, runs: int, *, samp
         x[acc] = xn[acc]
         gx[acc] = gn[acc]
         if not np.all(np.isfinite(gx)):
-            raise FloatingPointError(f"non-finite objective at step {t}")
+            raise RunError(f"non-finite objective at step {t} (x0 or gamma too large for float64)")
     g0 = float(fn.value(x0[None])[0])
     mean = norms.mean(axis=1)
     se = norms.std(axis=1, ddof=1) / np.sqrt(runs)

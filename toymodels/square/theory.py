@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 
-from .._cli import check_int_range
+from ..errors import check_int
 
 __all__ = ["n_star_formula", "n_star_bruteforce", "windows_in", "connected_window_maxima"]
 
@@ -40,9 +40,9 @@ __all__ = ["n_star_formula", "n_star_bruteforce", "windows_in", "connected_windo
 def n_star_formula(k: int, s: int) -> int:
     """N* of eq. (3.4): (a − s + 1)(b − s + 1) + (r − s + 1)⁺ with a = ⌊√k⌋, b = ⌊k/a⌋, r = k − ab.
 
-    Defined for k ≥ s² ≥ 1 (raises :class:`~toymodels._cli.UsageError` otherwise)."""
-    check_int_range("--s", s, 1)
-    check_int_range("--k", k, s * s)
+    Defined for k ≥ s² ≥ 1 (raises :class:`~toymodels.errors.ConfigError` otherwise)."""
+    s = check_int("s", s, 1)
+    k = check_int("k", k, s * s)
     a = math.isqrt(k)
     b = k // a
     r = k - a * b
@@ -58,8 +58,8 @@ def windows_in(cells, s: int) -> int:
 def connected_window_maxima(k: int, s: int) -> list[int]:
     """g(j) for j = 0..k: the most windows of an overlap-connected position set with |U(P)| ≤ j
     (g(j) = 0 for j < s²). Redelmeier enumeration, pruned at |U(P)| > k."""
-    check_int_range("--s", s, 1)
-    check_int_range("--k", k, 0)
+    s = check_int("s", s, 1)
+    k = check_int("k", k, 0)
     best = [0] * (k + 1)
     if k < s * s:
         return best
@@ -109,8 +109,8 @@ def connected_window_maxima(k: int, s: int) -> list[int]:
 def n_star_bruteforce(k: int, s: int) -> int:
     """max_{S ∈ 𝓕, |S| = k} N(S) by exhaustive search (see the module docstring): a knapsack over
     overlap-connected components, each maximised by :func:`connected_window_maxima`."""
-    check_int_range("--s", s, 1)
-    check_int_range("--k", k, 0)
+    s = check_int("s", s, 1)
+    k = check_int("k", k, 0)
     g = connected_window_maxima(k, s)
     tot = [0] * (k + 1)
     for j in range(1, k + 1):

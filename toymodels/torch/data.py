@@ -2,20 +2,19 @@
 
 ``load(name, data_dir, n_train, n_test, seed)`` returns ``(x_train, y_train, x_test, y_test,
 num_classes)``: float32 NCHW tensors in [0, 1] and int64 labels, on the CPU (the training loop moves
-them). ``synthetic`` is the embedded generator (no files); ``cifar10``, ``cifar100`` and ``svhn`` are
-read from ``data_dir`` in their standard formats — nothing is downloaded, a missing directory or
-file is a :class:`toymodels._cli.UsageError` (exit 2).
+them). ``name`` is one of :data:`toymodels.datasets.IMAGE_DATASETS`: the generated sets (``synthetic``,
+``photos``, ``strokes``; no files) or ``cifar10``, ``cifar100`` and ``svhn``, read from ``data_dir`` in
+their standard formats — nothing is downloaded, a missing directory or file is a
+:class:`~toymodels.errors.ConfigError` (field ``data_dir``).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from .._cli import check_choice
+from ..datasets import IMAGE_DATASETS, load_images
 
-__all__ = ["DATASETS", "load", "channel_stats", "NORMALIZATION"]
-
-DATASETS = ("synthetic", "photos", "cifar10", "cifar100", "svhn")
+__all__ = ["IMAGE_DATASETS", "load", "channel_stats", "NORMALIZATION"]
 
 #: per-channel (mean, std) used by the reference implementations (Wong et al. 2020 for CIFAR-10)
 NORMALIZATION = {
@@ -28,11 +27,8 @@ NORMALIZATION = {
 def load(name: str = "synthetic", data_dir=None, n_train: int | None = None, n_test: int | None = None,
          seed: int = 0):
     """``(x_train, y_train, x_test, y_test, num_classes)``; subsets of ``n_train`` / ``n_test``
-    images chosen with ``default_rng(seed)`` (the synthetic set is generated at exactly these sizes
-    from ``seed``), see :func:`toymodels.datasets.load_images`."""
-    from ..datasets import load_images
-
-    check_choice("--dataset", name, DATASETS)
+    images chosen from the named streams of ``seed`` (the generated sets are drawn at exactly these
+    sizes), see :func:`toymodels.datasets.load_images`."""
     d = load_images(name, data_dir, n_train=n_train, n_test=n_test, seed=seed)
 
     def tx(a):

@@ -2,34 +2,38 @@
 from __future__ import annotations
 
 import random
+import re
 
 import numpy as np
 import torch
 
-from .._cli import UsageError
+from ..errors import ConfigError
+from ..rng import check_seed, child_seed, seed_sequence
+from .config import DEVICE_PATTERN
 
-__all__ = ["resolve_device", "seed_everything", "device_name"]
+__all__ = ["resolve_device", "seed_everything", "torch_generator", "device_name"]
 
 
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
     """``"auto"`` (cuda if available, else cpu), ``"cpu"``, ``"cuda"`` or ``"cuda:K"``.
 
-    Raises :class:`UsageError` (CLI exit 2) for an unknown name or an unavailable cuda device."""
+    Raises :class:`~toymodels.errors.ConfigError` (field ``device``) for an unknown name or an
+    unavailable cuda device."""
     if isinstance(name, torch.device):
         return name
     name = "auto" if name is None else str(name).strip().lower()
+    if not re.fullmatch(DEVICE_PATTERN, name):
+        raise ConfigError("device", "must be one of {auto, cpu, cuda, cuda:K}", name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise UsageError(f"--device {name}: CUDA is not available on this machine (valid: auto, cpu)")
-        dev = torch.device(name)
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise UsageError(f"--device must be cuda:K with K in [0, {torch.cuda.device_count() - 1}], got {name}")
-        return dev
-    raise UsageError(f"--device must be one of {{auto, cpu, cuda, cuda:K}}, got {name!r}")
+    if not torch.cuda.is_available():
+        raise ConfigError("device", "must be auto or cpu: CUDA is not available on this machine", name)
+    dev = torch.device(name)
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError("device", f"must be cuda:K with K in [0, {torch.cuda.device_count() - 1}]", name)
+    return dev
 
 
 def device_name(device: torch.device) -> str:
@@ -39,11 +43,16 @@ def device_name(device: torch.device) -> str:
     return "cpu"
 
 
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed python, numpy and torch (all devices); return a CPU ``torch.Generator`` seeded with ``seed``."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    g = torch.Generator()
-    g.manual_seed(seed)
-    return g
+def torch_generator(seed: int, name: str, *index: int) -> torch.Generator:
+    """A CPU ``torch.Generator`` on the named stream ``(seed, name, *index)`` of :mod:`toymodels.rng`."""
+    return torch.Generator().manual_seed(child_seed(seed, name, *index))
+
+
+def seed_everything(seed: int, name: str = "global") -> None:
+    """Seed python's, numpy's and torch's global generators (all devices) from the named streams
+    ``(seed, name + "/python" | "/numpy" | "/torch")``: code that draws from a global generator (torch's
+    default weight initialization) is then determined by ``seed``."""
+    check_seed(seed)
+    random.seed(child_seed(seed, f"{name}/python"))
+    np.random.seed(seed_sequence(seed, f"{name}/numpy").generate_state(4))
+    torch.manual_seed(child_seed(seed, f"{name}/torch"))

@@ -15,10 +15,14 @@ Model, loss and algorithms are those of :mod:`toymodels.dln.train` (thesis eq. 5
 
 Per step all R runs' chunks are evaluated at once with einsum contractions over (R, chunks, m, d)
 (shared data: the data tensors carry no run axis); 1-SAM (m = 1) uses the numba kernel's closed form
-of the per-example ascent residuals instead, with only (R, b) and (R, d) intermediates. Mini-batches come from each run's own
-``numpy.random.Generator`` exactly as in :func:`toymodels.dln.train._prepare` (drawn chunk by chunk on
-the host, then copied to the device). A run whose residuals become non-finite stops at that step
-(``diverged_at``) and is frozen, as in the numba kernel.
+of the per-example ascent residuals instead, with only (R, b) and (R, d) intermediates. Mini-batches
+come from each run's own index streams, those of :func:`toymodels.dln.train.index_streams` (drawn
+chunk by chunk on the host, then copied to the device). A run whose residuals become non-finite stops
+at that step (``diverged_at``) and is frozen, as in the numba kernel.
+
+The code: :class:`_Ensemble` holds what a call keeps fixed (data, schedules, shapes), :class:`_State`
+the iterates; :func:`_step` advances all runs by one step through one of three descent functions
+(1-SAM closed form, m-SAM chunks, independent ascent batch).
 """
 from __future__ import annotations
 
@@ -30,9 +34,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .._cli import UsageError, progress
 from ..datasets import RegressionData
-from ..dln.train import DLNConfig, _IndexStream, method_name, resolve, schedules_of
+from ..dln.train import DLNConfig, index_streams, method_name, resolve, schedules_of
+from ..errors import ConfigError, check_int
+from ..progress import progress
 from .device import device_name, resolve_device
 
 __all__ = ["EnsembleResult", "train_ensemble_torch"]
@@ -121,8 +126,7 @@ def train_ensemble_torch(data: RegressionData | Sequence[RegressionData], config
     """
     if threads is None:
         return _train(data, configs, device, dtype, chunk, show_progress)
-    if int(threads) < 1:
-        raise UsageError(f"threads must be an integer >= 1, got {threads}")
+    check_int("threads", threads, 1)
     before = torch.get_num_threads()
     torch.set_num_threads(int(threads))
     try:
@@ -131,37 +135,36 @@ def train_ensemble_torch(data: RegressionData | Sequence[RegressionData], config
         torch.set_num_threads(before)
 
 
-def _train(data, configs, device, dtype, chunk, show_progress) -> EnsembleResult:
-    dev = resolve_device(device)
+def _check(data, configs, dtype):
+    """(resolved configs, per-run data sets, shared?) after checking that the runs can be stacked."""
     if dtype not in (torch.float64, torch.float32):
-        raise UsageError(f"dtype must be torch.float64 or torch.float32, got {dtype}")
+        raise ConfigError("dtype", "must be torch.float64 or torch.float32", str(dtype))
     configs = list(configs)
     R = len(configs)
     if R == 0:
-        raise UsageError("train_ensemble_torch needs at least one config")
+        raise ConfigError("configs", "must hold at least one DLNConfig", configs)
     shared = not isinstance(data, (list, tuple))
     datas = [data] * R if shared else list(data)
     if len(datas) != R:
-        raise UsageError(f"got {len(datas)} data sets for {R} configs")
-    n, d = datas[0].n, datas[0].d
-    n_test = datas[0].X_test.shape[0]
+        raise ConfigError("data", f"must be one data set or one per config ({R})", f"{len(datas)} data sets")
+    n, d, n_test = datas[0].n, datas[0].d, datas[0].X_test.shape[0]
     if any((dt.n, dt.d, dt.X_test.shape[0]) != (n, d, n_test) for dt in datas):
-        raise UsageError("per-run data sets must share n, d and n_test")
+        raise ConfigError("data", "per-run data sets must share n, d and n_test")
     cfgs = [resolve(c, n, d) for c in configs]
-    c0 = cfgs[0]
-    mode = 1 if c0.ascent == "independent" else 0
-    ref_key = (c0.steps, c0.record_every, c0.algo, c0.batch, c0.m, mode, c0.ascent_batch)
-    for c in cfgs:
-        if (c.steps, c.record_every, c.algo, c.batch, c.m, 1 if c.ascent == "independent" else 0,
-                c.ascent_batch) != ref_key:
-            raise UsageError("ensemble runs must share steps, record_every, algo, batch size, m and the "
-                             "ascent mode / ascent-batch size")
-    T, rec, b, m = c0.steps, c0.record_every, c0.batch, c0.m
-    full = c0.algo == "gd"
 
-    # per-config schedules (runs that differ only in their seed share one row)
+    def shape(c):
+        return (c.steps, c.record_every, c.algo, c.batch, c.m, c.ascent == "independent", c.ascent_batch)
+
+    if any(shape(c) != shape(cfgs[0]) for c in cfgs):
+        raise ConfigError("configs", "ensemble runs must share steps, record_every, algo, batch size, m and the "
+                          "ascent mode / ascent-batch size")
+    return cfgs, datas, shared
+
+
+def _schedule_rows(cfgs):
+    """(γ rows, ρ rows, row of each run): runs that differ only in their seed share one row."""
     groups: dict[str, int] = {}
-    rows_lr, rows_rho, gidx = [], [], np.empty(R, dtype=np.int64)
+    rows_lr, rows_rho, gidx = [], [], np.empty(len(cfgs), dtype=np.int64)
     for r, c in enumerate(cfgs):
         k = _key(c)
         if k not in groups:
@@ -170,207 +173,264 @@ def _train(data, configs, device, dtype, chunk, show_progress) -> EnsembleResult
             rows_lr.append(lr)
             rows_rho.append(rho)
         gidx[r] = groups[k]
-    lr_all = _as_tensor(np.stack(rows_lr), dev, dtype)
-    rho_all = _as_tensor(np.stack(rows_rho), dev, dtype)
-    g_dev = torch.as_tensor(gidx).to(dev)
-    normalize = torch.as_tensor(np.array([c.normalize for c in cfgs])).to(dev)
+    return np.stack(rows_lr), np.stack(rows_rho), gidx
 
-    alpha = np.stack([np.broadcast_to(np.asarray(c.alpha, dtype=np.float64), (d,)) for c in cfgs])
-    wp = _as_tensor(alpha, dev, dtype)
-    wm = wp.clone()
-    alpha0 = np.sqrt(np.abs(alpha * alpha))
 
-    if shared:
-        X, y = _as_tensor(data.X, dev, dtype), _as_tensor(data.y, dev, dtype)
-        Xte, yte = _as_tensor(data.X_test, dev, dtype), _as_tensor(data.y_test, dev, dtype)
-    else:
-        X = _as_tensor(np.stack([dt.X for dt in datas]), dev, dtype)
-        y = _as_tensor(np.stack([dt.y for dt in datas]), dev, dtype)
-        Xte = _as_tensor(np.stack([dt.X_test for dt in datas]), dev, dtype)
-        yte = _as_tensor(np.stack([dt.y_test for dt in datas]), dev, dtype)
-    ar = torch.arange(R, device=dev)
-    X2f, X3f = X * X, X * X * X          # full-batch 1-SAM's closed form
+class _Ensemble:
+    """What one call keeps fixed: resolved configs, data tensors (no run axis when shared), the γ/ρ
+    schedule rows, the batch shapes; and the contractions over shared or per-run data."""
 
-    def rows_dot(XB, w):
+    def __init__(self, data, configs, dev, dtype):
+        cfgs, datas, shared = _check(data, configs, dtype)
+        c0 = cfgs[0]
+        self.dev, self.dtype, self.cfgs, self.datas, self.shared = dev, dtype, cfgs, datas, shared
+        self.R, self.n, self.d = len(cfgs), datas[0].n, datas[0].d
+        self.n_test = datas[0].X_test.shape[0]
+        self.T, self.rec, self.b, self.m = c0.steps, c0.record_every, c0.batch, c0.m
+        self.full = c0.algo == "gd"
+        self.mode = 1 if c0.ascent == "independent" else 0
+        self.C = self.b // self.m if self.mode == 0 else 1
+        self.inv_b = 1.0 / self.b
+        lr, rho, gidx = _schedule_rows(cfgs)
+        self.lr_all, self.rho_all = _as_tensor(lr, dev, dtype), _as_tensor(rho, dev, dtype)
+        self.g_dev = torch.as_tensor(gidx).to(dev)
+        self.normalize = torch.as_tensor(np.array([c.normalize for c in cfgs])).to(dev)
+        if shared:
+            arrays = (data.X, data.y, data.X_test, data.y_test)
+        else:
+            arrays = tuple(np.stack([getattr(dt, k) for dt in datas]) for k in ("X", "y", "X_test", "y_test"))
+        self.X, self.y, self.Xte, self.yte = (_as_tensor(a, dev, dtype) for a in arrays)
+        self.ar = torch.arange(self.R, device=dev)
+        self.X2f, self.X3f = self.X * self.X, self.X * self.X * self.X          # full-batch 1-SAM's closed form
+        self.zero = torch.zeros((), dtype=dtype, device=dev)
+
+    def rows_dot(self, XB, w):
         """⟨x_j, w_r⟩ for every run r and row j: XB (b, d) shared or (R, b, d) -> (R, b)."""
         if XB.dim() == 2:
             return w @ XB.T
         return torch.einsum("rbd,rd->rb", XB, w)
 
-    def cols_dot(a, XB):
+    def cols_dot(self, a, XB):
         """Σ_j a_rj x_j for every run: (R, b), XB (b, d) or (R, b, d) -> (R, d)."""
         if XB.dim() == 2:
             return a @ XB
         return torch.einsum("rb,rbd->rd", a, XB)
 
-    def resid(beta, XB, yB):
+    def resid(self, beta, XB, yB):
         """r = XB β − y for every run."""
-        return rows_dot(XB, beta) - yB
+        return self.rows_dot(XB, beta) - yB
 
-    def loss(beta, XB, yB):
-        rr = resid(beta, XB, yB)
+    def loss(self, beta, XB, yB):
+        rr = self.resid(beta, XB, yB)
         return 0.25 * (rr * rr).sum(1) / XB.shape[-2]
 
-    # index streams: the same generators, in the same order, as toymodels.dln.train._prepare
-    streams, astreams = [], []
-    for c in cfgs:
-        rng = np.random.default_rng(c.seed)
-        streams.append(None if full else _IndexStream(rng, n, b, c.replacement))
-        astreams.append(_IndexStream(rng.spawn(1)[0], n, c.ascent_batch, c.replacement) if mode == 1 else None)
-
-    n_rec = T // rec + 1
-    rec_train = torch.full((R, n_rec), float("nan"), dtype=dtype, device=dev)
-    rec_test = torch.full((R, n_rec), float("nan"), dtype=dtype, device=dev)
-    beta0 = wp * wp - wm * wm
-    rec_train[:, 0] = loss(beta0, X, y)
-    rec_test[:, 0] = loss(beta0, Xte, yte)
-    log_flow = torch.zeros(R, d, dtype=dtype, device=dev)
-    log_disc = torch.zeros(R, d, dtype=dtype, device=dev)
-    status = torch.full((R,), -1, dtype=torch.int64, device=dev)
-    active = torch.ones(R, dtype=torch.bool, device=dev)
-    zero = torch.zeros((), dtype=dtype, device=dev)
-
-    per_step = max(1, b) * (1 + (c0.ascent_batch or 0) // max(1, b))
-    if chunk is None:
-        chunk = T if full and mode == 0 else max(1, min(T, (1 << 22) // (R * per_step)))
-        chunk = min(chunk, 5000) if full else chunk
-    chunk = int(chunk)
-    if chunk < 1:
-        raise UsageError(f"chunk must be an integer >= 1, got {chunk}")
-    C = b // m if mode == 0 else 1
-    inv_b = 1.0 / b
-
-    def dsel(A, idx_t):
+    def rows(self, A, idx_t):
         """The rows idx_t (R, k) of A, per run: (R, k, d) or (R, k)."""
-        if shared:
+        if self.shared:
             return A[idx_t]
-        return A[ar[:, None], idx_t]
+        return A[self.ar[:, None], idx_t]
 
-    t_start = time.perf_counter()
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    with progress(T, disable=not show_progress, desc=f"ensemble of {R} on {dev}", unit="step") as bar:
-        for t0 in range(0, T, chunk):
-            t1 = min(T, t0 + chunk)
-            if not full:
-                idx = torch.as_tensor(np.stack([s.take(t1 - t0) for s in streams])).to(dev)  # (R, Tc, b)
-            if mode == 1:
-                aidx = torch.as_tensor(np.stack([s.take(t1 - t0) for s in astreams])).to(dev)
-            lr_c = lr_all[:, t0:t1][g_dev]       # (R, Tc)
-            rho_c = rho_all[:, t0:t1][g_dev]
+    def index_streams(self):
+        """Each run's mini-batch and ascent-batch index streams: those of the numba runs
+        (:func:`toymodels.dln.train.index_streams`)."""
+        pairs = [index_streams(c, self.n) for c in self.cfgs]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+
+    def chunk_size(self, chunk: int | None) -> int:
+        """Steps per host round: about 4M drawn indices (at most 5000 steps for full batch)."""
+        if chunk is not None:
+            return check_int("chunk", chunk, 1)
+        per_step = max(1, self.b) * (1 + (self.cfgs[0].ascent_batch or 0) // max(1, self.b))
+        chunk = self.T if self.full and self.mode == 0 else max(1, min(self.T, (1 << 22) // (self.R * per_step)))
+        return min(chunk, 5000) if self.full else chunk
+
+
+@dataclass
+class _State:
+    """The iterates of all runs and what is recorded along the way."""
+    wp: torch.Tensor
+    wm: torch.Tensor
+    log_flow: torch.Tensor
+    log_disc: torch.Tensor
+    status: torch.Tensor          # step of divergence, -1 while finite
+    active: torch.Tensor
+    rec_train: torch.Tensor
+    rec_test: torch.Tensor
+
+    def mark_bad(self, bad, t: int) -> None:
+        self.status = torch.where(bad, torch.full_like(self.status, t), self.status)
+        self.active = self.active & ~bad
+
+
+def _init_state(E: _Ensemble) -> tuple[_State, np.ndarray]:
+    """w₊ = w₋ = α for every run (and α itself)."""
+    alpha = np.stack([np.broadcast_to(np.asarray(c.alpha, dtype=np.float64), (E.d,)) for c in E.cfgs])
+    wp = _as_tensor(alpha, E.dev, E.dtype)
+    wm = wp.clone()
+    n_rec = E.T // E.rec + 1
+    st = _State(wp, wm, torch.zeros(E.R, E.d, dtype=E.dtype, device=E.dev),
+                torch.zeros(E.R, E.d, dtype=E.dtype, device=E.dev),
+                torch.full((E.R,), -1, dtype=torch.int64, device=E.dev),
+                torch.ones(E.R, dtype=torch.bool, device=E.dev),
+                torch.full((E.R, n_rec), float("nan"), dtype=E.dtype, device=E.dev),
+                torch.full((E.R, n_rec), float("nan"), dtype=E.dtype, device=E.dev))
+    beta0 = wp * wp - wm * wm
+    st.rec_train[:, 0] = E.loss(beta0, E.X, E.y)
+    st.rec_test[:, 0] = E.loss(beta0, E.Xte, E.yte)
+    return st, np.sqrt(np.abs(alpha * alpha))
+
+
+def _descent_1sam(E: _Ensemble, st: _State, r, XD, beta, sq, gamma, rh):
+    """1-SAM in closed form (as the numba kernel's _grad_1sam_full): with c_j = ρ_j r_j,
+    r̃_j = r_j + 2c_j⟨x_j², w₊²+w₋²⟩ + c_j²⟨x_j³, β⟩, and the descent sums are
+    w₊ ⊙ Σ r̃_j x_j ⊙ (1 + c_j x_j), −w₋ ⊙ Σ r̃_j x_j ⊙ (1 − c_j x_j): only (R, b) and (R, d)
+    tensors, no (R, b, d) ascent points. Returns (g₊, g₋, d log-flow)."""
+    X2, X3 = (E.X2f, E.X3f) if E.full else (XD * XD, XD * XD * XD)
+    u = E.rows_dot(X2, sq)
+    v = E.rows_dot(X3, beta)
+    rc = rh[:, None].expand(E.R, E.b)
+    nrm = torch.sqrt(r * r * u)
+    rcn = torch.where(nrm > 0, rc / nrm, E.zero)
+    rc = torch.where(E.normalize[:, None] & (rc != 0), rcn, rc)
+    c = rc * r
+    ra = r + 2.0 * c * u + c * c * v
+    P = E.cols_dot(ra, XD)
+    Q = E.cols_dot(ra * c, X2)
+    Lw = E.cols_dot(rc * r * r, X2)
+    return st.wp * (P + Q), -st.wm * (P - Q), (gamma * E.inv_b)[:, None] * Lw
+
+
+def _descent_chunks(E: _Ensemble, st: _State, r, XD, yD, sq, gamma, rh):
+    """m-SAM: each chunk G of m examples ascends with its own a_G and descends at w̃_G."""
+    sx = "" if XD.dim() == 2 else "r"
+    C, m, d, R = E.C, E.m, E.d, E.R
+    Xc = XD.reshape(*XD.shape[:-2], C, m, d)
+    yc = yD.reshape(*yD.shape[:-1], C, m)
+    A = torch.einsum(f"rcm,{sx}cmd->rcd", r.reshape(R, C, m), Xc) / m   # a_G
+    rc = rh[:, None].expand(R, C)
+    nrm = torch.sqrt(torch.einsum("rcd,rd->rc", A * A, sq))
+    rcn = torch.where(nrm > 0, rc / nrm, E.zero)
+    rc = torch.where(E.normalize[:, None] & (rc != 0), rcn, rc)
+    WPA = st.wp[:, None, :] * (1.0 + rc[..., None] * A)
+    WMA = st.wm[:, None, :] * (1.0 - rc[..., None] * A)
+    RA = torch.einsum(f"{sx}cmd,rcd->rcm", Xc, WPA * WPA - WMA * WMA) - yc
+    GA = torch.einsum(f"rcm,{sx}cmd->rcd", RA, Xc)
+    return (GA * WPA).sum(1), -(GA * WMA).sum(1), (gamma * (m * E.inv_b))[:, None] * (rc[..., None] * A * A).sum(1)
+
+
+def _descent_independent(E: _Ensemble, st: _State, beta, XD, yD, XA, yA, sq, gD, gamma, rh):
+    """Eq. 5.21: one ascent from the independent batch A, the descent of D at that point."""
+    a = E.cols_dot(E.resid(beta, XA, yA), XA) / XA.shape[1]
+    nrm = torch.sqrt((a * a * sq).sum(1))
+    rcn = torch.where(nrm > 0, rh / nrm, E.zero)
+    rc = torch.where(E.normalize & (rh != 0), rcn, rh)
+    wpa = st.wp * (1.0 + rc[:, None] * a)
+    wma = st.wm * (1.0 - rc[:, None] * a)
+    ga = E.cols_dot(E.resid(wpa * wpa - wma * wma, XD, yD), XD)
+    return ga * wpa, -ga * wma, (gamma * rc)[:, None] * a * gD
+
+
+def _step(E: _Ensemble, st: _State, t: int, batch, abatch, gamma, rh) -> None:
+    """Step t of every active run (a run whose residuals are not finite stops at t)."""
+    XD, yD = (E.X, E.y) if E.full else (E.rows(E.X, batch), E.rows(E.y, batch))
+    beta = st.wp * st.wp - st.wm * st.wm
+    r = E.resid(beta, XD, yD)                          # (R, b)
+    st.mark_bad(st.active & ~((r * r).sum(1) < float("inf")), t)
+    gD = E.cols_dot(r, XD) * E.inv_b
+    sq = st.wp * st.wp + st.wm * st.wm
+    if E.mode == 0 and E.m == 1:
+        gp, gm, dflow = _descent_1sam(E, st, r, XD, beta, sq, gamma, rh)
+    elif E.mode == 0:
+        gp, gm, dflow = _descent_chunks(E, st, r, XD, yD, sq, gamma, rh)
+    else:
+        XA, yA = E.rows(E.X, abatch), E.rows(E.y, abatch)
+        gp, gm, dflow = _descent_independent(E, st, beta, XD, yD, XA, yA, sq, gD, gamma, rh)
+    step = (gamma * E.inv_b)[:, None]
+    keep = st.active[:, None]
+    st.wp = torch.where(keep, st.wp - step * gp, st.wp)
+    st.wm = torch.where(keep, st.wm - step * gm, st.wm)
+    st.log_flow = torch.where(keep, st.log_flow - dflow, st.log_flow)
+    st.log_disc = torch.where(keep, st.log_disc - 0.5 * (gamma * gamma)[:, None] * gD * gD, st.log_disc)
+    if (t + 1) % E.rec == 0:
+        _record(E, st, t)
+
+
+def _record(E: _Ensemble, st: _State, t: int) -> None:
+    j = (t + 1) // E.rec
+    bt = st.wp * st.wp - st.wm * st.wm
+    ltr, lte = E.loss(bt, E.X, E.y), E.loss(bt, E.Xte, E.yte)
+    st.rec_train[:, j] = torch.where(st.active, ltr, st.rec_train[:, j])
+    st.rec_test[:, j] = torch.where(st.active, lte, st.rec_test[:, j])
+    st.mark_bad(st.active & ~(ltr < float("inf")), t)
+
+
+def _run_rounds(E: _Ensemble, st: _State, chunk: int, show_progress: bool) -> None:
+    """All steps, ``chunk`` per host round (indices drawn, progress updated, all-diverged checked)."""
+    streams, astreams = E.index_streams()
+    with progress(E.T, disable=not show_progress, desc=f"ensemble of {E.R} on {E.dev}", unit="step") as bar:
+        for t0 in range(0, E.T, chunk):
+            t1 = min(E.T, t0 + chunk)
+            idx = aidx = None
+            if not E.full:
+                idx = torch.as_tensor(np.stack([s.take(t1 - t0) for s in streams])).to(E.dev)  # (R, Tc, b)
+            if E.mode == 1:
+                aidx = torch.as_tensor(np.stack([s.take(t1 - t0) for s in astreams])).to(E.dev)
+            lr_c = E.lr_all[:, t0:t1][E.g_dev]       # (R, Tc)
+            rho_c = E.rho_all[:, t0:t1][E.g_dev]
             for t in range(t0, t1):
-                gamma = lr_c[:, t - t0]
-                rh = rho_c[:, t - t0]
-                if full:
-                    XD, yD = X, y
-                else:
-                    it = idx[:, t - t0]
-                    XD, yD = dsel(X, it), dsel(y, it)
-                beta = wp * wp - wm * wm
-                r = resid(beta, XD, yD)                          # (R, b)
-                s = (r * r).sum(1)
-                bad = active & ~(s < float("inf"))
-                status = torch.where(bad, torch.full_like(status, t), status)
-                active = active & ~bad
-                sx = "" if XD.dim() == 2 else "r"
-                gD = cols_dot(r, XD) * inv_b
-                sq = wp * wp + wm * wm
-                if mode == 0 and m == 1:
-                    # 1-SAM in closed form (as the numba kernel's _grad_1sam_full): with c_j = ρ_j r_j,
-                    # r̃_j = r_j + 2c_j⟨x_j², w₊²+w₋²⟩ + c_j²⟨x_j³, β⟩, and the descent sums are
-                    # w₊ ⊙ Σ r̃_j x_j ⊙ (1 + c_j x_j), −w₋ ⊙ Σ r̃_j x_j ⊙ (1 − c_j x_j): only (R, b)
-                    # and (R, d) tensors, no (R, b, d) ascent points
-                    X2, X3 = (X2f, X3f) if full else (XD * XD, XD * XD * XD)
-                    u = rows_dot(X2, sq)
-                    v = rows_dot(X3, beta)
-                    rc = rh[:, None].expand(R, b)
-                    nrm = torch.sqrt(r * r * u)
-                    rcn = torch.where(nrm > 0, rc / nrm, zero)
-                    rc = torch.where(normalize[:, None] & (rc != 0), rcn, rc)
-                    c = rc * r
-                    ra = r + 2.0 * c * u + c * c * v
-                    P = cols_dot(ra, XD)
-                    Q = cols_dot(ra * c, X2)
-                    Lw = cols_dot(rc * r * r, X2)
-                    gp = wp * (P + Q)
-                    gm = -wm * (P - Q)
-                    dflow = (gamma * inv_b)[:, None] * Lw
-                elif mode == 0:
-                    Xc = XD.reshape(*XD.shape[:-2], C, m, d)
-                    yc = yD.reshape(*yD.shape[:-1], C, m)
-                    A = torch.einsum(f"rcm,{sx}cmd->rcd", r.reshape(R, C, m), Xc) / m   # a_G
-                    rc = rh[:, None].expand(R, C)
-                    nrm = torch.sqrt(torch.einsum("rcd,rd->rc", A * A, sq))
-                    rcn = torch.where(nrm > 0, rc / nrm, zero)
-                    rc = torch.where(normalize[:, None] & (rc != 0), rcn, rc)
-                    WPA = wp[:, None, :] * (1.0 + rc[..., None] * A)
-                    WMA = wm[:, None, :] * (1.0 - rc[..., None] * A)
-                    RA = torch.einsum(f"{sx}cmd,rcd->rcm", Xc, WPA * WPA - WMA * WMA) - yc
-                    GA = torch.einsum(f"rcm,{sx}cmd->rcd", RA, Xc)
-                    gp = (GA * WPA).sum(1)
-                    gm = -(GA * WMA).sum(1)
-                    dflow = (gamma * (m * inv_b))[:, None] * (rc[..., None] * A * A).sum(1)
-                else:
-                    ia = aidx[:, t - t0]
-                    XA, yA = dsel(X, ia), dsel(y, ia)
-                    a = cols_dot(resid(beta, XA, yA), XA) / XA.shape[1]
-                    nrm = torch.sqrt((a * a * sq).sum(1))
-                    rcn = torch.where(nrm > 0, rh / nrm, zero)
-                    rc = torch.where(normalize & (rh != 0), rcn, rh)
-                    wpa = wp * (1.0 + rc[:, None] * a)
-                    wma = wm * (1.0 - rc[:, None] * a)
-                    ga = cols_dot(resid(wpa * wpa - wma * wma, XD, yD), XD)
-                    gp, gm = ga * wpa, -ga * wma
-                    dflow = (gamma * rc)[:, None] * a * gD
-                step = (gamma * inv_b)[:, None]
-                keep = active[:, None]
-                wp = torch.where(keep, wp - step * gp, wp)
-                wm = torch.where(keep, wm - step * gm, wm)
-                log_flow = torch.where(keep, log_flow - dflow, log_flow)
-                log_disc = torch.where(keep, log_disc - 0.5 * (gamma * gamma)[:, None] * gD * gD, log_disc)
-                if (t + 1) % rec == 0:
-                    j = (t + 1) // rec
-                    bt = wp * wp - wm * wm
-                    ltr, lte = loss(bt, X, y), loss(bt, Xte, yte)
-                    rec_train[:, j] = torch.where(active, ltr, rec_train[:, j])
-                    rec_test[:, j] = torch.where(active, lte, rec_test[:, j])
-                    bad = active & ~(ltr < float("inf"))
-                    status = torch.where(bad, torch.full_like(status, t), status)
-                    active = active & ~bad
+                _step(E, st, t, None if idx is None else idx[:, t - t0], None if aidx is None else aidx[:, t - t0],
+                      lr_c[:, t - t0], rho_c[:, t - t0])
             bar.update(t1 - t0)
-            if not bool(active.any()):
+            if not bool(st.active.any()):
                 break
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    runtime = time.perf_counter() - t_start
 
-    wp_np = wp.double().cpu().numpy()
-    wm_np = wm.double().cpu().numpy()
-    st = status.cpu().numpy()
-    div = st >= 0
-    beta = wp_np * wp_np - wm_np * wm_np
-    train_loss = np.empty(R)
-    test_loss = np.empty(R)
-    for r_i, dt in enumerate(datas):
+
+def _final_losses(E: _Ensemble, beta: np.ndarray, div: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test losses of every run in float64 on the host (inf for diverged runs)."""
+    train_loss, test_loss = np.empty(E.R), np.empty(E.R)
+    for r_i, dt in enumerate(E.datas):
         if div[r_i]:
             train_loss[r_i] = test_loss[r_i] = np.inf
             continue
         rr = dt.X @ beta[r_i] - dt.y
-        train_loss[r_i] = 0.25 * float(rr @ rr) / n
+        train_loss[r_i] = 0.25 * float(rr @ rr) / E.n
         rt = dt.X_test @ beta[r_i] - dt.y_test
-        test_loss[r_i] = 0.25 * float(rt @ rt) / n_test
+        test_loss[r_i] = 0.25 * float(rt @ rt) / E.n_test
+    return train_loss, test_loss
+
+
+def _result(E: _Ensemble, st: _State, alpha0: np.ndarray, runtime: float, chunk: int) -> EnsembleResult:
+    wp_np, wm_np = st.wp.double().cpu().numpy(), st.wm.double().cpu().numpy()
+    status = st.status.cpu().numpy()
+    div = status >= 0
+    beta = wp_np * wp_np - wm_np * wm_np
+    train_loss, test_loss = _final_losses(E, beta, div)
     prod = wp_np * wm_np
     alpha_eff = np.where(np.all(prod >= 0, axis=1, keepdims=True), np.sqrt(np.abs(prod)), np.nan)
-    lf, ld = log_flow.double().cpu().numpy(), log_disc.double().cpu().numpy()
-    tol = np.array([c.tol for c in cfgs])
-    beta_star = (None if any(dt.beta_star is None for dt in datas)
-                 else np.stack([np.asarray(dt.beta_star, dtype=np.float64) for dt in datas]))
+    lf, ld = st.log_flow.double().cpu().numpy(), st.log_disc.double().cpu().numpy()
+    tol = np.array([c.tol for c in E.cfgs])
+    beta_star = (None if any(dt.beta_star is None for dt in E.datas)
+                 else np.stack([np.asarray(dt.beta_star, dtype=np.float64) for dt in E.datas]))
     return EnsembleResult(
-        method=method_name(c0), configs=cfgs, beta=beta, w_plus=wp_np, w_minus=wm_np,
-        train_loss=train_loss, test_loss=test_loss, diverged_at=st.astype(np.int64),
-        steps_run=np.where(div, st, T).astype(np.int64), converged=(~div) & (train_loss <= tol),
+        method=method_name(E.cfgs[0]), configs=E.cfgs, beta=beta, w_plus=wp_np, w_minus=wm_np,
+        train_loss=train_loss, test_loss=test_loss, diverged_at=status.astype(np.int64),
+        steps_run=np.where(div, status, E.T).astype(np.int64), converged=(~div) & (train_loss <= tol),
         alpha=alpha0, alpha_eff=alpha_eff, alpha_eff_theory=alpha0 * np.exp(lf),
-        alpha_eff_theory_discrete=alpha0 * np.exp(lf + ld), curve_steps=np.arange(n_rec) * rec,
-        curve_train=rec_train.double().cpu().numpy(), curve_test=rec_test.double().cpu().numpy(),
-        beta_star=beta_star, runtime_s=runtime, device=device_name(dev), dtype=str(dtype).replace("torch.", ""),
-        extra={"chunk": chunk, "shared_data": shared})
+        alpha_eff_theory_discrete=alpha0 * np.exp(lf + ld), curve_steps=np.arange(E.T // E.rec + 1) * E.rec,
+        curve_train=st.rec_train.double().cpu().numpy(), curve_test=st.rec_test.double().cpu().numpy(),
+        beta_star=beta_star, runtime_s=runtime, device=device_name(E.dev), dtype=str(E.dtype).replace("torch.", ""),
+        extra={"chunk": chunk, "shared_data": E.shared})
+
+
+def _train(data, configs, device, dtype, chunk, show_progress) -> EnsembleResult:
+    dev = resolve_device(device)
+    E = _Ensemble(data, configs, dev, dtype)
+    st, alpha0 = _init_state(E)
+    chunk = E.chunk_size(chunk)
+    t_start = time.perf_counter()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    _run_rounds(E, st, chunk, show_progress)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    return _result(E, st, alpha0, time.perf_counter() - t_start, chunk)

@@ -29,14 +29,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .._cli import UsageError, check_choice, check_int_range
+from ..errors import ConfigError, check_choice, check_int
+from .config import MODELS
 from .conv import use_fast_convs
 
 __all__ = ["MODELS", "build_model", "Normalize", "PreActResNet18", "DenseNetBC", "cnn_to_numba",
            "cnn_from_numba", "cnn_twin"]
-
-MODELS = ("preact-resnet18", "densenet100-12", "cnn")
-
 
 class Normalize(nn.Module):
     """(x − mean) / std per channel; mean and std are buffers (saved in the state dict, moved with
@@ -47,7 +45,7 @@ class Normalize(nn.Module):
         mean = torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1)
         std = torch.as_tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1)
         if (std <= 0).any():
-            raise UsageError("normalize std must be > 0 in every channel")
+            raise ConfigError("normalize", "std must be > 0 in every channel", tuple(std.flatten().tolist()))
         self.register_buffer("mean", mean)
         self.register_buffer("std", std)
 
@@ -132,7 +130,7 @@ class DenseNetBC(nn.Module):
                  reduction: float = 0.5):
         super().__init__()
         if (depth - 4) % 6:
-            raise UsageError(f"DenseNet-BC depth must be 6n + 4, got {depth}")
+            raise ConfigError("depth", "must be 6n + 4 (DenseNet-BC)", depth)
         n = (depth - 4) // 6
         planes = 2 * growth
         self.conv1 = nn.Conv2d(in_channels, planes, 3, padding=1, bias=False)
@@ -191,10 +189,10 @@ def build_model(name: str, num_classes: int = 10, in_channels: int = 3, image_si
     ``normalize=(mean, std)`` (per-channel sequences) prepends a :class:`Normalize` module; None
     feeds the raw pixels. ``filters`` is the number M of conv filters of ``"cnn"`` (thesis: 4).
     torch's default initialization, drawn from torch's global RNG (seed it first)."""
-    check_choice("--model", name, MODELS)
-    check_int_range("num_classes", num_classes, 2)
-    check_int_range("in_channels", in_channels, 1)
-    check_int_range("image_size", image_size, 1)
+    check_choice("model", name, MODELS)
+    check_int("num_classes", num_classes, 2)
+    check_int("in_channels", in_channels, 1)
+    check_int("image_size", image_size, 1)
     if name == "preact-resnet18":
         net = PreActResNet18(num_classes, in_channels)
     elif name == "densenet100-12":
@@ -202,11 +200,12 @@ def build_model(name: str, num_classes: int = 10, in_channels: int = 3, image_si
     else:
         from ..cnn.torch_twin import make_torch_model
 
-        check_int_range("--filters", filters, 1)
+        check_int("filters", filters, 1)
         net = make_torch_model(in_channels, image_size, image_size, filters, num_classes, dtype=torch.float32)
     if normalize is not None:
         mean, std = normalize
         if len(mean) != in_channels or len(std) != in_channels:
-            raise UsageError(f"normalize mean and std must have {in_channels} entries (one per channel)")
+            raise ConfigError("normalize", f"mean and std must have {in_channels} entries (one per channel)",
+                              normalize)
         net = nn.Sequential(Normalize(mean, std), net)
     return use_fast_convs(net).to(dtype)

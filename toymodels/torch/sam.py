@@ -30,6 +30,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..errors import ConfigError, check_nonneg
+
 __all__ = ["SAM", "sam_update", "bn_frozen", "has_batchnorm"]
 
 
@@ -62,21 +64,20 @@ class SAM(torch.optim.Optimizer):
 
     def __init__(self, params, base_optimizer, rho: float = 0.05, *, normalize: bool = True,
                  adaptive: bool = False, ascent_lr: float | None = None, eps: float = 0.0, **base_kwargs):
-        if not rho >= 0.0:
-            raise ValueError(f"rho must be >= 0, got {rho!r}")
-        if ascent_lr is not None and not ascent_lr >= 0.0:
-            raise ValueError(f"ascent_lr must be >= 0 or None, got {ascent_lr!r}")
+        check_nonneg("rho", rho)
+        if ascent_lr is not None:
+            check_nonneg("ascent_lr", ascent_lr)
         defaults = dict(rho=float(rho), normalize=bool(normalize), adaptive=bool(adaptive),
                         ascent_lr=None if ascent_lr is None else float(ascent_lr))
         if isinstance(base_optimizer, torch.optim.Optimizer):
             if base_kwargs:
-                raise ValueError("base_kwargs apply only when base_optimizer is a class, got an instance "
-                                 f"and {sorted(base_kwargs)}")
+                raise ConfigError("base_kwargs", "apply only when base_optimizer is a class, not an instance",
+                                  sorted(base_kwargs))
             if params is not None:
                 mine = {id(p) for p in _flatten_params(params)}
                 theirs = {id(p) for g in base_optimizer.param_groups for p in g["params"]}
                 if mine != theirs:
-                    raise ValueError("params must be None or exactly the parameters of the base optimizer")
+                    raise ConfigError("params", "must be None or exactly the parameters of the base optimizer")
             # add_param_group mutates and appends the given dicts: the groups are shared
             super().__init__(base_optimizer.param_groups, defaults)
             self.base_optimizer = base_optimizer
@@ -168,8 +169,8 @@ class SAM(torch.optim.Optimizer):
         BatchNorm running statistics are updated by both closure calls here; use :func:`sam_update`
         (or :func:`bn_frozen` inside the closure's second call) to keep the perturbed pass out of them."""
         if closure is None:
-            raise ValueError("SAM.step needs a closure (forward + backward, returning the loss); or call "
-                             "first_step() / second_step() yourself")
+            raise ConfigError("closure", "is needed by SAM.step (forward + backward, returning the loss); or "
+                              "call first_step() / second_step() yourself")
         with torch.enable_grad():
             self.zero_grad()
             loss = closure()
@@ -303,99 +304,125 @@ def sam_update(model: nn.Module, optimizer: SAM, loss_fn: Callable, x: torch.Ten
     in the original SAM implementations; ‖g‖ is the local norm). Descent backwards of all chunks but
     the last accumulate under ``no_sync``; the last one all-reduces the accumulated descent gradient.
     """
+    b, m, independent = _check_update_args(optimizer, x, m, ascent_x, ascent_y)
+    u = _Update(model, optimizer, loss_fn, scaler, autocast_dtype, x.device.type)
+    optimizer.zero_grad()
+    if independent or m == b:
+        xa, ya = (ascent_x, ascent_y) if independent else (x, y)
+        clean_loss, finite = _single_ascent(u, x, y, xa, ya)
+    else:
+        clean_loss, finite = _chunked_ascents(u, x, y, m)
+    if not finite:
+        return u.skip(clean_loss)
+    optimizer.restore()
+    if not independent and m < b and has_batchnorm(model):
+        with torch.no_grad(), u.autocast():
+            model(x)
+    u.base_step()
+    return float(clean_loss)
+
+
+def _check_update_args(optimizer, x, m, ascent_x, ascent_y) -> tuple[int, int, bool]:
     if not isinstance(optimizer, SAM):
         raise TypeError(f"sam_update needs a SAM optimizer, got {type(optimizer).__name__}")
     b = int(x.shape[0])
     independent = ascent_x is not None or ascent_y is not None
     if independent and (ascent_x is None or ascent_y is None):
-        raise ValueError("ascent_x and ascent_y must be given together (eq. 5.21)")
-    if m is None:
-        m = b
-    m = int(m)
+        raise ConfigError("ascent_x", "and ascent_y must be given together (eq. 5.21)")
+    m = b if m is None else int(m)
     if not 1 <= m <= b or b % m:
-        raise ValueError(f"m must be an integer in [1, {b}] dividing the batch size {b}, got {m}")
+        raise ConfigError("m", f"must be an integer in [1, {b}] dividing the batch size {b}", m)
     if independent and m != b:
-        raise ValueError("m-SAM chunks (m < batch) and an independent ascent batch (eq. 5.21) exclude each other")
-    params = _params(optimizer)
-    ddp = _is_ddp(model)
-    amp = scaler is not None and scaler.is_enabled()
-    if amp:
-        dev_type = x.device.type
-        dt = autocast_dtype or (torch.float16 if dev_type == "cuda" else torch.bfloat16)
-        autocast = lambda: torch.autocast(device_type=dev_type, dtype=dt)  # noqa: E731
-    else:
-        autocast = contextlib.nullcontext
-    scale_loss = (lambda L: scaler.scale(L)) if scaler is not None else (lambda L: L)
-    no_sync = model.no_sync if ddp else contextlib.nullcontext
+        raise ConfigError("m", "must be the batch size with an independent ascent batch (eq. 5.21): m-SAM chunks "
+                               "and eq. 5.21 exclude each other", m)
+    return b, m, independent
 
-    def forward_backward(xb, yb, *, frozen: bool, sync: bool) -> torch.Tensor:
+
+class _Update:
+    """The passes of one :func:`sam_update`: forward/backward with BatchNorm frozen or not, DDP gradient
+    sync or not, under autocast and loss scaling when AMP is on; the ascent's finiteness check; the
+    skipped update; the base step."""
+
+    def __init__(self, model, optimizer: SAM, loss_fn, scaler, autocast_dtype, dev_type: str):
+        self.model, self.optimizer, self.loss_fn, self.scaler = model, optimizer, loss_fn, scaler
+        self.params = _params(optimizer)
+        self.amp = scaler is not None and scaler.is_enabled()
+        dt = autocast_dtype or (torch.float16 if dev_type == "cuda" else torch.bfloat16)
+        self.autocast = ((lambda: torch.autocast(device_type=dev_type, dtype=dt)) if self.amp
+                         else contextlib.nullcontext)
+        self.no_sync = model.no_sync if _is_ddp(model) else contextlib.nullcontext
+
+    def forward_backward(self, xb, yb, *, frozen: bool, sync: bool) -> torch.Tensor:
         # DDP decides in the forward whether the backward all-reduces: no_sync wraps both
-        with (bn_frozen(model) if frozen else contextlib.nullcontext()), \
-                (contextlib.nullcontext() if sync else no_sync()):
-            with autocast():
-                loss = loss_fn(model(xb), yb)
-            scale_loss(loss).backward()
+        with (bn_frozen(self.model) if frozen else contextlib.nullcontext()), \
+                (contextlib.nullcontext() if sync else self.no_sync()):
+            with self.autocast():
+                loss = self.loss_fn(self.model(xb), yb)
+            (loss if self.scaler is None else self.scaler.scale(loss)).backward()
         return loss.detach()
 
-    def ascent(xb, yb, *, frozen: bool) -> tuple[torch.Tensor, bool]:
-        loss = forward_backward(xb, yb, frozen=frozen, sync=False)
-        if scaler is None:
+    def ascent(self, xb, yb, *, frozen: bool) -> tuple[torch.Tensor, bool]:
+        """The ascent pass: (loss, whether the unscaled gradients are finite)."""
+        loss = self.forward_backward(xb, yb, frozen=frozen, sync=False)
+        if self.scaler is None:
             return loss, True
-        inv = 1.0 / float(scaler.get_scale()) if amp else 1.0
-        return loss, _unscale_finite(params, inv)
+        inv = 1.0 / float(self.scaler.get_scale()) if self.amp else 1.0
+        return loss, _unscale_finite(self.params, inv)
 
-    def skip(loss) -> float:
-        # non-finite ascent gradient: nothing moves; back the scale off like scaler.update() would
-        optimizer.zero_grad()
-        if amp:
-            scaler.update(float(scaler.get_scale()) * scaler.get_backoff_factor())
+    def skip(self, loss) -> float:
+        """Non-finite ascent gradient: nothing moves; back the scale off like scaler.update() would."""
+        self.optimizer.zero_grad()
+        if self.amp:
+            self.scaler.update(float(self.scaler.get_scale()) * self.scaler.get_backoff_factor())
         return float(loss)
 
-    optimizer.zero_grad()
-    if independent or m == b:
-        xa, ya = (ascent_x, ascent_y) if independent else (x, y)
-        loss, finite = ascent(xa, ya, frozen=False)
-        if not finite:
-            return skip(loss)
-        optimizer.first_step(zero_grad=True)
-        forward_backward(x, y, frozen=True, sync=True)
-        clean_loss = loss
-    else:
-        k = b // m
-        acc: list | None = None     # descent-gradient sums of the chunks done so far
-        losses = []
-        for c in range(k):
-            xc, yc = x[c * m:(c + 1) * m], y[c * m:(c + 1) * m]
-            if c > 0:
-                acc = [None if p.grad is None else p.grad.detach().clone() for p in params]
-            _zero_grads(params)
-            loss_c, finite = ascent(xc, yc, frozen=True)
-            losses.append(loss_c)
-            if not finite:   # w is clean here: restored after the previous chunk
-                return skip(torch.stack(losses).mean())
-            optimizer.first_step(zero_grad=False)
-            with torch.no_grad():   # the previous chunks' descent sums back, then this chunk's on top
-                for i, p in enumerate(params):
-                    if p.grad is not None:
-                        a = None if acc is None else acc[i]
-                        p.grad.zero_() if a is None else p.grad.copy_(a)
-            forward_backward(xc, yc, frozen=True, sync=(c == k - 1))
-            if c < k - 1:
-                optimizer.restore()
-        with torch.no_grad():
-            for p in params:
+    def base_step(self) -> None:
+        base = self.optimizer.base_optimizer
+        if self.scaler is not None:
+            self.scaler.unscale_(base)
+            self.scaler.step(base)
+            self.scaler.update()
+        else:
+            base.step()
+        self.optimizer._mark_stepped()
+
+
+def _single_ascent(u: _Update, x, y, xa, ya) -> tuple[torch.Tensor, bool]:
+    """SAM (one chunk) or eq. 5.21: ascend on (xa, ya) at w, then the descent gradient of (x, y) at w + e.
+    Returns (L_A(w), finite)."""
+    loss, finite = u.ascent(xa, ya, frozen=False)
+    if finite:
+        u.optimizer.first_step(zero_grad=True)
+        u.forward_backward(x, y, frozen=True, sync=True)
+    return loss, finite
+
+
+def _chunked_ascents(u: _Update, x, y, m: int) -> tuple[torch.Tensor, bool]:
+    """m-SAM: each chunk ascends with its own gradient and adds its descent gradient at its own point;
+    the sum is averaged over the b/m chunks. Returns (mean chunk loss at w, finite)."""
+    params, k = u.params, x.shape[0] // m
+    acc: list | None = None     # descent-gradient sums of the chunks done so far
+    losses = []
+    for c in range(k):
+        xc, yc = x[c * m:(c + 1) * m], y[c * m:(c + 1) * m]
+        if c > 0:
+            acc = [None if p.grad is None else p.grad.detach().clone() for p in params]
+        _zero_grads(params)
+        loss_c, finite = u.ascent(xc, yc, frozen=True)
+        losses.append(loss_c)
+        if not finite:   # w is clean here: restored after the previous chunk
+            return torch.stack(losses).mean(), False
+        u.optimizer.first_step(zero_grad=False)
+        with torch.no_grad():   # the previous chunks' descent sums back, then this chunk's on top
+            for i, p in enumerate(params):
                 if p.grad is not None:
-                    p.grad.div_(k)
-        clean_loss = torch.stack(losses).mean()
-    optimizer.restore()
-    if not independent and m < b and has_batchnorm(model):
-        with torch.no_grad(), autocast():
-            model(x)
-    if scaler is not None:
-        scaler.unscale_(optimizer.base_optimizer)
-        scaler.step(optimizer.base_optimizer)
-        scaler.update()
-    else:
-        optimizer.base_optimizer.step()
-    optimizer._mark_stepped()
-    return float(clean_loss)
+                    a = None if acc is None else acc[i]
+                    p.grad.zero_() if a is None else p.grad.copy_(a)
+        u.forward_backward(xc, yc, frozen=True, sync=(c == k - 1))
+        if c < k - 1:
+            u.optimizer.restore()
+    with torch.no_grad():
+        for p in params:
+            if p.grad is not None:
+                p.grad.div_(k)
+    return torch.stack(losses).mean(), True

@@ -11,29 +11,32 @@ c = |w| (``adaptive=True``, elementwise adaptive) or c = 1 (standard), and δ = 
 
 m-sharpness (eq. 7.1): the data (x, y) are cut into the n // m consecutive batches of m points (a
 remainder of n mod m points is left out, as :func:`toymodels.sharpness.dln.measure_dln`); each batch
-gets its own perturbations (MC draws / Auto-PGD ascent, seeded ``seed + b`` for batch b) and the
-reported value is the mean over batches; for the average case the s.e. is √(Σ_b se_b²) / n_batches.
+gets its own perturbations: batch b's MC draws are seeded ``child_seed(seed, "sharpness/avg", b)`` and its
+Auto-PGD ascent ``child_seed(seed, "sharpness/max", b)`` (named streams of :mod:`toymodels.rng`, the seeds
+of the twin's :func:`~toymodels.sharpness.dln.measure_dln`); the reported value is the mean over batches;
+for the average case the s.e. is √(Σ_b se_b²) / n_batches.
 
 Logit normalization (eq. 7.5, ``logit_norm=True``): the loss sees f̃ = f / √((1/K) Σ_k (f_k − f̄)²),
 f̄ = (1/K) Σ_k f_k (population standard deviation over the K logits of each point).
 
 Worst case: Auto-PGD (Croce & Hein 2020; thesis Alg. 5, l.4123) on γ, exactly as
-:func:`toymodels.sharpness.measures.max_sharpness`: start uniform in the ball (drawn by
-``numpy.random.default_rng(seed + b)`` in the twin's order), η = 2ρ, normalized-gradient (ℓ₂) or
-sign (ℓ∞) steps on ∇_γ = c ⊙ ∇L_S(w + c⊙γ), momentum α = 0.75, projection onto {‖γ‖_p ≤ ρ}, η halved
-and the iterate reset to the best point at the checkpoints of :func:`apgd_checkpoints` when fewer
-than 75 % of the steps since the last checkpoint increased the loss or when η and the best value
-were both unchanged. Like the twin, the returned value is max(best found, 0) with γ = 0 on a tie:
-γ = 0 is feasible, so S_max ≥ 0 and a negative "lower bound" is never reported.
+:func:`toymodels.sharpness.measures.max_sharpness`: start uniform in the ball (drawn from the batch's seed
+in the twin's order), η = 2ρ, normalized-gradient (ℓ₂) or sign (ℓ∞) steps on ∇_γ = c ⊙ ∇L_S(w + c⊙γ),
+momentum α = 0.75, projection onto {‖γ‖_p ≤ ρ}, η halved and the iterate reset to the best point at the
+checkpoints of :func:`apgd_checkpoints` when fewer than 75 % of the steps since the last checkpoint
+increased the loss or when η and the best value were both unchanged. Like the twin, the returned value is
+max(best found, 0) with γ = 0 on a tie: γ = 0 is feasible, so S_max ≥ 0 and a negative "lower bound" is
+never reported.
 
 During a call the model is in eval mode (BatchNorm uses its running statistics, dropout is off) and
 its parameters are overwritten with w + c⊙γ; on exit (also on error) every parameter is restored
 bit-identically from a copy and each module's train/eval flag is restored. ``.grad`` fields are not
 touched (gradients come from :func:`torch.autograd.grad`).
 
-Randomness: ``noise="numpy"`` (default) draws γ with ``numpy.random.default_rng(seed + b)`` in the
-twin's order (bit-identical draws to the numpy twin, then moved to the device); ``noise="torch"``
-draws with a ``torch.Generator`` on the model's device (fast on GPU, not comparable to the twin).
+Randomness: ``noise="numpy"`` (default) draws γ with ``toymodels.rng.stream(s)`` (=
+``numpy.random.default_rng(s)``) for the batch's seed s in the twin's order (bit-identical draws to the
+numpy twin, then moved to the device); ``noise="torch"`` draws with a ``torch.Generator`` on the
+model's device (fast on GPU, not comparable to the twin).
 """
 from __future__ import annotations
 
@@ -46,7 +49,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._cli import UsageError, check_choice, check_int_range, check_positive
+from ..errors import ConfigError, check_choice, check_int, check_positive
+from ..rng import child_seed, stream
 from ..sharpness.measures import apgd_checkpoints
 
 __all__ = ["KINDS", "SharpnessResult", "WorstCase", "normalize_logits", "sharpness", "avg_sharpness_batch",
@@ -184,7 +188,7 @@ def _guard(model: torch.nn.Module, params):
 def _params_of(model, params):
     params = [p for p in model.parameters() if p.requires_grad] if params is None else list(params)
     if not params:
-        raise UsageError("params: the model has no parameter to perturb (none requires grad)")
+        raise ConfigError("params", "must hold a parameter to perturb (none requires grad)")
     return params
 
 
@@ -195,7 +199,7 @@ def _device_of(params):
 def _check_common(rho, x, y):
     check_positive("rho", rho)
     if x.shape[0] != y.shape[0]:
-        raise UsageError(f"x and y must have the same number of points, got {x.shape[0]} and {y.shape[0]}")
+        raise ConfigError("y", f"must have as many points as x ({x.shape[0]})", int(y.shape[0]))
 
 
 def _finite(val, what):
@@ -211,7 +215,7 @@ def avg_sharpness_batch(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
     """Average-case sharpness of one batch: (mean, standard error, L_S(w)) of L_S(w + c⊙γ) − L_S(w)
     over ``n_samples`` draws γ ~ N(0, ρ² I) (the twin's ``avg_sharpness``: s.e. = std(ddof=1)/√n)."""
     _check_common(rho, x, y)
-    check_int_range("n_samples", n_samples, 2)
+    check_int("n_samples", n_samples, 2)
     check_choice("noise", noise, ("numpy", "torch"))
     params = _params_of(model, params)
     dev = _device_of(params)
@@ -220,7 +224,7 @@ def avg_sharpness_batch(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
         P, dtype = pp.w.numel(), pp.w.dtype
         base = _finite(pp.loss(torch.zeros_like(pp.w)), "the base loss")
         if noise == "numpy":
-            rng = np.random.default_rng(seed)
+            rng = stream(seed)
             draw = lambda: torch.from_numpy(rho * rng.standard_normal(P)).to(device=dev, dtype=dtype)  # noqa: E731
         else:
             gen = torch.Generator(device=dev)
@@ -260,12 +264,12 @@ def worst_sharpness_batch(model: torch.nn.Module, x: torch.Tensor, y: torch.Tens
     """
     _check_common(rho, x, y)
     norm = check_choice("norm", norm, ("l2", "linf"))
-    check_int_range("n_iter", n_iter, 1)
-    check_int_range("n_restarts", n_restarts, 1)
+    check_int("n_iter", n_iter, 1)
+    check_int("n_restarts", n_restarts, 1)
     linf = norm == "linf"
     params = _params_of(model, params)
     dev = _device_of(params)
-    rng = np.random.default_rng(seed)
+    rng = stream(seed)
     iterates = [] if trace else None
     with _guard(model, params):
         pp = _Perturbed(model, params, x.to(dev), y.to(dev), adaptive, loss_fn, logit_norm, max_batch)
@@ -347,21 +351,22 @@ def sharpness(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, rho: flo
     """
     kind = check_choice("kind", kind, KINDS)
     n = int(x.shape[0])
-    m = n if m is None else check_int_range("m", m, 1, max(n, 1))
-    check_int_range("number of points", n, 1)
+    check_int("x", n, 1)
+    m = n if m is None else check_int("m", m, 1, n)
     per, ses, bases, hists, gams = [], [], [], [], []
     for b in range(n // m):
         xb, yb = x[b * m:(b + 1) * m], y[b * m:(b + 1) * m]
         if kind == "avg-l2":
             a, s, base = avg_sharpness_batch(model, xb, yb, rho, adaptive=adaptive, n_samples=n_samples,
-                                             seed=seed + b, loss_fn=loss_fn, logit_norm=logit_norm,
-                                             params=params, noise=noise, max_batch=max_batch)
+                                             seed=child_seed(seed, "sharpness/avg", b), loss_fn=loss_fn,
+                                             logit_norm=logit_norm, params=params, noise=noise, max_batch=max_batch)
             per.append(a)
             ses.append(s)
         else:
             wc = worst_sharpness_batch(model, xb, yb, rho, norm=kind.split("-")[1], adaptive=adaptive,
-                                       n_iter=n_iter, n_restarts=n_restarts, seed=seed + b, loss_fn=loss_fn,
-                                       logit_norm=logit_norm, params=params, max_batch=max_batch)
+                                       n_iter=n_iter, n_restarts=n_restarts, loss_fn=loss_fn,
+                                       seed=child_seed(seed, "sharpness/max", b), logit_norm=logit_norm,
+                                       params=params, max_batch=max_batch)
             per.append(wc.value)
             base = wc.base
             hists.append(wc.history)

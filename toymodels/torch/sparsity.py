@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._cli import UsageError
+from ..errors import ConfigError, check_range
 
 __all__ = ["feature_sparsity", "collect_activations", "feature_sparsity_at", "resolve_layer"]
 
@@ -32,9 +32,8 @@ __all__ = ["feature_sparsity", "collect_activations", "feature_sparsity_at", "re
 def feature_sparsity(act: torch.Tensor, threshold: float = 0.95) -> float:
     """Feature-sparsity coefficient of an (n, m) activation matrix (see the module docstring)."""
     if act.dim() != 2 or act.numel() == 0:
-        raise UsageError(f"activations must be a non-empty 2-D tensor, got shape {tuple(act.shape)}")
-    if not -1.0 <= threshold <= 1.0:
-        raise UsageError(f"threshold must lie in [-1, 1], got {threshold!r}")
+        raise ConfigError("act", "must be a non-empty 2-D tensor (inputs × neurons)", tuple(act.shape))
+    check_range("threshold", threshold, -1.0, 1.0)
     act = act.detach().double()
     n, m = act.shape
     nz = act != 0
@@ -60,11 +59,11 @@ def resolve_layer(model: nn.Module, spec: str) -> tuple[nn.Module, str]:
     if spec == "auto":
         lin = [m for m in model.modules() if isinstance(m, nn.Linear)]
         if not lin:
-            raise UsageError("sparsity layer 'auto' needs a model with an nn.Linear layer")
+            raise ConfigError("sparsity_layers", "'auto' needs a model with an nn.Linear layer", spec)
         return lin[-1], "in"
     name, _, side = spec.partition(":")
     if side not in ("", "in", "relu"):
-        raise UsageError(f"--sparsity-layers entries must be NAME, NAME:in, NAME:relu or auto, got {spec!r}")
+        raise ConfigError("sparsity_layers", "entries must be NAME, NAME:in, NAME:relu or auto", spec)
     from .models import Normalize
 
     # names are those of the network itself: a leading Normalize wrapper (Sequential(Normalize, net))
@@ -74,8 +73,8 @@ def resolve_layer(model: nn.Module, spec: str) -> tuple[nn.Module, str]:
     mods = dict(model.named_modules())
     if name not in mods:
         listed = ", ".join(k for k in mods if k and k.count(".") < 2)
-        raise UsageError(f"--sparsity-layers: no module named {name!r}; valid: auto or a module name such as "
-                         f"{listed[:240]}{'...' if len(listed) > 240 else ''}")
+        raise ConfigError("sparsity_layers", "entries must name a module of the model: auto or a name such as "
+                          f"{listed[:240]}{'...' if len(listed) > 240 else ''}", spec)
     return mods[name], side or "out"
 
 

@@ -20,10 +20,10 @@ A proposal is accepted when it strictly lowers the loss. ``n_queries[n]`` counts
 on point n (init included, ≤ N); a point is no longer queried after its first success.
 
 Randomness: every draw (stripes / tiles, targets, windows, signs, flips) comes from
-``numpy.random.default_rng(seed)`` in exactly the order and shapes of the twin, then moves to the
-model's device, so on the same model (e.g. the single-layer CNN and its torch twin,
-:func:`toymodels.cnn.torch_twin.to_torch`) both return the same perturbations and query counts.
-Draws cost O(n·C) numbers per iteration, negligible next to one forward pass.
+``toymodels.rng.stream(seed)`` (= ``numpy.random.default_rng(seed)``) in exactly the order and shapes of the
+twin, then moves to the model's device, so on the same model (e.g. the single-layer CNN and its torch twin,
+:func:`toymodels.cnn.torch_twin.to_torch`) both return the same perturbations and query counts. Draws cost
+O(n·C) numbers per iteration, negligible next to one forward pass.
 """
 from __future__ import annotations
 
@@ -34,10 +34,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .._cli import UsageError, check_choice, check_int_range, progress
+from ..errors import ConfigError, RunError, check_choice, check_int
+from ..progress import progress
+from ..rng import stream
 from ..square.attack_l2 import eta_update, l2_side
 from ..square.attack_linf import (P_HALVINGS, accept_improvements, attack_labels, check_attack_args, p_schedule,
                                   square_side)
+from .config import NORMS
 
 __all__ = ["SquareResult", "square_attack", "margin_and_loss", "P_HALVINGS", "p_schedule"]
 
@@ -100,7 +103,7 @@ def _predict(model, x, batch_size, step):
         else:
             z = torch.cat([model(x[s:s + batch_size]) for s in range(0, x.shape[0], batch_size)])
     if not torch.isfinite(z).all():
-        raise FloatingPointError(f"non-finite scores at iteration {step}")
+        raise RunError(f"the model returned non-finite scores at iteration {step}")
     return z
 
 
@@ -199,6 +202,50 @@ def l2_propose(x, x_best, eps, pos1, pos2, h, flips, signs):
     return torch.clamp(x + nu_new, 0.0, 1.0), nu_new
 
 
+def _check_inputs(x, y, norm, eps, n_queries, p_init, max_tries, batch_size):
+    """(x as a tensor, y as int64 numpy, p_init) after checking every argument (ConfigError)."""
+    check_attack_args(eps, n_queries, p_init)
+    check_int("max_tries", max_tries, 1)
+    if batch_size is not None:
+        check_int("batch_size", batch_size, 1)
+    x = torch.as_tensor(x)
+    if not torch.is_floating_point(x) or x.ndim != 4:
+        raise ConfigError("x", "must be a floating (N, C, H, W) tensor", f"{tuple(x.shape)} {x.dtype}")
+    y_np = np.asarray(y.detach().cpu() if torch.is_tensor(y) else y, dtype=np.int64)
+    if y_np.shape != (x.shape[0],):
+        raise ConfigError("y", f"must have shape ({x.shape[0]},)", y_np.shape)
+    if x.numel() and not (bool(torch.isfinite(x).all()) and float(x.min()) >= 0 and float(x.max()) <= 1):
+        raise ConfigError("x", "must lie in [0, 1]")
+    if norm == "l2" and min(x.shape[2], x.shape[3]) < 3:
+        raise ConfigError("x", "must have images of height and width >= 3 for the l2 attack", tuple(x.shape))
+    return x, y_np
+
+
+def _initial(x, eps: float, norm: str, rng):
+    """x̂₀: vertical stripes clip(x ± ε) (ℓ∞) or the 5×5 tiling (ℓ₂), drawn as the twin."""
+    if norm == "linf":
+        N, C, _, W = x.shape
+        stripes = rng.choice(np.array([-eps, eps]), size=(N, C, 1, W))
+        return torch.clamp(x + torch.as_tensor(stripes, dtype=x.dtype, device=x.device), 0.0, 1.0)
+    return l2_init(x, eps, rng)
+
+
+def _propose(norm, xa, xb, eps, p, rng, max_tries):
+    """One proposal for the n active points (x, x̂ = ``xa``, ``xb``): (x_new, side h), drawn as the twin."""
+    n, C, H, W = xa.shape
+    if norm == "linf":
+        h = square_side(p, H, W)
+        pos = np.stack([rng.integers(0, H - h + 1, size=n), rng.integers(0, W - h + 1, size=n)], axis=1)
+        signs = rng.choice(np.array([-1.0, 1.0]), size=(max_tries, n, C))
+        return linf_propose(xa, xb, eps, pos, h, signs)[0], h
+    h = l2_side(p, H, W)
+    pos1 = np.stack([rng.integers(0, H - h + 1, n), rng.integers(0, W - h + 1, n)], axis=1)
+    pos2 = np.stack([rng.integers(0, H - h + 1, n), rng.integers(0, W - h + 1, n)], axis=1)
+    flips = rng.random(n) < 0.5
+    signs = rng.choice(np.array([-1.0, 1.0]), size=(n, C))
+    return l2_propose(xa, xb, eps, pos1, pos2, h, flips, signs)[0], h
+
+
 def square_attack(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y, *, norm: str = "linf",
                   eps: float, n_queries: int = 1000, p_init: float | None = None, targeted: bool = False,
                   target=None, seed: int = 0, max_tries: int = 16, batch_size: int | None = None,
@@ -214,43 +261,25 @@ def square_attack(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
     p_init : initial fraction p ∈ (0, 1] of the image covered by a square (default 0.05 for ℓ∞,
         0.1 for ℓ₂, the twin's defaults).
     targeted : cross-entropy towards ``target`` (default: drawn uniformly among the K − 1 wrong classes).
-    seed : seeds ``numpy.random.default_rng``, the only source of randomness (twin-identical draws).
+    seed : the stream ``toymodels.rng.stream(seed)``, the only source of randomness (twin-identical draws).
     max_tries : ℓ∞ sign tries per iteration.  batch_size : evaluate the model in chunks (memory).
 
     Returns
     -------
     SquareResult
     """
-    norm = check_choice("norm", norm, ("linf", "l2"))
+    norm = check_choice("norm", norm, NORMS)
     p_init = (0.05 if norm == "linf" else 0.1) if p_init is None else p_init
-    check_attack_args(eps, n_queries, p_init)
-    check_int_range("max_tries", max_tries, 1)
-    if batch_size is not None:
-        check_int_range("batch_size", batch_size, 1)
-    x = torch.as_tensor(x)
-    if not torch.is_floating_point(x) or x.ndim != 4:
-        raise UsageError(f"x must be a floating (N, C, H, W) tensor, got {tuple(x.shape)} {x.dtype}")
-    dev = x.device
-    y_np = np.asarray(y.detach().cpu() if torch.is_tensor(y) else y, dtype=np.int64)
-    if y_np.shape != (x.shape[0],):
-        raise UsageError(f"y must have shape ({x.shape[0]},), got {y_np.shape}")
-    if x.numel() and (float(x.min()) < 0 or float(x.max()) > 1):
-        raise UsageError("x must lie in [0, 1]")
-    N, C, H, W = x.shape
-    if norm == "l2":
-        check_int_range("image side", min(H, W), 3)
-    eps = float(eps)
-    rng = np.random.default_rng(seed)
-    with _eval_mode(model):
-        if norm == "linf":
-            stripes = rng.choice(np.array([-eps, eps]), size=(N, C, 1, W))
-            x_best = torch.clamp(x + torch.as_tensor(stripes, dtype=x.dtype, device=dev), 0.0, 1.0)
-        else:
-            x_best = l2_init(x, eps, rng)
+    x, y_np = _check_inputs(x, y, norm, eps, n_queries, p_init, max_tries, batch_size)
+    eps, dev, N = float(eps), x.device, x.shape[0]
+    rng = stream(seed)
+    with _eval_mode(model), progress(n_queries - 1, disable=not show_progress, desc=f"square-{norm}",
+                                     unit="query") as bar:
+        x_best = _initial(x, eps, norm, rng)
         z = _predict(model, x_best, batch_size, 0)
         K = z.shape[1]
         if not targeted and y_np.size and (y_np.min() < 0 or y_np.max() >= K):
-            raise UsageError(f"y must be integers in [0, {K - 1}]")
+            raise ConfigError("y", f"must be integers in [0, {K - 1}]")
         if torch.is_tensor(target):
             target = target.detach().cpu().numpy()
         lab_np, target = attack_labels(y_np, target, targeted, K, rng)   # same draws as the numba twin
@@ -258,31 +287,14 @@ def square_attack(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
         success, loss_best = margin_and_loss(z, lab, targeted)
         queries = torch.ones(N, dtype=torch.int64, device=dev)
         sides = np.zeros(max(n_queries - 1, 0), dtype=np.int64)
-        bar = progress(n_queries - 1, disable=not show_progress, desc=f"square-{norm}", unit="query")
         for i in range(1, n_queries):
             act = torch.nonzero(~success).flatten()
-            n = int(act.numel())
-            if n == 0:
+            if act.numel() == 0:
                 break
             bar.update(1)
-            p = p_schedule(p_init, i, n_queries)
-            xa, xb = x[act], x_best[act]
-            if norm == "linf":
-                h = square_side(p, H, W)
-                pos = np.stack([rng.integers(0, H - h + 1, size=n), rng.integers(0, W - h + 1, size=n)], axis=1)
-                signs = rng.choice(np.array([-1.0, 1.0]), size=(max_tries, n, C))
-                x_new, _ = linf_propose(xa, xb, eps, pos, h, signs)
-            else:
-                h = l2_side(p, H, W)
-                pos1 = np.stack([rng.integers(0, H - h + 1, n), rng.integers(0, W - h + 1, n)], axis=1)
-                pos2 = np.stack([rng.integers(0, H - h + 1, n), rng.integers(0, W - h + 1, n)], axis=1)
-                flips = rng.random(n) < 0.5
-                signs = rng.choice(np.array([-1.0, 1.0]), size=(n, C))
-                x_new, _ = l2_propose(xa, xb, eps, pos1, pos2, h, flips, signs)
-            sides[i - 1] = h
-            z = _predict(model, x_new, batch_size, i)
-            succ_new, loss_new = margin_and_loss(z, lab[act], targeted)
+            x_new, sides[i - 1] = _propose(norm, x[act], x_best[act], eps, p_schedule(p_init, i, n_queries), rng,
+                                           max_tries)
+            succ_new, loss_new = margin_and_loss(_predict(model, x_new, batch_size, i), lab[act], targeted)
             accept_improvements(act, x_new, succ_new, loss_new, x_best, loss_best, success, queries)
-        bar.close()
     return SquareResult(x_best, queries.cpu().numpy(), success.cpu().numpy(), loss_best.detach().cpu().numpy(),
                         target if targeted else None, sides)

@@ -5,6 +5,10 @@ Output keys mirror ``python -m toymodels.square attack``: ``failure_rate`` (over
 correctly classified, points), ``mean_queries`` / ``median_queries`` (over successes), ``clean_acc``,
 ``square_robust_acc`` = clean_acc × failure_rate, ``pgd_robust_acc`` (white-box PGD on the same test
 points, ℓ∞ only), ``max_perturbation_norm`` (in the attack's norm), plus ``config`` and ``version``.
+
+Random streams: the attack draws from ``toymodels.rng.stream(seed)`` (the numpy twin's stream), the PGD
+starts from ``(seed, "pgd")``, a fresh model's weights from ``(seed, "global/torch")``; a checkpoint's
+test set is drawn again with the checkpoint's own seed.
 """
 from __future__ import annotations
 
@@ -12,110 +16,104 @@ import time
 
 import numpy as np
 
-from .._cli import Parser, UsageError, add_common, check_choice, check_int_range, emit_json
-from .._io import write_json
+from .._cli import Choice, Command, InDir, InFile, Int, Num, Result
+from ..datasets import IMAGE_DATASETS
+from .config import MODELS, NORMS
+from .train_cli import DEVICE, MAX_IMAGES
+
+__all__ = ["COMMAND", "add_arguments"]
 
 
-
-def _eps(text: str) -> float:
-    from ..cnn.train import parse_eps
-
-    return parse_eps(text)
-
-
-def build_parser(command: str = "square") -> Parser:
-    p = Parser(prog=f"python -m toymodels.torch {command}", description=__doc__.split("\n\n")[0],
-               epilog="Example: python -m toymodels.torch square --checkpoint out/checkpoint.pt --norm linf "
-                      "--eps 8/255 --queries 1000 --json")
+def add_arguments(p) -> None:
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", metavar="FILE", help="checkpoint of toymodels.torch.train")
-    src.add_argument("--model", help="attack a freshly initialized model instead: cnn, preact-resnet18 or "
-                     "densenet100-12 (a smoke test: its accuracy is chance)")
-    p.add_argument("--norm", default="linf", help="linf (default) or l2")
-    p.add_argument("--eps", default=None, help="radius ε > 0, e.g. 8/255 (default 8/255 for linf, 0.5 for l2)")
-    p.add_argument("--queries", type=int, default=1000, help="query budget per point >= 1 (default 1000)")
-    p.add_argument("--p-init", type=float, default=None, help="initial square fraction p in (0, 1] (default "
-                   "0.05 linf, 0.1 l2)")
+    src.add_argument("--checkpoint", type=InFile(), metavar="FILE", help="checkpoint of toymodels.torch.train")
+    src.add_argument("--model", type=Choice(*MODELS),
+                     help="attack a freshly initialized model instead (a smoke test: its accuracy is chance)")
+    p.add_argument("--norm", type=Choice(*NORMS), default="linf", help="default: linf")
+    p.add_argument("--eps", type=Num(0, 100, lo_open=True), default=None,
+                   help="radius ε in (0, 100] (beyond the diameter of the image cube), e.g. 8/255 "
+                        "(default 8/255 for linf, 0.5 for l2)")
+    p.add_argument("--queries", type=Int(1, 10 ** 7, "model evaluations per point"), default=1000,
+                   help="query budget per point (default 1000)")
+    p.add_argument("--p-init", type=Num(0, 1, lo_open=True), default=None,
+                   help="initial square fraction p in (0, 1] (default 0.05 linf, 0.1 l2)")
     p.add_argument("--targeted", action="store_true", help="targeted (cross-entropy) towards random wrong classes")
-    p.add_argument("--n-points", type=int, default=100, help="test points considered (default 100)")
-    p.add_argument("--pgd-steps", type=int, default=50, help="white-box PGD steps for pgd_robust_acc (default 50)")
-    p.add_argument("--pgd-restarts", type=int, default=1, help="white-box PGD restarts (default 1)")
-    p.add_argument("--dataset", default=None, help="synthetic, photos, cifar10, cifar100 or svhn (default: the "
-                   "checkpoint's, else synthetic)")
-    p.add_argument("--data-dir", default=None, help="folder holding the real datasets (nothing downloads)")
-    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda or cuda:K")
-    add_common(p)
-    return p
+    p.add_argument("--n-points", type=Int(1, MAX_IMAGES, "test images held in memory"), default=100,
+                   help="test points considered (default 100)")
+    p.add_argument("--pgd-steps", type=Int(1, 10 ** 4), default=50,
+                   help="white-box PGD steps for pgd_robust_acc (default 50)")
+    p.add_argument("--pgd-restarts", type=Int(1, 10 ** 3), default=1, help="white-box PGD restarts (default 1)")
+    p.add_argument("--dataset", type=Choice(*IMAGE_DATASETS), default=None,
+                   help="default: the checkpoint's, else synthetic")
+    p.add_argument("--data-dir", type=InDir(), default=None,
+                   help="folder holding the real datasets (nothing downloads)")
+    p.add_argument("--device", type=DEVICE, default="auto", help="auto (cuda if available), cpu, cuda or cuda:K")
 
 
-def main(argv=None, command: str = "square") -> int:
+def _human(out: dict) -> None:
+    c = out["config"]
+    pgd = out["pgd_robust_acc"]
+    print(f"Square Attack {c['norm']} eps={c['eps']:.4g}, {c['queries']} queries on {out['n_attacked']} correctly "
+          f"classified points (clean acc {out['clean_acc']:.3f}): failure rate {out['failure_rate']:.3f}, "
+          f"mean/median queries {out['mean_queries']:.1f}/{out['median_queries']:.1f}; max ‖δ‖ "
+          f"{out['max_perturbation_norm']:.4g}" + (f"; white-box PGD robust acc {pgd:.3f}" if pgd is not None else "")
+          + f"; {out['runtime_s']:.2f} s on {out['device_name']}")
+
+
+def _attack(a, model, xc, yc, eps: float, session) -> dict:
+    from .square import square_attack
+
+    if not len(yc):
+        nan = float("nan")
+        return {"failure_rate": nan, "mean_queries": nan, "median_queries": nan, "max_perturbation_norm": 0.0}
+    res = square_attack(model, xc, yc, norm=a.norm, eps=eps, n_queries=a.queries, p_init=a.p_init,
+                        targeted=a.targeted, seed=a.seed, show_progress=session.show_progress)
+    delta = (res.x_adv - xc).reshape(len(yc), -1)
+    norms = (delta.abs().amax(1) if a.norm == "linf" else delta.norm(dim=1)).cpu().numpy()
+    return {"failure_rate": res.failure_rate, "mean_queries": res.mean_queries,
+            "median_queries": res.median_queries, "max_perturbation_norm": float(np.max(norms))}
+
+
+def run(a, session) -> Result:
     import torch
 
     from .attacks import pgd_eval
+    from .checkpoint import instantiate, model_source
     from .data import load
-    from .device import device_name, resolve_device, seed_everything
-    from .sharpness_cli import instantiate, model_source
-    from .square import square_attack
+    from .device import device_name, resolve_device, seed_everything, torch_generator
 
-    args = build_parser(command).parse_args(argv)
-    check_choice("--norm", args.norm, ("linf", "l2"))
-    eps = _eps(args.eps) if args.eps is not None else (8 / 255 if args.norm == "linf" else 0.5)
-    if not (np.isfinite(eps) and eps > 0):
-        raise UsageError(f"--eps must be > 0, got {args.eps!r}")
-    check_int_range("--queries", args.queries, 1)
-    if args.p_init is not None and not (0 < args.p_init <= 1):
-        raise UsageError(f"--p-init must be in (0, 1], got {args.p_init}")
-    check_int_range("--n-points", args.n_points, 1)
-    check_int_range("--pgd-steps", args.pgd_steps, 1)
-    check_int_range("--pgd-restarts", args.pgd_restarts, 1)
-    check_int_range("--seed", args.seed, 0)
-    device = resolve_device(args.device)
-    ck, config, name, dataset, data_dir, data_seed = model_source(args, device)
-    _, _, x, y, num_classes = load(dataset, data_dir, int(config.get("n_train") or 1), args.n_points, data_seed)
-    seed_everything(args.seed)
-    model = instantiate(name, num_classes, tuple(x.shape[1:]), ck, config)
-    model.to(device).eval()
-    dtype = next(model.parameters()).dtype
-    x, y = x.to(device=device, dtype=dtype), y.to(device)
+    eps = a.eps if a.eps is not None else (8 / 255 if a.norm == "linf" else 0.5)
+    device = resolve_device(a.device)
+    src = model_source(a.checkpoint, a.model, a.dataset, a.data_dir, a.seed, device)
+    _, _, x, y, num_classes = load(src.dataset, src.data_dir, int(src.config.get("n_train") or 1), a.n_points,
+                                   src.data_seed)
+    seed_everything(a.seed)
+    model = instantiate(src, num_classes, tuple(x.shape[1:])).to(device).eval()
+    x, y = x.to(device=device, dtype=next(model.parameters()).dtype), y.to(device)
     with torch.no_grad():
-        correct = (model(x).argmax(1) == y)
+        correct = model(x).argmax(1) == y
     clean_acc = float(correct.float().mean())
-    xc, yc = x[correct], y[correct]
     t0 = time.perf_counter()
-    if len(yc):
-        res = square_attack(model, xc, yc, norm=args.norm, eps=eps, n_queries=args.queries, p_init=args.p_init,
-                            targeted=args.targeted, seed=args.seed, show_progress=not args.json)
-        delta = (res.x_adv - xc).reshape(len(yc), -1)
-        norms = (delta.abs().amax(1) if args.norm == "linf" else delta.norm(dim=1)).cpu().numpy()
-        failure, meanq, medq = res.failure_rate, res.mean_queries, res.median_queries
-    else:
-        norms, failure, meanq, medq = np.zeros(0), float("nan"), float("nan"), float("nan")
+    res = _attack(a, model, x[correct], y[correct], eps, session)
     runtime = time.perf_counter() - t0
     pgd_acc = None
-    if args.norm == "linf":
-        g = torch.Generator().manual_seed(args.seed)
-        pgd_acc = pgd_eval(model, x, y, eps, steps=args.pgd_steps, restarts=args.pgd_restarts, generator=g)["pgd_acc"]
-    out = {
-        "failure_rate": failure, "mean_queries": meanq, "median_queries": medq,
-        "n_attacked": int(len(yc)), "clean_acc": clean_acc,
-        "square_robust_acc": clean_acc * failure if len(yc) else 0.0,
-        "pgd_robust_acc": pgd_acc,
-        "max_perturbation_norm": float(norms.max()) if norms.size else 0.0,
-        "device_name": device_name(device), "runtime_s": runtime,
-        "config": {"checkpoint": args.checkpoint, "model": name, "dataset": dataset, "data_dir": data_dir,
-                   "norm": args.norm, "eps": eps, "queries": args.queries, "p_init": args.p_init,
-                   "targeted": args.targeted, "n_points": args.n_points, "pgd_steps": args.pgd_steps,
-                   "pgd_restarts": args.pgd_restarts, "seed": args.seed, "data_seed": data_seed,
-                   "device": str(device)},
-    }
-    if args.out:
-        write_json(f"{args.out}/square.json", out)
-    if args.json:
-        emit_json(out)
-    else:
-        print(f"Square Attack {args.norm} eps={eps:.4g}, {args.queries} queries on {len(yc)} correctly classified "
-              f"points (clean acc {clean_acc:.3f}): failure rate {failure:.3f}, mean/median queries "
-              f"{meanq:.1f}/{medq:.1f}; max ‖δ‖ {out['max_perturbation_norm']:.4g}"
-              + (f"; white-box PGD robust acc {pgd_acc:.3f}" if pgd_acc is not None else "")
-              + f"; {runtime:.2f} s on {device_name(device)}")
-    return 0
+    if a.norm == "linf":
+        pgd_acc = pgd_eval(model, x, y, eps, steps=a.pgd_steps, restarts=a.pgd_restarts,
+                           generator=torch_generator(a.seed, "pgd"))["pgd_acc"]
+    n_att = int(correct.sum())
+    payload = {**res, "n_attacked": n_att, "clean_acc": clean_acc,
+               "square_robust_acc": clean_acc * res["failure_rate"] if n_att else 0.0, "pgd_robust_acc": pgd_acc,
+               "device_name": device_name(device), "runtime_s": runtime}
+    config = {"checkpoint": a.checkpoint, "model": src.name, "dataset": src.dataset, "data_dir": src.data_dir,
+              "norm": a.norm, "eps": eps, "queries": a.queries, "p_init": a.p_init, "targeted": a.targeted,
+              "n_points": a.n_points, "pgd_steps": a.pgd_steps, "pgd_restarts": a.pgd_restarts, "seed": a.seed,
+              "data_seed": src.data_seed, "device": str(device)}
+    return Result(payload, config, human=lambda: _human({**payload, "config": config}))
+
+
+COMMAND = Command("square", "Square Attack (ℓ∞ / ℓ₂, score-based black box) on a checkpoint", add_arguments, run,
+                  description=__doc__.split("\n\n")[0].replace("``", ""), needs=("torch",),
+                  flags={"n_test": "--n-points", "n_queries": "--queries"},
+                  epilog="Example: python -m toymodels.torch square --checkpoint out/checkpoint.pt --norm linf "
+                         "--eps 8/255 --queries 1000 --json",
+                  smoke=("--model", "cnn", "--device", "cpu", "--queries", "5", "--n-points", "20", "--pgd-steps", "1"))

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from .._cli import UsageError
 from .._io import atomic_write, to_jsonable, write_json
+from ..errors import ConfigError, RunError, check_int
 
 __all__ = ["SweepPoint", "parse_grid", "expand", "run_point", "run_sweep"]
 
@@ -75,11 +75,12 @@ def parse_grid(specs: Iterable[str]) -> dict[str, list[str]]:
         name = name.strip().lstrip("-")
         vals = [v.strip() for v in values.split(",") if v.strip()]
         if not sep or not name or not vals:
-            raise UsageError(f"--grid must look like NAME=V1,V2,... , got {spec!r}")
-        if name == "seed":
-            raise UsageError("--grid seed=... is not allowed: use --seeds N (or --seed-list)")
+            raise ConfigError("grid", "must look like NAME=V1,V2,...", spec)
+        if name in ("seed", "json"):
+            raise ConfigError("grid", f"must not set {name}: the sweep sets it per point (use --seeds N or "
+                              "--seed-list for seeds)", spec)
         if name in grid:
-            raise UsageError(f"--grid {name} given twice")
+            raise ConfigError("grid", f"must name each axis once; {name!r} is given twice", spec)
         grid[name] = vals
     return grid
 
@@ -143,7 +144,8 @@ def _dask_map(fn: Callable[[SweepPoint], dict], points: list[SweepPoint], addres
     try:
         from distributed import Client, LocalCluster, as_completed as dask_as_completed
     except ImportError as exc:
-        raise UsageError("--cluster needs Dask: pip install 'toymodels[sweep]' (dask[distributed])") from exc
+        raise RunError("a Dask cluster needs distributed, which is not installed: pip install "
+                       "'toymodels[sweep]' (dask[distributed])") from exc
     cluster = None
     if address == "local-dask":
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=False,
@@ -153,7 +155,8 @@ def _dask_map(fn: Callable[[SweepPoint], dict], points: list[SweepPoint], addres
         try:
             client = Client(address, timeout=10)
         except (OSError, TimeoutError, ValueError) as exc:
-            raise UsageError(f"--cluster: cannot connect to the Dask scheduler at {address!r} ({exc})") from None
+            raise ConfigError("cluster", f"must be the address of a reachable Dask scheduler ({exc})",
+                              address) from None
     try:
         # pure=False: two identical points (never produced by expand) would still both run
         futures = client.map(fn, points, pure=False)
@@ -178,8 +181,7 @@ def run_sweep(points: list[SweepPoint], *, out: str | os.PathLike | None = None,
     workers : concurrent points (local) or LocalCluster workers (``"local-dask"``)
     timeout : seconds per point (None: no limit)
     """
-    if workers < 1:
-        raise UsageError(f"--workers must be an integer >= 1, got {workers}")
+    check_int("workers", workers, 1)
     report = SweepReport(executor="local" if cluster is None else f"dask:{cluster}")
     todo = []
     pdir = None if out is None else Path(out) / "points"

@@ -7,44 +7,48 @@ Example (the thesis's Fig. 2.8 shape, scaled down: ε × method × seed)::
 
 Everything after ``--`` is the base command line of ``python -m MODULE`` (default module
 ``toymodels.torch``; ``--module toymodels.dln`` sweeps the numba toy models the same way). Each grid
-axis NAME becomes ``--NAME VALUE``; each point also gets ``--seed S --json``.
+axis NAME becomes ``--NAME VALUE``; each point also gets ``--seed S --json``. ``--out DIR`` holds
+``points/*.json`` and ``results.jsonl`` besides ``result.json``; re-running into the same DIR resumes.
+A sweep with failed points still prints its result, with exit status 1. Needs no torch (the points do
+what their module needs); ``--cluster`` needs ``distributed``.
 """
 from __future__ import annotations
 
 import math
-import sys
 import time
 
-from .. import __version__
-from .._cli import Parser, UsageError, emit_json, progress
-from .sweep import expand, parse_grid, run_sweep
+from .._cli import Command, Int, ListOf, Num, Result, Text
+from ..optional import missing_modules
+from ..errors import ConfigError, RunError
+from ..rng import SEED_MAX
 
-__all__ = ["main", "build_parser", "summarize"]
+__all__ = ["COMMAND", "add_arguments", "summarize"]
+
+_CLUSTER = r"local-dask|[a-z]+://\S+|[A-Za-z0-9_.-]+:[0-9]+"
 
 
-def build_parser(command: str = "sweep") -> Parser:
-    p = Parser(prog=f"python -m toymodels.torch {command}", description=__doc__.split("\n\n")[0],
-               epilog="Example: python -m toymodels.torch sweep --grid rho=0.01,0.05 --seeds 2 "
-                      "--metric final.clean_acc -- train-sam --epochs 1")
-    p.add_argument("--module", default="toymodels.torch",
-                   help="python module run for every point (default toymodels.torch)")
+def add_arguments(p) -> None:
+    p.add_argument("--module", type=Text(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", "a python module name"),
+                   default="toymodels.torch", help="python module run for every point (default toymodels.torch)")
     p.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
+                   type=Text(r"-{0,2}[A-Za-z][\w-]*=.*\S.*", "NAME=V1,V2,... (one grid axis)"),
                    help="one grid axis (repeatable): passed as --NAME V to each run")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per grid point (default 1)")
-    g.add_argument("--seed-list", default=None, help="explicit comma-separated seeds, e.g. 0,3,7")
-    p.add_argument("--cluster", default=None,
-                   help="Dask scheduler address (tcp://host:8786), or local-dask for a throw-away "
-                        "LocalCluster; default: run locally")
-    p.add_argument("--workers", type=int, default=1, help="points run at once (default 1)")
-    p.add_argument("--timeout", type=float, default=None, help="seconds per point (default: no limit)")
-    p.add_argument("--metric", default=None,
-                   help="dotted key of each run's JSON to summarize over seeds (e.g. final.pgd_acc)")
-    p.add_argument("--dry-run", action="store_true", help="print the command lines and exit")
-    p.add_argument("--out", default=None, help="directory for points/*.json and results.jsonl "
-                   "(re-running into the same directory resumes)")
-    p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
-    return p
+    g.add_argument("--seeds", type=Int(1, 10 ** 6, "runs per grid point"), default=1,
+                   help="seeds 0..N-1 per grid point (default 1)")
+    g.add_argument("--seed-list", type=ListOf(Int(0, SEED_MAX), unique=True), default=None,
+                   help="explicit comma-separated seeds, e.g. 0,3,7")
+    p.add_argument("--cluster", type=Text(_CLUSTER, "a Dask scheduler address (tcp://host:8786) or local-dask"),
+                   default=None, help="Dask scheduler address (tcp://host:8786), or local-dask for a throw-away "
+                                      "LocalCluster; default: run locally")
+    p.add_argument("--workers", type=Int(1, 1024), default=1, help="points run at once (default 1)")
+    p.add_argument("--timeout", type=Num(0, 10 ** 7, lo_open=True), default=None,
+                   help="seconds per point, at most 1e7 (default: no limit)")
+    p.add_argument("--metric", type=Text(r"[\w.-]+", "a dotted key of the runs' JSON, e.g. final.pgd_acc"),
+                   default=None, help="dotted key of each run's JSON to summarize over seeds (e.g. final.pgd_acc)")
+    p.add_argument("--dry-run", action="store_true", help="list the points' command lines and exit (honours --json)")
+    p.add_argument("base", nargs="*", metavar="BASE", type=Text(r"(?s).+", "a non-empty argument"),
+                   help="after --: the base command line of python -m MODULE")
 
 
 def _get(obj, dotted: str):
@@ -76,77 +80,74 @@ def summarize(points: list[dict], metric: str) -> list[dict]:
     return rows
 
 
-def main(argv=None, command: str = "sweep") -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "--" in argv:
-        i = argv.index("--")
-        own, base = argv[:i], argv[i + 1:]
-    else:
-        own, base = argv, []
-    args = build_parser(command).parse_args(own)
-    if args.module == "toymodels.torch" and not base:
-        raise UsageError("the base command after -- is required for --module toymodels.torch "
-                         "(e.g. -- train-at --epochs 2)")
-    if args.module == "toymodels.torch" and base and base[0] == "sweep":
-        raise UsageError("a sweep cannot run sweeps: the base command must not be 'sweep'")
-    if args.seed_list is not None:
-        try:
-            seeds = [int(s) for s in args.seed_list.split(",") if s.strip()]
-        except ValueError:
-            raise UsageError(f"--seed-list must be comma-separated integers, got {args.seed_list!r}") from None
-        if not seeds or min(seeds) < 0:
-            raise UsageError(f"--seed-list must be non-empty integers >= 0, got {args.seed_list!r}")
-    else:
-        if args.seeds < 1:
-            raise UsageError(f"--seeds must be an integer >= 1, got {args.seeds}")
-        seeds = list(range(args.seeds))
-    if args.workers < 1:
-        raise UsageError(f"--workers must be an integer >= 1, got {args.workers}")
-    if args.timeout is not None and not args.timeout > 0:
-        raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout}")
-    grid = parse_grid(args.grid)
-    for flag in ("--seed", "--json"):
-        if flag in base:
-            raise UsageError(f"the base command must not contain {flag}: the sweep sets it per point")
-    points = expand(args.module, base, grid, seeds)
-    if args.dry_run:
-        for p in points:
-            print(" ".join(p.argv()[1:]))
-        return 0
+def _points(a):
+    """The sweep's points, after every check of the base command line."""
+    from .sweep import expand, parse_grid
 
+    base = list(a.base)
+    if a.module == "toymodels.torch" and not base:
+        raise ConfigError("base", "is required for --module toymodels.torch (e.g. -- train-at --epochs 2)")
+    if a.module == "toymodels.torch" and base[0] == "sweep":
+        raise ConfigError("base", "must not be 'sweep': a sweep cannot run sweeps", " ".join(base))
+    for flag in ("--seed", "--json"):
+        if any(b == flag or b.startswith(flag + "=") for b in base):
+            raise ConfigError("base", f"must not contain {flag}: the sweep sets it per point", " ".join(base))
+    if a.cluster is not None and missing_modules(("distributed",)):
+        raise RunError("--cluster needs distributed, which is not installed: pip install distributed")
+    seeds = list(a.seed_list) if a.seed_list is not None else list(range(a.seeds))
+    grid = parse_grid(a.grid)
+    return expand(a.module, base, grid, seeds), grid, seeds
+
+
+def _human(out: dict) -> None:
+    if out["dry_run"]:
+        for p in out["points"]:
+            print(" ".join(p["argv"]))
+        return
+    c = out["config"]
+    print(f"{out['n_points']} runs ({out['n_skipped']} already done, {out['n_failed']} failed) via "
+          f"{out['executor']} in {out['runtime_s']:.1f} s")
+    for r in out["points"]:
+        if r.get("returncode") != 0:
+            print(f"  FAILED {r['point']['params']} seed {r['point']['seed']}: {r.get('error')}")
+    if c["metric"]:
+        print(f"{c['metric']} (mean ± s.e. over seeds):")
+        for row in out["summary"]:
+            params = ", ".join(f"{k}={v}" for k, v in row["params"].items()) or "(no grid)"
+            if row["mean"] is None:
+                print(f"  {params}: no finite values")
+            else:
+                se = f" ± {row['se']:.4g}" if row["se"] is not None else ""
+                print(f"  {params}: {row['mean']:.4g}{se}  (n={row['n']})")
+
+
+def run(a, session) -> Result:
+    from .sweep import run_sweep
+
+    points, grid, seeds = _points(a)
+    config = {"module": a.module, "base_args": list(a.base), "grid": grid, "seeds": seeds, "cluster": a.cluster,
+              "workers": a.workers, "timeout": a.timeout, "metric": a.metric, "dry_run": a.dry_run}
+    if a.dry_run:
+        payload = {"dry_run": True, "n_points": len(points),
+                   "points": [{**p.describe(), "key": p.key, "argv": ["python", *p.argv()[1:]]} for p in points]}
+        return Result(payload, config, human=lambda: _human({**payload, "config": config}))
     t0 = time.perf_counter()
-    bar = progress(len(points), disable=args.json, desc="sweep", unit="run")
-    report = run_sweep(points, out=args.out, cluster=args.cluster, workers=args.workers,
-                       timeout=args.timeout, on_result=lambda r: bar.update(1))
-    bar.update(report.skipped)
-    bar.close()
-    out = {
-        "config": {"module": args.module, "base_args": base, "grid": grid, "seeds": seeds,
-                   "cluster": args.cluster, "workers": args.workers, "timeout": args.timeout,
-                   "metric": args.metric, "out": args.out},
-        "version": __version__,
-        "executor": report.executor,
-        "n_points": len(points), "n_skipped": report.skipped, "n_failed": report.n_failed,
-        "runtime_s": time.perf_counter() - t0,
-        "points": report.points,
-    }
-    if args.metric:
-        out["summary"] = summarize(report.points, args.metric)
-    if args.json:
-        emit_json(out)
-    else:
-        print(f"{len(points)} runs ({report.skipped} already done, {report.n_failed} failed) via "
-              f"{report.executor} in {out['runtime_s']:.1f} s" + (f"; results in {args.out}" if args.out else ""))
-        for r in report.points:
-            if r.get("returncode") != 0:
-                print(f"  FAILED {r['point']['params']} seed {r['point']['seed']}: {r.get('error')}")
-        if args.metric:
-            print(f"{args.metric} (mean ± s.e. over seeds):")
-            for row in out["summary"]:
-                params = ", ".join(f"{k}={v}" for k, v in row["params"].items()) or "(no grid)"
-                if row["mean"] is None:
-                    print(f"  {params}: no finite values")
-                else:
-                    se = f" ± {row['se']:.4g}" if row["se"] is not None else ""
-                    print(f"  {params}: {row['mean']:.4g}{se}  (n={row['n']})")
-    return 1 if report.n_failed else 0
+    with session.progress(len(points), desc="sweep", unit="run") as bar:
+        report = run_sweep(points, out=session.out, cluster=a.cluster, workers=a.workers, timeout=a.timeout,
+                           on_result=lambda r: bar.update(1))
+        bar.update(report.skipped)
+    payload = {"dry_run": False, "executor": report.executor, "n_points": len(points), "n_skipped": report.skipped,
+               "n_failed": report.n_failed, "runtime_s": time.perf_counter() - t0, "points": report.points}
+    if a.metric:
+        payload["summary"] = summarize(report.points, a.metric)
+    if report.n_failed:
+        session.note(f"{report.n_failed} of {len(points)} points failed (see 'points' for their errors)")
+    return Result(payload, config, human=lambda: _human({**payload, "config": config}),
+                  exit_code=1 if report.n_failed else 0)
+
+
+COMMAND = Command("sweep", "grids over ε, ρ, seeds: locally or on a Dask cluster", add_arguments, run,
+                  seed=False, random=False, description=__doc__.split("\n\n")[0].replace("``", ""),
+                  epilog="Example: python -m toymodels.torch sweep --grid rho=0.01,0.05 --seeds 2 "
+                         "--metric final.clean_acc -- train-sam --epochs 1",
+                  smoke=("--module", "toymodels.fgsm", "--grid", "d=3,5", "--seeds", "2", "--dry-run"))

@@ -24,11 +24,20 @@ test points with fixed noise): ``train_loss``/``train_acc`` (on the inputs train
 PGD-``final_pgd_steps``-``final_restarts`` on ``final_n`` points. A NaN/inf training loss stops the run:
 ``diverged`` and ``diverged_at`` = {epoch, step, loss}.
 
-Checkpoints (``out`` set): ``<out>/checkpoint.pt`` every ``checkpoint_every`` epochs, written atomically
-(tmp file + os.replace), a dict with model/optimizer state, epoch, RNG states (torch cpu/cuda, numpy,
-python, the loop's noise generator), history and config; ``resume=True`` continues from it and
-reproduces the uninterrupted run exactly (shuffling depends only on (seed, epoch)). The result JSON
-goes to ``<out>/result.json``.
+Checkpoints (``out`` set): ``<out>/checkpoint.pt`` every ``checkpoint_every`` epochs, written through
+:func:`toymodels._io.atomic_write` (a temporary file in ``out``, renamed into place; removed on any
+exit, Ctrl-C included), a dict with model/optimizer state, epoch, RNG states (torch cpu/cuda, numpy,
+python, the loop's noise generator), history and config. ``resume="yes"`` continues from it and
+reproduces the uninterrupted run exactly (shuffling depends only on (seed, epoch)); a missing or
+unreadable checkpoint, or one written by another configuration, is a ConfigError for ``resume``;
+``resume="if-present"`` starts fresh when there is none. The library writes only the checkpoint; the
+command line writes ``result.json``.
+
+Random streams (:mod:`toymodels.rng`): the initial weights (and the global python / numpy / torch
+generators) from ``(seed, "global/...")``, the training-time attack noise of rank r from
+``(seed, "attack-noise", r)``, the permutation of epoch e from ``(seed, "shuffle", e)``, the fixed
+evaluation noise from ``(seed, "eval-noise")``, the neurons subsampled for feature sparsity from
+``(seed, "sparsity-neurons")``; the data from :func:`toymodels.datasets.load_images` with ``seed``.
 
 Reproducibility: a run is determined by its config and seed. On cuda that needs deterministic kernels:
 with ``deterministic=True`` (default) cuDNN autotuning is off and ``torch.use_deterministic_algorithms``
@@ -51,164 +60,26 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from .. import __version__
-from .._cli import UsageError, check_choice, check_int_range, check_nonneg, check_positive
-from .._cli import progress as _progress
-from .._io import write_json
+from .._io import atomic_write
+from ..errors import ConfigError
+from ..progress import progress as _progress
+from ..rng import child_seed
 from . import attacks
-from .data import DATASETS, channel_stats, load
-from .device import device_name, resolve_device, seed_everything
-from .models import MODELS, build_model
+from .config import (ATTACKS, CHECKPOINT, RESUMABLE, SCHEDULES, TASKS, TrainConfig, fit_to_data,
+                     resolve)
+from .data import channel_stats, load
+from .device import device_name, resolve_device, seed_everything, torch_generator
+from .models import build_model
 
 __all__ = ["TrainConfig", "run", "resolve", "lr_schedule", "at_step", "TASKS", "ATTACKS", "SCHEDULES", "CHECKPOINT"]
-
-TASKS = ("at", "sam", "sgd")
-ATTACKS = ("none", "fgsm", "fgsm-rs", "pgd", "free")
-SCHEDULES = ("cyclic", "constant", "step", "warmup-decay")
-CHECKPOINT = "checkpoint.pt"
-#: config fields that may differ between a run and the checkpoint it resumes from
-_RESUMABLE = ("epochs", "out", "resume", "device", "checkpoint_every", "deterministic")
-
-
-@dataclass
-class TrainConfig:
-    """One run. ``None`` fields are filled in by :func:`resolve` from the task and model."""
-
-    task: str = "at"
-    model: str = "cnn"
-    dataset: str = "synthetic"
-    data_dir: str | None = None
-    n_train: int | None = 256
-    n_test: int | None = 128
-    epochs: int = 2
-    batch_size: int = 64
-    optimizer: str | None = None          # sgd | adam (default: adam for the CNN under AT, else sgd)
-    lr: float | None = None               # adam 0.003, sgd 0.2 (at) / 0.1
-    momentum: float = 0.9
-    weight_decay: float | None = None     # sgd 5e-4, adam 0
-    schedule: str | None = None           # at: cyclic, sam: step, sgd: warmup-decay
-    warmup: str = "linear"                # linear | exponential
-    warmup_frac: float = 0.1
-    warmup_ratio: float = 1e-3
-    decay_at: tuple = (0.5, 0.75)
-    decay_factor: float = 0.1
-    attack: str | None = None             # at: fgsm, else none
-    eps: float = 8 / 255
-    alpha: float | None = None            # fgsm ε, fgsm-rs 1.25ε, pgd ε/4, free ε
-    pgd_steps: int = 10
-    free_replays: int = 4
-    grad_align: float = 0.0
-    grad_align_exact: bool = False
-    rho: float = 0.05
-    m: int | None = None                  # m-SAM chunk (default: the per-process batch)
-    sam_normalize: bool = True
-    sparsity_layers: tuple = ("auto",)
-    sparsity_threshold: float = 0.95
-    sparsity_neurons: int | None = 2048
-    sparsity_n: int = 256
-    eval_n: int = 64
-    eval_pgd_steps: int = 10
-    final_n: int = 64                     # thesis: PGD-50-10 on 1,000 points (final_restarts=10)
-    final_pgd_steps: int = 50
-    final_restarts: int = 1
-    filters: int = 4
-    dtype: str = "float32"
-    amp: bool = False
-    deterministic: bool = True            # cuda: deterministic cuDNN / torch kernels (bitwise reproducible)
-    device: str = "auto"
-    seed: int = 0
-    out: str | None = None
-    checkpoint_every: int = 1
-    resume: bool = False
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        d["decay_at"], d["sparsity_layers"] = list(self.decay_at), list(self.sparsity_layers)
-        return d
-
-
-def resolve(cfg: TrainConfig, world_size: int = 1) -> TrainConfig:
-    """Validate (UsageError naming the parameter and its range) and fill in the defaults."""
-    check_choice("--task", cfg.task, TASKS)
-    check_choice("--model", cfg.model, MODELS)
-    check_choice("--dataset", cfg.dataset, DATASETS)
-    for name, v in (("--n-train", cfg.n_train), ("--n-test", cfg.n_test)):
-        if v is not None:
-            check_int_range(name, v, 1)
-    check_int_range("--epochs", cfg.epochs, 1)
-    check_int_range("--batch-size", cfg.batch_size, 1)
-    if cfg.batch_size % world_size:
-        raise UsageError(f"--batch-size must be a multiple of the world size {world_size}, got {cfg.batch_size}")
-    check_int_range("--seed", cfg.seed, 0, 2**31 - 1)
-    check_choice("--dtype", cfg.dtype, ("float32", "float64"))
-    attack = cfg.attack or ("fgsm" if cfg.task == "at" else "none")
-    check_choice("--attack", attack, ATTACKS)
-    if cfg.task != "at" and attack != "none":
-        raise UsageError(f"--attack applies only to train-at, got {attack!r} for task {cfg.task}")
-    opt = cfg.optimizer or ("adam" if cfg.model == "cnn" and cfg.task == "at" else "sgd")
-    check_choice("--optimizer", opt, ("sgd", "adam"))
-    lr = cfg.lr if cfg.lr is not None else (0.003 if opt == "adam" else (0.2 if cfg.task == "at" else 0.1))
-    check_positive("--lr", lr)
-    check_nonneg("--momentum", cfg.momentum)
-    if cfg.momentum >= 1:
-        raise UsageError(f"--momentum must be in [0, 1), got {cfg.momentum}")
-    wd = cfg.weight_decay if cfg.weight_decay is not None else (5e-4 if opt == "sgd" else 0.0)
-    check_nonneg("--weight-decay", wd)
-    sched = cfg.schedule or {"at": "cyclic", "sam": "step", "sgd": "warmup-decay"}[cfg.task]
-    check_choice("--schedule", sched, SCHEDULES)
-    check_choice("--warmup", cfg.warmup, ("linear", "exponential"))
-    if not 0 < cfg.warmup_frac <= 1:
-        raise UsageError(f"--warmup-frac must be in (0, 1], got {cfg.warmup_frac}")
-    if not 0 < cfg.warmup_ratio <= 1:
-        raise UsageError(f"--warmup-ratio must be in (0, 1], got {cfg.warmup_ratio}")
-    for a in cfg.decay_at:
-        if not 0 < float(a) < 1:
-            raise UsageError(f"--decay-at fractions must lie in (0, 1), got {a}")
-    check_positive("--decay-factor", cfg.decay_factor)
-    eps = float(cfg.eps)
-    if not (math.isfinite(eps) and 0 < eps <= 1):
-        raise UsageError(f"--eps must be in (0, 1] (e.g. 8/255), got {cfg.eps!r}")
-    check_int_range("--pgd-steps", cfg.pgd_steps, 1)
-    check_int_range("--free-replays", cfg.free_replays, 1)
-    alpha = cfg.alpha
-    if alpha is None:
-        alpha = {"fgsm": eps, "fgsm-rs": 1.25 * eps, "pgd": eps / 4, "free": eps, "none": 0.0}[attack]
-    elif attack in ("none", "free"):
-        raise UsageError("--alpha applies only to --attack fgsm, fgsm-rs or pgd")
-    else:
-        hi = 2 * eps if attack == "fgsm-rs" else eps
-        if not (math.isfinite(alpha) and 0 < alpha <= hi * (1 + 1e-12)):
-            raise UsageError(f"--alpha must be in (0, {hi:.6g}] for --attack {attack}, got {alpha!r}")
-    check_nonneg("--grad-align", cfg.grad_align)
-    if cfg.grad_align > 0 and cfg.task != "at":
-        raise UsageError("--grad-align applies only to train-at")
-    if cfg.grad_align > 0 and attack == "free":
-        raise UsageError("--grad-align cannot be combined with --attack free")
-    check_nonneg("--rho", cfg.rho)
-    per_rank = cfg.batch_size // world_size
-    m = cfg.m if cfg.m is not None else per_rank
-    check_int_range("--m", m, 1, per_rank)
-    if per_rank % m:
-        raise UsageError(f"--m must divide the per-process batch size {per_rank}, got {m}")
-    if not -1 <= cfg.sparsity_threshold <= 1:
-        raise UsageError(f"--sparsity-threshold must be in [-1, 1], got {cfg.sparsity_threshold}")
-    if cfg.sparsity_neurons is not None:
-        check_int_range("--sparsity-neurons", cfg.sparsity_neurons, 1)
-    for name in ("sparsity_n", "eval_n", "eval_pgd_steps", "final_n", "final_pgd_steps", "final_restarts",
-                 "filters", "checkpoint_every"):
-        check_int_range("--" + name.replace("_", "-"), getattr(cfg, name), 1)
-    if cfg.resume and not cfg.out:
-        raise UsageError("--resume needs --out DIR (the folder holding checkpoint.pt)")
-    return replace(cfg, attack=attack, optimizer=opt, lr=float(lr), weight_decay=float(wd), schedule=sched,
-                   eps=eps, alpha=float(alpha), m=int(m), decay_at=tuple(float(a) for a in cfg.decay_at),
-                   sparsity_layers=tuple(cfg.sparsity_layers))
 
 
 def lr_schedule(cfg: TrainConfig, steps_per_epoch: int) -> np.ndarray:
@@ -247,6 +118,11 @@ class _Dist:
         return t.tolist()
 
 
+def world_size() -> int:
+    """The number of processes of this run: ``WORLD_SIZE`` under torchrun, else 1."""
+    return int(os.environ.get("WORLD_SIZE", "1")) if "RANK" in os.environ else 1
+
+
 def _init_dist(device_arg: str) -> _Dist:
     # torchrun sets RANK/WORLD_SIZE: then DDP, even with one process (a 1-GPU node of a larger job
     # behaves like the others, and the NCCL path can be checked on one GPU)
@@ -263,49 +139,57 @@ def _init_dist(device_arg: str) -> _Dist:
 # ------------------------------------------------------------------------------------------------
 # evaluation
 # ------------------------------------------------------------------------------------------------
-def _evaluate(cfg, net, xte, yte, ev_idx, D: _Dist, device, *, pgd_steps, restarts, sparsity_x=None):
-    """One history record (sums over this rank's shard, all-reduced). ``net`` is the bare module."""
-    net.eval()
-    rec = {}
-    keys, vals = [], []
+def _clean_sums(net, xte, yte, D: _Dist, device) -> list[float]:
+    """[#correct, Σ loss] over this rank's shard of the whole test set."""
     shard = torch.arange(D.rank, len(yte), D.world, device=device)
     c = s = 0.0
     for i in range(0, len(shard), 500):
         idx = shard[i:i + 500]
         ci, si = attacks.accuracy_loss(net, xte[idx], yte[idx])
         c, s = c + ci, s + si
-    keys += ["clean_acc", "clean_loss"]
-    vals += [c, s]
-    n_clean = len(yte)
+    return [c, s]
+
+
+def _attack_sums(cfg, net, x, y, n_ev: int, D: _Dist, *, pgd_steps, restarts) -> list[float]:
+    """Sums over this rank's eval points of the FGSM / PGD accuracies and losses, the gradient
+    alignment and cos(δ_FGSM, δ_PGD); the noise is fixed (stream "eval-noise"), not the training RNG."""
+    g = torch_generator(cfg.seed, "eval-noise")
+    # draw for the whole eval set then take this rank's rows, so the noise does not depend on ranks
+    noise = attacks.uniform_noise((n_ev,) + tuple(x.shape[1:]), cfg.eps, g, x)[D.rank::D.world]
+    starts = attacks.uniform_noise((restarts, n_ev) + tuple(x.shape[1:]), cfg.eps, g, x)[:, D.rank::D.world]
+    d_f = attacks.fgsm(net, x, y, cfg.eps)
+    d_p = attacks.pgd(net, x, y, cfg.eps, cfg.eps / 4, pgd_steps, restarts, noise=starts)
+    fa, fl = attacks.accuracy_loss(net, x + d_f, y)
+    pa, pl = attacks.accuracy_loss(net, x + d_p, y)
+    al = float(attacks.grad_alignment(net, x, y, cfg.eps, noise, per_example=True).sum())
+    cs = float(attacks.cosines(d_f, d_p).sum())
+    return [fa, fl, pa, pl, al, cs]
+
+
+_ATTACK_KEYS = ["fgsm_acc", "fgsm_loss", "pgd_acc", "pgd_loss", "grad_alignment", "cos_fgsm_pgd"]
+
+
+def _evaluate(cfg, net, xte, yte, ev_idx, D: _Dist, device, *, pgd_steps, restarts, sparsity_x=None):
+    """One history record (sums over this rank's shard, all-reduced). ``net`` is the bare module."""
+    net.eval()
+    keys, vals = ["clean_acc", "clean_loss"], _clean_sums(net, xte, yte, D, device)
     idx = ev_idx[D.rank::D.world]
     n_ev = len(ev_idx)
     if cfg.task == "at":
-        x, y = xte[idx], yte[idx]
-        g = torch.Generator().manual_seed(cfg.seed + 10_007)   # fixed eval noise, not the training RNG
-        # draw for the whole eval set then take this rank's rows, so the noise does not depend on ranks
-        noise = attacks.uniform_noise((n_ev,) + tuple(x.shape[1:]), cfg.eps, g, x)[D.rank::D.world]
-        starts = attacks.uniform_noise((restarts, n_ev) + tuple(x.shape[1:]), cfg.eps, g, x)[:, D.rank::D.world]
-        d_f = attacks.fgsm(net, x, y, cfg.eps)
-        d_p = attacks.pgd(net, x, y, cfg.eps, cfg.eps / 4, pgd_steps, restarts, noise=starts)
-        fa, fl = attacks.accuracy_loss(net, x + d_f, y)
-        pa, pl = attacks.accuracy_loss(net, x + d_p, y)
-        al = float(attacks.grad_alignment(net, x, y, cfg.eps, noise, per_example=True).sum())
-        cs = float(attacks.cosines(d_f, d_p).sum())
-        keys += ["fgsm_acc", "fgsm_loss", "pgd_acc", "pgd_loss", "grad_alignment", "cos_fgsm_pgd"]
-        vals += [fa, fl, pa, pl, al, cs]
+        keys += _ATTACK_KEYS
+        vals += _attack_sums(cfg, net, xte[idx], yte[idx], n_ev, D, pgd_steps=pgd_steps, restarts=restarts)
     elif cfg.task == "sam":
         keys.append("sharp_loss")
         vals.append(_sharp_loss_sum(net, xte[idx], yte[idx], cfg.rho, cfg.m, cfg.sam_normalize))
     tot = D.sum(vals, device)
-    for k, v in zip(keys, tot):
-        rec[k] = v / (n_clean if k.startswith("clean") else n_ev)
+    rec = {k: v / (len(yte) if k.startswith("clean") else n_ev) for k, v in zip(keys, tot)}
     if cfg.task == "sgd" and sparsity_x is not None:
         # on rank 0's copy of the (replicated) inputs: the greedy correlation rule is not a sum
         from .sparsity import feature_sparsity_at
 
         rec["feature_sparsity"] = feature_sparsity_at(
             net, sparsity_x, cfg.sparsity_layers, threshold=cfg.sparsity_threshold,
-            max_neurons=cfg.sparsity_neurons, seed=cfg.seed)
+            max_neurons=cfg.sparsity_neurons, seed=child_seed(cfg.seed, "sparsity-neurons"))
     return rec
 
 
@@ -347,11 +231,24 @@ def _set_rng_states(st: dict, gen: torch.Generator) -> None:
 
 
 def _save_checkpoint(path: str, obj: dict) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """``torch.save(obj)`` to ``path`` atomically (the temporary file is removed on any exit)."""
+    atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
+def _read_checkpoint(path: str, device) -> dict:
+    try:
+        ck = torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - truncated, not a torch file, ...
+        raise ConfigError("resume", f"needs a readable {CHECKPOINT}; {path} is not one "
+                          f"({type(exc).__name__})") from None
+    if not isinstance(ck, dict) or not {"model_state", "optimizer_state", "epoch", "history", "config"} <= set(ck):
+        raise ConfigError("resume", f"needs a {CHECKPOINT} of toymodels.torch.train; {path} is another file")
+    return ck
+
+
+# ------------------------------------------------------------------------------------------------
+# one step
+# ------------------------------------------------------------------------------------------------
 def at_step(cfg: TrainConfig, model, net, x, y, gen: torch.Generator, backward_step, amp_ctx) -> tuple[float, float]:
     """One adversarial-training step (attack none/fgsm/fgsm-rs/pgd, optional GradAlign) on (x, y).
 
@@ -384,7 +281,7 @@ def at_step(cfg: TrainConfig, model, net, x, y, gen: torch.Generator, backward_s
 
 
 # ------------------------------------------------------------------------------------------------
-# the loop
+# the run: its fixed parts (_Run), its changing state (_State), one function per phase
 # ------------------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def _kernels(deterministic: bool):
@@ -403,45 +300,71 @@ def _kernels(deterministic: bool):
         torch.use_deterministic_algorithms(before[2], warn_only=before[3])
 
 
-def run(cfg: TrainConfig, *, progress: bool = True, return_model: bool = False):
-    """Train as configured and return the JSON-able result (see the module docstring); with
-    ``return_model`` also the trained (bare, non-DDP) module: ``(result, model)``."""
-    with _kernels(bool(cfg.deterministic)):
-        return _run(cfg, progress=progress, return_model=return_model)
+@dataclass
+class _Run:
+    """Everything a run holds fixed: config, process group, device, data, model, optimizer."""
+    cfg: TrainConfig
+    D: _Dist
+    device: torch.device
+    data: tuple                     # x_train, y_train, x_test, y_test on the device
+    net: torch.nn.Module            # the bare module
+    model: torch.nn.Module          # what the loss goes through (DDP or net)
+    opt: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    amp_on: bool
+    amp_ctx: Callable
+    gen: torch.Generator            # this rank's attack noise
+    spe: int                        # steps per epoch
+    bs: int                         # per-process batch
+    shard_len: int
+    lrs: np.ndarray
+    ev_idx: torch.Tensor
+    sparsity_x: torch.Tensor | None
+
+    @property
+    def ckpt_path(self) -> str | None:
+        return os.path.join(self.cfg.out, CHECKPOINT) if self.cfg.out else None
+
+    @property
+    def is_main(self) -> bool:
+        return self.D.rank == 0
+
+    def evaluate(self, n: int, pgd_steps: int, restarts: int) -> dict:
+        _, _, xte, yte = self.data
+        return _evaluate(self.cfg, self.net, xte, yte, self.ev_idx[:n], self.D, self.device,
+                         pgd_steps=pgd_steps, restarts=restarts, sparsity_x=self.sparsity_x)
+
+    def backward_step(self, loss) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
 
 
-def _run(cfg: TrainConfig, *, progress: bool, return_model: bool):  # noqa: C901
-    show = progress
-    D = _init_dist(cfg.device)
-    cfg = resolve(cfg, D.world)
+@dataclass
+class _State:
+    history: list = field(default_factory=list)
+    start_epoch: int = 1
+    free_delta: torch.Tensor | None = None
+    diverged_at: dict | None = None
+
+
+def _device(cfg: TrainConfig, D: _Dist) -> torch.device:
     device = resolve_device(cfg.device)
     if D.on and device.type == "cuda":
         device = torch.device("cuda", D.local_rank)
         torch.cuda.set_device(device)
-    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
-    gen = seed_everything(cfg.seed)
-    gen.manual_seed(cfg.seed + 1_000_003 * D.rank)       # per-rank noise stream for the attacks
+    return device
 
-    xtr, ytr, xte, yte, K = load(cfg.dataset, cfg.data_dir, cfg.n_train, cfg.n_test, seed=cfg.seed)
-    C, H = xtr.shape[1], xtr.shape[2]
-    norm = None if cfg.model == "cnn" else channel_stats(cfg.dataset, xtr)
-    xtr, ytr = xtr.to(device, dtype), ytr.to(device)
-    xte, yte = xte.to(device, dtype), yte.to(device)
-    torch.manual_seed(cfg.seed)                            # the same initial weights on every rank
-    net = build_model(cfg.model, K, C, H, normalize=norm, filters=cfg.filters, dtype=dtype).to(device)
-    model = net
-    if D.on:
-        from torch.nn.parallel import DistributedDataParallel as DDP
 
-        model = DDP(net, device_ids=[device.index] if device.type == "cuda" else None)
-
+def _optimizer(cfg: TrainConfig, net, device):
     base_kw = dict(lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":
         base_cls, base_kw = torch.optim.SGD, dict(base_kw, momentum=cfg.momentum)
     else:
         base_cls = torch.optim.Adam
     if cfg.task == "sam":
-        from .sam import SAM, sam_update
+        from .sam import SAM
 
         opt = SAM(net.parameters(), base_cls, rho=cfg.rho, normalize=cfg.sam_normalize, **base_kw)
     else:
@@ -450,123 +373,167 @@ def _run(cfg: TrainConfig, *, progress: bool, return_model: bool):  # noqa: C901
     scaler = torch.amp.GradScaler("cuda", enabled=amp_on)
     amp_ctx = (lambda: torch.autocast("cuda", dtype=torch.float16)) if amp_on else \
         (lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(cfg.amp)))
+    return opt, scaler, amp_on, amp_ctx
 
-    per_rank = cfg.batch_size // D.world
-    N = len(ytr)
-    if N < cfg.batch_size:
-        raise UsageError(f"--n-train must be >= --batch-size = {cfg.batch_size}, got {N} training images")
+
+def _setup(cfg: TrainConfig, D: _Dist) -> _Run:
+    """Device, data, model (the same initial weights on every rank), optimizer, batches and schedule."""
+    device = _device(cfg, D)
+    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+    xtr, ytr, xte, yte, K = load(cfg.dataset, cfg.data_dir, cfg.n_train, cfg.n_test, seed=cfg.seed)
+    cfg = fit_to_data(cfg, len(ytr), len(yte))
+    C, H = xtr.shape[1], xtr.shape[2]
+    norm = None if cfg.model == "cnn" else channel_stats(cfg.dataset, xtr)
+    data = (xtr.to(device, dtype), ytr.to(device), xte.to(device, dtype), yte.to(device))
+    seed_everything(cfg.seed)
+    net = build_model(cfg.model, K, C, H, normalize=norm, filters=cfg.filters, dtype=dtype).to(device)
+    model = net
+    if D.on:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        model = DDP(net, device_ids=[device.index] if device.type == "cuda" else None)
+    opt, scaler, amp_on, amp_ctx = _optimizer(cfg, net, device)
+    per_rank, N = cfg.batch_size // D.world, len(ytr)
     shard_len = math.ceil(N / D.world)
     spe = max(1, shard_len // per_rank)                    # drop the last incomplete batch
-    bs = min(per_rank, shard_len)
-    lrs = lr_schedule(cfg, spe)
-    ev_idx = torch.arange(min(cfg.eval_n, len(yte)), device=device)
-    sp_x = xtr[:cfg.sparsity_n] if cfg.task == "sgd" else None
-    ckpt_path = os.path.join(cfg.out, CHECKPOINT) if cfg.out else None
-    is_main = D.rank == 0
-    if cfg.out and is_main:
-        os.makedirs(cfg.out, exist_ok=True)
+    return _Run(cfg, D, device, data, net, model, opt, scaler, amp_on, amp_ctx,
+                gen=torch_generator(cfg.seed, "attack-noise", D.rank), spe=spe, bs=min(per_rank, shard_len),
+                shard_len=shard_len, lrs=lr_schedule(cfg, spe),
+                ev_idx=torch.arange(max(cfg.eval_n, cfg.final_n), device=device),
+                sparsity_x=data[0][:cfg.sparsity_n] if cfg.task == "sgd" else None)
 
-    history, start_epoch, free_delta, diverged_at = [], 1, None, None
-    if cfg.resume and os.path.exists(ckpt_path):
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        mine = cfg.as_dict()
-        for k, v in ck["config"].items():     # a checkpoint continues only the run that wrote it
-            if k not in _RESUMABLE and mine.get(k) != v:
-                raise UsageError(f"--resume: the checkpoint in {cfg.out} was written with {k} = {v!r}, "
-                                 f"this run has {mine.get(k)!r} (only {', '.join(_RESUMABLE)} may change)")
-        net.load_state_dict(ck["model_state"])
-        opt.load_state_dict(ck["optimizer_state"])
-        if ck.get("scaler_state"):
-            scaler.load_state_dict(ck["scaler_state"])
-        if ck.get("world_size", 1) != D.world:
-            raise UsageError(f"--resume: the checkpoint in {cfg.out} was written by {ck.get('world_size', 1)} "
-                             f"process(es), this run has {D.world}")
-        # every rank continues its own noise stream (and its own Free-AT δ)
-        per_rank = ck.get("rank_states") or [{"rng": ck["rng_states"], "free_delta": ck.get("free_delta")}]
-        _set_rng_states(per_rank[D.rank]["rng"], gen)
-        free_delta = per_rank[D.rank]["free_delta"]
-        if free_delta is not None:
-            free_delta = free_delta.to(device)
-        history, start_epoch = ck["history"], ck["epoch"] + 1
-    else:
-        rec = _evaluate(cfg, net, xte, yte, ev_idx, D, device, pgd_steps=cfg.eval_pgd_steps, restarts=1,
-                        sparsity_x=sp_x)
-        history.append({"epoch": 0, "train_loss": None, "train_acc": None, **rec})
 
-    def backward_step(loss):
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
+def _resume(r: _Run, path: str) -> _State:
+    """The state of the checkpoint at ``path``, loaded into the model, optimizer and generators."""
+    ck = _read_checkpoint(path, r.device)
+    mine = r.cfg.as_dict()
+    for k, v in ck["config"].items():     # a checkpoint continues only the run that wrote it
+        if k not in RESUMABLE and mine.get(k) != v:
+            raise ConfigError("resume", f"continues only the run that wrote {path}: it has {k} = {v!r}, this run "
+                              f"{mine.get(k)!r} (only {', '.join(RESUMABLE)} may change)")
+    if ck.get("world_size", 1) != r.D.world:
+        raise ConfigError("resume", f"needs the {ck.get('world_size', 1)} process(es) that wrote {path}, "
+                          f"this run has {r.D.world}")
+    r.net.load_state_dict(ck["model_state"])
+    r.opt.load_state_dict(ck["optimizer_state"])
+    if ck.get("scaler_state"):
+        r.scaler.load_state_dict(ck["scaler_state"])
+    # every rank continues its own noise stream (and its own Free-AT δ)
+    ranks = ck.get("rank_states") or [{"rng": ck["rng_states"], "free_delta": ck.get("free_delta")}]
+    _set_rng_states(ranks[r.D.rank]["rng"], r.gen)
+    delta = ranks[r.D.rank]["free_delta"]
+    return _State(ck["history"], ck["epoch"] + 1, None if delta is None else delta.to(r.device))
 
-    t0 = time.perf_counter()
-    bar = _progress(total=(cfg.epochs - start_epoch + 1) * spe, disable=not (show and is_main),
-                   desc=f"train-{cfg.task}", unit="step")
-    for epoch in range(start_epoch, cfg.epochs + 1):
-        model.train()
-        perm = torch.randperm(N, generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
-        perm = torch.cat([perm, perm[:shard_len * D.world - N]])[D.rank::D.world].to(device)
-        tot_loss = tot_acc = 0.0
-        for i in range(spe):
-            step = (epoch - 1) * spe + i
-            for g in opt.param_groups:
-                g["lr"] = float(lrs[step])
-            idx = perm[i * bs:(i + 1) * bs]
-            x, y = xtr[idx], ytr[idx]
-            if cfg.task == "sam":
-                loss_v = sam_update(model, opt, F.cross_entropy, x, y, m=cfg.m, scaler=scaler if amp_on else None)
-                acc_v = float("nan")
-            elif cfg.attack == "free":
-                if free_delta is None or free_delta.shape != x.shape:
-                    free_delta = torch.zeros_like(x)
-                free_delta, loss_v, acc_v = attacks.free_at_batch(model, opt, x, y, free_delta, cfg.eps,
-                                                                  cfg.free_replays, step_fn=backward_step,
-                                                                  autocast=amp_ctx)
-            else:
-                loss_v, acc_v = at_step(cfg, model, net, x, y, gen, backward_step, amp_ctx)
-            bad = 0.0 if math.isfinite(loss_v) else 1.0
-            if D.on:
-                bad = D.sum([bad], device)[0]
-            if bad:
-                diverged_at = {"epoch": epoch, "step": step, "loss": loss_v if math.isfinite(loss_v) else str(loss_v)}
-                break
-            tot_loss, tot_acc = tot_loss + loss_v, tot_acc + acc_v
-            bar.update(1)
-        if diverged_at is not None:
-            break
-        tr_loss, tr_acc = D.sum([tot_loss / spe, tot_acc / spe], device)
-        rec = _evaluate(cfg, net, xte, yte, ev_idx, D, device, pgd_steps=cfg.eval_pgd_steps, restarts=1,
-                        sparsity_x=sp_x)
-        history.append({"epoch": epoch, "train_loss": tr_loss / D.world,
-                        "train_acc": None if cfg.task == "sam" else tr_acc / D.world, **rec})
-        if ckpt_path and (epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs):
-            mine = {"rng": _rng_states(gen), "free_delta": None if free_delta is None else free_delta.cpu()}
-            states = [mine]
-            if D.on:                                  # rank 0 stores every rank's RNG / Free-AT state
-                states = [None] * D.world
-                dist.all_gather_object(states, mine)
-            if is_main:
-                _save_checkpoint(ckpt_path, {
-                    "model_state": net.state_dict(), "optimizer_state": opt.state_dict(), "epoch": epoch,
-                    "rng_states": states[0]["rng"], "free_delta": states[0]["free_delta"],
-                    "rank_states": states, "world_size": D.world, "history": history, "config": cfg.as_dict(),
-                    "scaler_state": scaler.state_dict() if amp_on else None})
-    bar.close()
-    runtime = time.perf_counter() - t0
 
-    final = None
-    if diverged_at is None:
-        fin_idx = torch.arange(min(cfg.final_n, len(yte)), device=device)
-        final = _evaluate(cfg, net, xte, yte, fin_idx, D, device, pgd_steps=cfg.final_pgd_steps,
-                          restarts=cfg.final_restarts, sparsity_x=sp_x)
+def _start(r: _Run) -> _State:
+    """A fresh state with the epoch-0 record, or the checkpoint's state (``resume``)."""
+    path = r.ckpt_path
+    if r.cfg.resume == "yes" and not os.path.exists(path):
+        raise ConfigError("resume", f"found no {CHECKPOINT} to continue in {r.cfg.out} (resume = 'if-present' "
+                          "starts fresh when there is none)")
+    if r.cfg.resume != "no" and os.path.exists(path):
+        return _resume(r, path)
+    rec = r.evaluate(r.cfg.eval_n, r.cfg.eval_pgd_steps, 1)
+    return _State([{"epoch": 0, "train_loss": None, "train_acc": None, **rec}])
+
+
+def _step(r: _Run, st: _State, x, y) -> tuple[float, float]:
+    cfg = r.cfg
+    if cfg.task == "sam":
+        from .sam import sam_update
+
+        loss = sam_update(r.model, r.opt, F.cross_entropy, x, y, m=cfg.m, scaler=r.scaler if r.amp_on else None)
+        return loss, float("nan")
+    if cfg.attack == "free":
+        if st.free_delta is None or st.free_delta.shape != x.shape:
+            st.free_delta = torch.zeros_like(x)
+        st.free_delta, loss, acc = attacks.free_at_batch(r.model, r.opt, x, y, st.free_delta, cfg.eps,
+                                                         cfg.free_replays, step_fn=r.backward_step,
+                                                         autocast=r.amp_ctx)
+        return loss, acc
+    return at_step(cfg, r.model, r.net, x, y, r.gen, r.backward_step, r.amp_ctx)
+
+
+def _epoch(r: _Run, st: _State, epoch: int, bar) -> tuple[float, float] | None:
+    """Train one epoch; (mean loss, mean accuracy) over its steps, or None when it diverged
+    (``st.diverged_at`` set)."""
+    D, xtr, ytr = r.D, r.data[0], r.data[1]
+    N = len(ytr)
+    r.model.train()
+    perm = torch.randperm(N, generator=torch_generator(r.cfg.seed, "shuffle", epoch))
+    perm = torch.cat([perm, perm[:r.shard_len * D.world - N]])[D.rank::D.world].to(r.device)
+    tot_loss = tot_acc = 0.0
+    for i in range(r.spe):
+        step = (epoch - 1) * r.spe + i
+        for g in r.opt.param_groups:
+            g["lr"] = float(r.lrs[step])
+        idx = perm[i * r.bs:(i + 1) * r.bs]
+        loss, acc = _step(r, st, xtr[idx], ytr[idx])
+        bad = 0.0 if math.isfinite(loss) else 1.0
+        if D.on:
+            bad = D.sum([bad], r.device)[0]
+        if bad:
+            st.diverged_at = {"epoch": epoch, "step": step, "loss": loss if math.isfinite(loss) else str(loss)}
+            return None
+        tot_loss, tot_acc = tot_loss + loss, tot_acc + acc
+        bar.update(1)
+    return tot_loss / r.spe, tot_acc / r.spe
+
+
+def _checkpoint(r: _Run, st: _State, epoch: int) -> None:
+    mine = {"rng": _rng_states(r.gen), "free_delta": None if st.free_delta is None else st.free_delta.cpu()}
+    states = [mine]
+    if r.D.on:                                  # rank 0 stores every rank's RNG / Free-AT state
+        states = [None] * r.D.world
+        dist.all_gather_object(states, mine)
+    if r.is_main:
+        _save_checkpoint(r.ckpt_path, {
+            "model_state": r.net.state_dict(), "optimizer_state": r.opt.state_dict(), "epoch": epoch,
+            "rng_states": states[0]["rng"], "free_delta": states[0]["free_delta"],
+            "rank_states": states, "world_size": r.D.world, "history": st.history, "config": r.cfg.as_dict(),
+            "scaler_state": r.scaler.state_dict() if r.amp_on else None})
+
+
+def _train(r: _Run, st: _State, show: bool) -> None:
+    """The epochs from ``st.start_epoch``: train, evaluate, checkpoint."""
+    cfg = r.cfg
+    with _progress(total=(cfg.epochs - st.start_epoch + 1) * r.spe, disable=not (show and r.is_main),
+                   desc=f"train-{cfg.task}", unit="step") as bar:
+        for epoch in range(st.start_epoch, cfg.epochs + 1):
+            means = _epoch(r, st, epoch, bar)
+            if means is None:
+                return
+            tr_loss, tr_acc = r.D.sum(list(means), r.device)
+            rec = r.evaluate(cfg.eval_n, cfg.eval_pgd_steps, 1)
+            st.history.append({"epoch": epoch, "train_loss": tr_loss / r.D.world,
+                               "train_acc": None if cfg.task == "sam" else tr_acc / r.D.world, **rec})
+            if r.ckpt_path and (epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs):
+                _checkpoint(r, st, epoch)
+
+
+def run(cfg: TrainConfig, *, progress: bool = True, return_model: bool = False):
+    """Train as configured and return the JSON-able result (see the module docstring); with
+    ``return_model`` also the trained (bare, non-DDP) module: ``(result, model)``.
+
+    The result holds ``config`` (resolved), ``device``, ``world_size``, ``task``, ``history``,
+    ``co_epoch``, ``final``, ``diverged``, ``diverged_at``, ``steps_per_epoch``, ``runtime_s`` and
+    ``n_params``. With ``out`` the checkpoint is written there (no ``result.json``: that is the CLI's)."""
+    with _kernels(bool(cfg.deterministic)):
+        D = _init_dist(cfg.device)
+        r = _setup(resolve(cfg, D.world), D)
+        if r.cfg.out and r.is_main:
+            os.makedirs(r.cfg.out, exist_ok=True)
+        st = _start(r)
+        t0 = time.perf_counter()
+        _train(r, st, progress)
+        runtime = time.perf_counter() - t0
+        final = None
+        if st.diverged_at is None:
+            final = r.evaluate(r.cfg.final_n, r.cfg.final_pgd_steps, r.cfg.final_restarts)
     result = {
-        "config": cfg.as_dict(), "version": __version__, "device": device_name(device),
-        "world_size": D.world, "task": cfg.task, "history": history,
-        "co_epoch": attacks.detect_co(history) if cfg.task == "at" else None,
-        "final": final, "diverged": diverged_at is not None, "diverged_at": diverged_at,
-        "steps_per_epoch": spe, "runtime_s": runtime,
-        "n_params": sum(p.numel() for p in net.parameters()),
+        "config": r.cfg.as_dict(), "device": device_name(r.device), "world_size": D.world, "task": r.cfg.task,
+        "history": st.history, "co_epoch": attacks.detect_co(st.history) if r.cfg.task == "at" else None,
+        "final": final, "diverged": st.diverged_at is not None, "diverged_at": st.diverged_at,
+        "steps_per_epoch": r.spe, "runtime_s": runtime, "n_params": sum(p.numel() for p in r.net.parameters()),
     }
-    if cfg.out and is_main:
-        write_json(os.path.join(cfg.out, "result.json"), result)
-    return (result, net) if return_model else result
+    return (result, r.net) if return_model else result

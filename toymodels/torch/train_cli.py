@@ -11,135 +11,169 @@ Examples (synthetic data, the single-layer CNN, seconds on a CPU)::
 
 ``--json`` prints exactly one JSON object (``config``, ``version``, ``device``, ``history``,
 ``co_epoch``, ``final``, ``diverged``, ``diverged_at``, ...); ``--out DIR`` writes ``result.json`` and
-``checkpoint.pt`` there atomically, ``--resume`` continues from that checkpoint.
+``checkpoint.pt`` there atomically; ``--resume`` continues from that checkpoint (an error when there is
+none), ``--resume-if-present`` continues it when it exists and starts fresh otherwise.
+
+The parsers are built without importing torch (``--help`` and bad values work without it).
 """
 from __future__ import annotations
 
 import os
-import sys
+import signal
+from contextlib import contextmanager
 
-from .._cli import Parser, UsageError, add_common, emit_json
+from .._cli import Choice, Command, Int, InDir, ListOf, Num, Result, Text, parse_number
+from ..datasets import IMAGE_DATASETS
+from .config import (ATTACKS, DEVICE_PATTERN, DTYPES, MODELS, OPTIMIZERS, SCHEDULES, WARMUPS, TrainConfig)
 
+__all__ = ["COMMANDS", "add_arguments", "config_from_args", "DEVICE", "MAX_IMAGES"]
+
+PROG = "python -m toymodels.torch"
 TASK_OF = {"train-at": "at", "train-sam": "sam", "train-sgd": "sgd"}
+#: the ``--device`` option of every torch command
+DEVICE = Text(DEVICE_PATTERN, "auto, cpu, cuda or cuda:K")
+#: the most images a command holds (CIFAR: 50,000 / 10,000; SVHN: 73,257 / 26,032)
+MAX_IMAGES = 100_000
+_IMAGES = "images held in memory, 25 KB each while loading"
+_LAYER = r"auto|[A-Za-z0-9_.]+(:(in|relu))?"
 
 
-def _floats(name: str):
-    def parse(text: str) -> tuple:
+class _Lambda(Num):
+    """GradAlign λ: a number >= 0, or the word 'default'."""
+
+    def describe(self) -> str:
+        return "must be a number >= 0 (a fraction a/b is allowed) or 'default'"
+
+    def __call__(self, text: str):
+        if str(text).strip().lower() == "default":
+            return "default"
         try:
-            return tuple(float(t) for t in str(text).split(",") if t.strip())
+            x = parse_number(text)
         except ValueError:
-            raise UsageError(f"{name} must be a comma-separated list of numbers, got {text!r}") from None
-    return parse
+            self.fail(text, self.describe())
+        if x < 0:
+            self.fail(text, self.describe())
+        return x
 
 
-def _eps(text: str) -> float:
-    from ..cnn.train import parse_eps
+def _data_options(p, d: TrainConfig) -> None:
+    p.add_argument("--model", type=Choice(*MODELS), default=d.model, help=f"default: {d.model}")
+    p.add_argument("--device", type=DEVICE, default="auto", help="auto (cuda if present, default), cpu, cuda or cuda:K")
+    p.add_argument("--dataset", type=Choice(*IMAGE_DATASETS), default=d.dataset, help="default: synthetic")
+    p.add_argument("--data-dir", type=InDir(), default=None,
+                   help="folder with the dataset's standard files (nothing downloads)")
+    p.add_argument("--n-train", type=Int(1, MAX_IMAGES, _IMAGES), default=d.n_train,
+                   help=f"training images (default: {d.n_train})")
+    p.add_argument("--n-test", type=Int(1, MAX_IMAGES, _IMAGES), default=d.n_test,
+                   help=f"test images (default: {d.n_test})")
+    p.add_argument("--filters", type=Int(1, 4096, "conv filters of the cnn model"), default=d.filters,
+                   help=f"filters of the cnn model (default: {d.filters})")
+    p.add_argument("--dtype", type=Choice(*DTYPES), default=d.dtype, help="default: float32")
 
-    return parse_eps(text)
+
+def _optim_options(p, d: TrainConfig) -> None:
+    p.add_argument("--epochs", type=Int(1, 10 ** 6), default=d.epochs, help=f"default: {d.epochs}")
+    p.add_argument("--batch-size", type=Int(1, 2 ** 16, "examples per step"), default=d.batch_size,
+                   help="global batch size (all processes); at most --n-train")
+    p.add_argument("--optimizer", type=Choice(*OPTIMIZERS), default=None,
+                   help="default: adam for the CNN under AT, else sgd")
+    p.add_argument("--lr", type=Num(0, lo_open=True), default=None,
+                   help="(peak) learning rate > 0 (default: adam 0.003, sgd 0.2 for AT, 0.1 otherwise)")
+    p.add_argument("--momentum", type=Num(0, 1, hi_open=True), default=d.momentum, help="in [0, 1) (default 0.9)")
+    p.add_argument("--weight-decay", type=Num(0), default=None, help="default: 5e-4 for sgd, 0 for adam")
+    p.add_argument("--schedule", type=Choice(*SCHEDULES), default=None,
+                   help="default: at cyclic, sam step, sgd warmup-decay")
+    p.add_argument("--warmup", type=Choice(*WARMUPS), default=d.warmup, help="warmup shape of warmup-decay")
+    p.add_argument("--warmup-frac", type=Num(0, 1, lo_open=True), default=d.warmup_frac,
+                   help="fraction of the steps in warmup, in (0, 1]")
+    p.add_argument("--warmup-ratio", type=Num(0, 1, lo_open=True), default=d.warmup_ratio,
+                   help="exponential warmup starts at lr × this, in (0, 1]")
+    p.add_argument("--decay-at", type=ListOf(Num(0, 1, lo_open=True, hi_open=True), min_len=0, increasing=True),
+                   default=d.decay_at, help="increasing fractions in (0, 1) of training where the lr is multiplied "
+                   "by --decay-factor (default 0.5,0.75; '' for none)")
+    p.add_argument("--decay-factor", type=Num(0, lo_open=True), default=d.decay_factor, help="default 0.1")
+    p.add_argument("--eps", type=Num(0, 1, lo_open=True), default=d.eps,
+                   help="ℓ∞ radius in (0, 1], e.g. 8/255 (the attacks of train-at, and the evaluation attacks)")
 
 
-def build_parser(command: str) -> Parser:
-    from .data import DATASETS
-    from .models import MODELS
-    from .train import ATTACKS, SCHEDULES, TrainConfig
-
-    d = TrainConfig()
-    p = Parser(prog=f"python -m toymodels.torch {command}",
-               description={"train-at": "Adversarial training (FGSM, FGSM-RS, PGD-k, Free-AT, GradAlign).",
-                            "train-sam": "SAM / m-SAM training.",
-                            "train-sgd": "SGD with large steps, warmup/decay schedules and feature sparsity."
-                            }[command])
-    p.add_argument("--model", default=d.model, help=f"one of {{{', '.join(MODELS)}}} (default: {d.model})")
-    p.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda or cuda:K")
-    p.add_argument("--dataset", default=d.dataset, help=f"one of {{{', '.join(DATASETS)}}} (default: synthetic)")
-    p.add_argument("--data-dir", default=None, help="folder with the dataset's standard files (nothing downloads)")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--n-train", type=int, default=d.n_train, help=f"training images (default: {d.n_train})")
-    p.add_argument("--n-test", type=int, default=d.n_test, help=f"test images (default: {d.n_test})")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch size (all processes)")
-    p.add_argument("--optimizer", default=None, help="sgd or adam (default: adam for the CNN under AT, else sgd)")
-    p.add_argument("--lr", type=float, default=None, help="(peak) learning rate (default: adam 0.003, "
-                   "sgd 0.2 for AT, 0.1 otherwise)")
-    p.add_argument("--momentum", type=float, default=d.momentum)
-    p.add_argument("--weight-decay", type=float, default=None, help="default: 5e-4 for sgd, 0 for adam")
-    p.add_argument("--schedule", default=None, help=f"one of {{{', '.join(SCHEDULES)}}} (default: at cyclic, "
-                   "sam step, sgd warmup-decay)")
-    p.add_argument("--warmup", default=d.warmup, help="warmup shape for warmup-decay: linear or exponential")
-    p.add_argument("--warmup-frac", type=float, default=d.warmup_frac, help="fraction of the steps in warmup")
-    p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio,
-                   help="exponential warmup starts at lr × this")
-    p.add_argument("--decay-at", type=_floats("--decay-at"), default=d.decay_at,
-                   help="fractions of training where the lr is multiplied by --decay-factor (default 0.5,0.75)")
-    p.add_argument("--decay-factor", type=float, default=d.decay_factor)
-    p.add_argument("--eps", type=_eps, default=d.eps, help="ℓ∞ radius, a number or a fraction like 8/255 "
-                   "(attacks during training for train-at, and the evaluation attacks)")
-    if command == "train-at":
-        p.add_argument("--attack", default="fgsm", help=f"one of {{{', '.join(ATTACKS)}}} (default: fgsm)")
-        p.add_argument("--alpha", type=_eps, default=None, help="step size (default: fgsm ε, fgsm-rs 1.25ε, pgd ε/4)")
-        p.add_argument("--pgd-steps", type=int, default=d.pgd_steps)
-        p.add_argument("--free-replays", type=int, default=d.free_replays, help="m of Free-AT")
-        p.add_argument("--grad-align", default="0", help="GradAlign λ >= 0, or 'default' = 0.2·10^((255ε−8)/8)")
+def _task_options(p, task: str, d: TrainConfig) -> None:
+    if task == "at":
+        p.add_argument("--attack", type=Choice(*ATTACKS), default="fgsm", help="default: fgsm")
+        p.add_argument("--alpha", type=Num(0, 1, lo_open=True), default=None,
+                       help="step size (default: fgsm ε, fgsm-rs 1.25ε, pgd ε/4; at most ε, 2ε for fgsm-rs)")
+        p.add_argument("--pgd-steps", type=Int(1, 10 ** 4), default=d.pgd_steps)
+        p.add_argument("--free-replays", type=Int(1, 10 ** 3), default=d.free_replays, help="m of Free-AT")
+        p.add_argument("--grad-align", type=_Lambda(0), default=0.0,
+                       help="GradAlign λ >= 0, or 'default' = 0.2·10^((255ε−8)/8)")
         p.add_argument("--grad-align-exact", action="store_true",
                        help="differentiate through both input gradients (default: only through ∇ℓ(x+η))")
-    if command == "train-sam":
-        p.add_argument("--rho", type=float, default=d.rho)
-        p.add_argument("--m", type=int, default=None, help="m-SAM chunk size (default: the per-process batch)")
+    elif task == "sam":
+        p.add_argument("--rho", type=Num(0), default=d.rho, help="ascent radius ρ >= 0 (default 0.05)")
+        p.add_argument("--m", type=Int(1, 2 ** 16, "examples per step"), default=None,
+                       help="m-SAM chunk size, dividing the per-process batch (default: that batch)")
         p.add_argument("--no-normalize", action="store_true", help="ascent ρ∇L instead of ρ∇L/‖∇L‖")
-    if command == "train-sgd":
-        p.add_argument("--sparsity-layers", default="auto",
-                       help="comma-separated layers: NAME (module output), NAME:in (its input), NAME:relu (ReLU of its output), auto (penultimate features, default)")
-        p.add_argument("--sparsity-threshold", type=float, default=d.sparsity_threshold)
-        p.add_argument("--sparsity-neurons", type=int, default=d.sparsity_neurons,
-                       help="subsample layers to at most this many neurons")
-        p.add_argument("--sparsity-n", type=int, default=d.sparsity_n, help="inputs for the sparsity coefficient")
-    p.add_argument("--eval-n", type=int, default=d.eval_n, help="test points for the per-epoch attacks/metrics")
-    p.add_argument("--eval-pgd-steps", type=int, default=d.eval_pgd_steps)
-    p.add_argument("--final-n", type=int, default=d.final_n)
-    p.add_argument("--final-pgd-steps", type=int, default=d.final_pgd_steps)
-    p.add_argument("--final-restarts", type=int, default=d.final_restarts, help="thesis: PGD-50-10")
-    p.add_argument("--filters", type=int, default=d.filters, help="filters of the cnn model")
-    p.add_argument("--dtype", default=d.dtype, help="float32 or float64")
+    else:
+        p.add_argument("--sparsity-layers", type=ListOf(Text(_LAYER, "NAME, NAME:in, NAME:relu or auto")),
+                       default=d.sparsity_layers, help="comma-separated layers: NAME (module output), NAME:in "
+                       "(its input), NAME:relu (ReLU of its output), auto (penultimate features, default)")
+        p.add_argument("--sparsity-threshold", type=Num(-1, 1), default=d.sparsity_threshold)
+        p.add_argument("--sparsity-neurons",
+                       type=Int(1, 20_000, "their m × m correlation matrix: 3.2 GB at m = 20,000"),
+                       default=d.sparsity_neurons, help="subsample layers to at most this many neurons")
+        p.add_argument("--sparsity-n", type=Int(1, MAX_IMAGES, _IMAGES), default=None,
+                       help="training inputs for the sparsity coefficient (default: 256, or all if fewer)")
+
+
+def _eval_options(p, d: TrainConfig) -> None:
+    p.add_argument("--eval-n", type=Int(1, MAX_IMAGES, _IMAGES), default=None,
+                   help="test points for the per-epoch attacks/metrics (default: 64, or all if fewer)")
+    p.add_argument("--eval-pgd-steps", type=Int(1, 10 ** 4), default=d.eval_pgd_steps)
+    p.add_argument("--final-n", type=Int(1, MAX_IMAGES, _IMAGES), default=None,
+                   help="test points of the final evaluation (default: 64, or all if fewer)")
+    p.add_argument("--final-pgd-steps", type=Int(1, 10 ** 4), default=d.final_pgd_steps)
+    p.add_argument("--final-restarts", type=Int(1, 10 ** 3), default=d.final_restarts, help="thesis: PGD-50-10")
     p.add_argument("--amp", action="store_true", help="mixed precision (float16 + GradScaler on cuda)")
     p.add_argument("--nondeterministic", action="store_true",
                    help="cuda: let cuDNN autotune its kernels (faster; runs are then not bitwise reproducible)")
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="epochs between checkpoints")
-    p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
-    add_common(p)
-    return p
+    p.add_argument("--checkpoint-every", type=Int(1, 10 ** 6), default=d.checkpoint_every,
+                   help="epochs between checkpoints")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--resume", action="store_const", const="yes", default="no",
+                   help="continue from --out/checkpoint.pt (an error when there is none)")
+    g.add_argument("--resume-if-present", dest="resume", action="store_const", const="if-present",
+                   help="continue from --out/checkpoint.pt when it exists, else start fresh")
 
 
-def config_from_args(a, command: str):
-    from .train import TrainConfig
+def add_arguments(p, task: str) -> None:
+    """The options of ``train-<task>`` (no torch import)."""
+    d = TrainConfig()
+    _data_options(p, d)
+    _optim_options(p, d)
+    _task_options(p, task, d)
+    _eval_options(p, d)
 
-    kw = dict(task=TASK_OF[command], model=a.model, dataset=a.dataset, data_dir=a.data_dir, n_train=a.n_train,
+
+def config_from_args(a, task: str) -> TrainConfig:
+    kw = dict(task=task, model=a.model, dataset=a.dataset, data_dir=a.data_dir, n_train=a.n_train,
               n_test=a.n_test, epochs=a.epochs, batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr,
               momentum=a.momentum, weight_decay=a.weight_decay, schedule=a.schedule, warmup=a.warmup,
-              warmup_frac=a.warmup_frac, warmup_ratio=a.warmup_ratio, decay_at=a.decay_at,
+              warmup_frac=a.warmup_frac, warmup_ratio=a.warmup_ratio, decay_at=tuple(a.decay_at),
               decay_factor=a.decay_factor, eps=a.eps, eval_n=a.eval_n, eval_pgd_steps=a.eval_pgd_steps,
               final_n=a.final_n, final_pgd_steps=a.final_pgd_steps, final_restarts=a.final_restarts,
               filters=a.filters, dtype=a.dtype, amp=a.amp, deterministic=not a.nondeterministic, device=a.device,
-              seed=a.seed, out=a.out,
-              checkpoint_every=a.checkpoint_every, resume=a.resume)
-    if command == "train-at":
-        lam = str(a.grad_align).strip().lower()
+              seed=a.seed, out=a.out, checkpoint_every=a.checkpoint_every, resume=a.resume)
+    if task == "at":
+        lam = a.grad_align
         if lam == "default":
             from ..cnn.train import default_lambda
 
             lam = default_lambda(float(a.eps))
-        else:
-            try:
-                lam = float(lam)
-            except ValueError:
-                raise UsageError(f"--grad-align must be a number >= 0 or 'default', got {a.grad_align!r}") from None
         kw.update(attack=a.attack, alpha=a.alpha, pgd_steps=a.pgd_steps, free_replays=a.free_replays,
-                  grad_align=lam, grad_align_exact=a.grad_align_exact)
-    elif command == "train-sam":
+                  grad_align=float(lam), grad_align_exact=a.grad_align_exact)
+    elif task == "sam":
         kw.update(rho=a.rho, m=a.m, sam_normalize=not a.no_normalize)
     else:
-        layers = tuple(s.strip() for s in a.sparsity_layers.split(",") if s.strip())
-        if not layers:
-            raise UsageError("--sparsity-layers must name at least one layer (or auto)")
-        kw.update(sparsity_layers=layers, sparsity_threshold=a.sparsity_threshold,
+        kw.update(sparsity_layers=tuple(a.sparsity_layers), sparsity_threshold=a.sparsity_threshold,
                   sparsity_neurons=a.sparsity_neurons, sparsity_n=a.sparsity_n)
     return TrainConfig(**kw)
 
@@ -152,32 +186,7 @@ def _fmt(v) -> str:
     return "-" if v is None else str(v)
 
 
-def main(argv=None, command: str = "train-at") -> int:
-    if command not in TASK_OF:
-        raise UsageError(f"command must be one of {{{', '.join(TASK_OF)}}}, got {command!r}")
-    a = build_parser(command).parse_args(argv)
-    cfg = config_from_args(a, command)
-    from .train import run
-
-    import torch.distributed as dist
-
-    ok = False
-    try:
-        res = run(cfg, progress=not a.json)
-        ok = True
-    finally:
-        # under torchrun: leave the process group cleanly (exiting with gloo's threads still alive can
-        # abort a rank with "terminate called without an active exception"); no barrier after an error,
-        # which the other ranks may never reach
-        if dist.is_available() and dist.is_initialized():
-            if ok:
-                dist.barrier()
-            dist.destroy_process_group()
-    if int(os.environ.get("RANK", "0")) != 0:
-        return 0
-    if a.json:
-        emit_json(res)
-        return 0
+def _human(res: dict, command: str) -> None:
     print(f"{command} on {res['device']} (world size {res['world_size']}), {res['n_params']} parameters, "
           f"{res['steps_per_epoch']} steps/epoch, {res['runtime_s']:.1f} s")
     for rec in res["history"]:
@@ -188,6 +197,80 @@ def main(argv=None, command: str = "train-at") -> int:
         print("final: " + "  ".join(f"{k}={_fmt(v)}" for k, v in res["final"].items()))
     if res["co_epoch"] is not None:
         print(f"catastrophic overfitting at epoch {res['co_epoch']}")
-    if cfg.out:
-        print(f"wrote {os.path.join(cfg.out, 'result.json')} and checkpoint.pt", file=sys.stderr)
-    return 0
+
+
+@contextmanager
+def _sigterm_interrupts():
+    """SIGTERM (a killed job, torchrun stopping its workers) raises KeyboardInterrupt like Ctrl-C, so
+    that a checkpoint being written loses only its temporary file."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    installed = False
+    try:
+        before = signal.signal(signal.SIGTERM, handler)
+        installed = True
+    except ValueError:           # not the main thread: leave the handler alone
+        pass
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, before)
+
+
+def _leave_process_group(ok: bool) -> None:
+    # under torchrun: leave the process group cleanly (exiting with gloo's threads still alive can abort
+    # a rank with "terminate called without an active exception"); no barrier after an error, which the
+    # other ranks may never reach
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if ok:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
+def _run(args, session, command: str):
+    from .config import resolve
+    from .train import run, world_size
+
+    cfg = resolve(config_from_args(args, TASK_OF[command]), world_size())   # every check before any work
+    ok = False
+    try:
+        with _sigterm_interrupts():
+            res = run(cfg, progress=session.show_progress)
+        ok = True
+    finally:
+        _leave_process_group(ok)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0                 # rank 0 prints and writes result.json
+    if res["diverged"]:
+        d = res["diverged_at"]
+        session.note(f"diverged at epoch {d['epoch']}, step {d['step']} (loss {d['loss']}); try a smaller --lr")
+    payload = {k: v for k, v in res.items() if k != "config"}
+    config = {k: v for k, v in res["config"].items() if k != "out"}     # --out is where, not what
+    return Result(payload, config, human=lambda: _human(res, command))
+
+
+def _command(name: str, help: str, description: str, smoke: tuple) -> Command:
+    task = TASK_OF[name]
+    example = {"at": "--attack fgsm --grad-align 0.2 --eps 8/255", "sam": "--rho 0.05 --m 32",
+               "sgd": "--schedule warmup-decay"}[task]
+    return Command(name, help, lambda p: add_arguments(p, task), lambda a, s: _run(a, s, name),
+                   description=description, smoke=smoke, needs=("torch",),
+                   epilog=f"Example: {PROG} {name} {example} --json (DDP: torchrun --nproc_per_node 2 -m "
+                          f"toymodels.torch {name} ...)")
+
+
+_TINY = ("--device", "cpu", "--n-train", "16", "--n-test", "8", "--batch-size", "8", "--epochs", "1",
+         "--eval-n", "4", "--final-n", "4", "--filters", "1")
+COMMANDS = [
+    _command("train-at", "adversarial training (FGSM, FGSM-RS, PGD, Free-AT, GradAlign)",
+             "Adversarial training (FGSM, FGSM-RS, PGD-k, Free-AT, GradAlign) of an image classifier.",
+             _TINY + ("--eval-pgd-steps", "1", "--final-pgd-steps", "1", "--attack", "fgsm-rs")),
+    _command("train-sam", "SAM / m-SAM / n-SAM training",
+             "SAM / m-SAM training of an image classifier.", _TINY + ("--m", "4")),
+    _command("train-sgd", "large-step SGD with warmup/decay schedules and feature sparsity",
+             "SGD with large steps, warmup/decay schedules and feature sparsity.", _TINY),
+]

@@ -28,6 +28,9 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import expit
 
+from ..errors import ConfigError, RunError
+from ..rng import stream
+
 __all__ = ["Separable", "ConcaveCap", "LeastSquares", "Logistic", "sine_pl_constant", "quadratic", "sine",
            "convex_quadratic", "least_squares", "logistic", "logistic_sigma2_sup"]
 
@@ -72,7 +75,8 @@ class Separable:
         self.convex = bool(np.all(self.a - 6 * self.s >= 0) and np.all((self.s == 0) | (self.a >= 6 * self.s)))
         mus = np.where(self.s == 0, self.a, np.where(np.isclose(self.a, 2 * self.s), sine_pl_constant(), np.nan))
         if np.any(np.isnan(mus)):
-            raise ValueError("only s = 0 (quadratic) or a = 2 s (scaled x² + 3 sin² x) coordinates supported")
+            raise ConfigError("s", "must be 0 (a quadratic coordinate) or a/2 (a scaled x² + 3 sin² x "
+                                   "coordinate) in every coordinate")
         self.mu = float(np.min(mus))
         self.sigma2 = float(np.mean(np.sum(self.C ** 2, 1)))
 
@@ -106,21 +110,21 @@ class Separable:
 
 def quadratic(d=5, mu=0.5, beta=4.0, n=20, noise=1.0, seed=0) -> Separable:
     """Strongly convex diagonal quadratic, eigenvalues linearly spaced in [μ, β]."""
-    rng = np.random.default_rng(seed)
+    rng = stream(seed)
     return Separable(np.linspace(mu, beta, d), np.zeros(d), noise * rng.standard_normal((n, d)),
                      name=f"quad(mu={mu:g},beta={beta:g})")
 
 
 def convex_quadratic(d=5, beta=4.0, n=20, noise=1.0, seed=0) -> Separable:
     """Convex, not strongly convex: eigenvalues linspace(0, β) (μ = 0)."""
-    rng = np.random.default_rng(seed)
+    rng = stream(seed)
     return Separable(np.linspace(0.0, beta, d), np.zeros(d), noise * rng.standard_normal((n, d)),
                      name=f"cvxquad(beta={beta:g})")
 
 
 def sine(d=1, n=20, noise=1.0, seed=0) -> Separable:
     """L(w) = Σ_k w_k² + 3 sin² w_k: non-convex, PL with μ ≈ 0.1755, β = 8."""
-    rng = np.random.default_rng(seed)
+    rng = stream(seed)
     return Separable(np.full(d, 2.0), np.ones(d), noise * rng.standard_normal((n, d)), name="x2+3sin2x")
 
 
@@ -184,7 +188,7 @@ class LeastSquares:
 
 
 def least_squares(n=40, d=5, seed=0) -> LeastSquares:
-    rng = np.random.default_rng(seed)
+    rng = stream(seed)
     X = rng.standard_normal((n, d))
     return LeastSquares(X, X @ rng.standard_normal(d) + 0.5 * rng.standard_normal(n))
 
@@ -198,7 +202,7 @@ def logistic_sigma2_sup(V: np.ndarray) -> tuple[float, np.ndarray]:
     V = np.asarray(V, float)
     n = V.shape[0]
     if n > 20:
-        raise ValueError(f"brute force over 2^n vertices needs n <= 20, got n = {n}")
+        raise ConfigError("V", "must have at most 20 rows (brute force over the 2^n vertices)", n)
     Q = np.diag(np.sum(V * V, 1)) / n - V @ V.T / n ** 2
     best, arg = -np.inf, None
     bits = np.arange(n)
@@ -243,7 +247,7 @@ class Logistic:
         self.X = np.asarray(self.X, float)
         self.y = np.asarray(self.y, float)
         if not np.all(np.abs(self.y) == 1):
-            raise ValueError("labels must be -1 or +1")
+            raise ConfigError("y", "must hold labels -1 or +1 only")
         n = self.X.shape[0]
         self.beta = float(np.linalg.eigvalsh(self.X.T @ self.X)[-1] / (4 * n) + self.lam)
         self.beta_ind = float(np.max(np.sum(self.X ** 2, 1)) / 4 + self.lam)
@@ -297,8 +301,8 @@ class Logistic:
 
     def _newton(self):
         if self.lam == 0 and self._separable():
-            raise ValueError("linearly separable data and lam = 0: L has no minimizer (Newton's method "
-                             "would not converge)")
+            raise ConfigError("lam", "must be > 0 for linearly separable data (L has no minimizer; "
+                                     "Newton's method would not converge)", self.lam)
         w = np.zeros(self.d)
         for _ in range(100):
             g = self.grad(w)
@@ -306,7 +310,7 @@ class Logistic:
                 break
             w = w - np.linalg.solve(self.hessian(w), g)
         if not np.all(np.isfinite(w)) or np.sqrt(self.grad(w) @ self.grad(w)) > 1e-10:
-            raise ValueError("Newton's method did not converge (separable data and lam = 0?)")
+            raise RunError("Newton's method did not converge (separable data and lam = 0?)")
         return w
 
     def _separable(self) -> bool:
@@ -324,7 +328,7 @@ class Logistic:
 def logistic(n=16, d=3, lam=0.1, flip=0.25, seed=0) -> Logistic:
     """Gaussian inputs, labels sign(xᵀw_true) with a fraction ``flip`` flipped (non-separable for the
     default seed, so that λ = 0 still has a minimizer)."""
-    rng = np.random.default_rng(seed)
+    rng = stream(seed)
     X = rng.standard_normal((n, d))
     y = np.sign(X @ rng.standard_normal(d))
     y[y == 0] = 1.0

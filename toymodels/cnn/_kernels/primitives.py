@@ -1,33 +1,5 @@
-"""Numba kernels of the single-layer CNN (private; public API in :mod:`toymodels.cnn.model`).
-
-Model (channels-first, float64; see ``notes/CNN_SPEC.md``): for one example x ∈ R^{C×H×W},
-
-    a = conv(x, Wc) + bc      (3×3 cross-correlation, stride 1, zero padding 1; a ∈ R^{M×H×W})
-    h = ReLU(a)               (mask = 1[a > 0], ReLU'(0) := 0 as in torch)
-    z = U vec(h) + c          (vec = C-order flatten over (M, H, W); z ∈ R^K)
-    ℓ = logsumexp(z) − z_y,   p = softmax(z),   s = ∂ℓ/∂z = p − e_y.
-
-Backward pass (per example):
-
-    ga = mask ⊙ Uᵀ s                         (∂ℓ/∂a)
-    ∇ₓℓ = convᵀ(ga, Wc)                       (transposed convolution)
-    ∇U = s vec(h)ᵀ,  ∇c = s,  ∇Wc[m,c,u,v] = Σ_ij ga[m,i,j] x̄[c,i+u,j+v],  ∇bc[m] = Σ_ij ga[m,i,j]
-
-(x̄ = x zero-padded by one pixel). GradAlign (eq. 2.7) needs ∇_θ cos(g₁, g₂), gᵢ = ∇ₓℓ at x₁ = x and
-x₂ = x + η. With nᵢ = ‖gᵢ‖ and cos = ⟨g₁, g₂⟩/(n₁n₂),
-
-    d cos = ⟨dg₁, v₁⟩ + ⟨dg₂, v₂⟩,   v₁ = g₂/(n₁n₂) − cos g₁/n₁²,   v₂ = g₁/(n₁n₂) − cos g₂/n₂²,
-
-and for a fixed direction v, ψ(θ) = ⟨∇ₓℓ(x; θ), v⟩ = sᵀ q with the Jacobian-vector product
-q = U vec(r), r = mask ⊙ conv(v, Wc) (no bias: the jvp of an affine map). The masks are piecewise
-constant in θ (zero derivative almost everywhere), so by the chain rule through softmax, U and Wc:
-
-    t = (diag p − p pᵀ) q = p ⊙ (q − pᵀq),   ua = mask ⊙ Uᵀ t
-    ∇U ψ = t vec(h)ᵀ + s vec(r)ᵀ,   ∇c ψ = t,   ∇bc ψ = Σ_ij ua,
-    ∇Wc ψ = wgrad(ua, x̄) + wgrad(ga, v̄)
-
-(the first terms are an ordinary backward pass with upstream gradient t instead of s; the
-``s vec(r)ᵀ`` and ``wgrad(ga, v̄)`` terms come from U and Wc inside the jvp).
+"""Per-example building blocks of the CNN kernels, on preallocated flat buffers, and the reduction
+of the per-chunk gradient rows (:func:`reduce_grad`, the one public kernel here).
 
 Memory layout ("padded rows"). Per example, images live in a flat zero-padded buffer
 ``xp[c·P + i'·Wp + j']`` (Wp = W + 2, P = (H + 2)·Wp, plus 2 slack zeros at the end), and every
@@ -40,16 +12,8 @@ ReLU, so the mask is 0 there and they never contribute (U is zero-padded to the 
 G = Q + 4·Wp + 2, offset MG = 2·Wp + 2) so the transposed convolution can be written as a gather
 (9·M taps summed per output pixel, one store) instead of a scatter.
 
-FGSM AT + GradAlign (``_fgsm_gradalign``): the training step needs ∇ₓℓ(x) twice — for the FGSM
-step δ = Π(α sign ∇ₓℓ(x)) and as g₁ of GradAlign — so one fused kernel runs the clean pass once,
-then the passes at x + δ (cross-entropy gradient) and x + η (g₂, then the jvp) side by side, sharing
-each sweep over U; −λ is folded into the direction v so that the CE and GradAlign terms land in the
-same gradient row, and the rank-one ∇U terms of two consecutive examples share one sweep over ∇U.
-
-Parallelism: ``prange`` over a fixed number of example chunks (it depends on N only, so the
-summation order — and the result — does not depend on the number of threads); parameter
-gradients go to per-chunk rows of ``gbuf`` and are reduced at the end (``_reduce_grad``). Work
-buffers are allocated once per chunk, never per example.
+Parameter gradients go to per-chunk rows (:func:`grad_row_size`: Wc, bc, Up, c) viewed by
+``_grad_views``; :func:`reduce_grad` sums the rows in a fixed order and compacts Up to U.
 """
 from __future__ import annotations
 
@@ -78,9 +42,19 @@ def grad_row_size(M: int, C: int, H: int, W: int, K: int) -> int:
     return M * C * 9 + M + K * M * H * (W + 2) + K
 
 
+
 # ----------------------------------------------------------------------------------------------
 # per-example building blocks (work on preallocated flat buffers)
 # ----------------------------------------------------------------------------------------------
+@nb.njit(cache=True)
+def _layout(H, W):
+    """(Wp, P, Q, G) of the padded-row layout of H×W images: padded row length, padded channel,
+    map length, margin-map stride (see the module docstring)."""
+    Wp = W + 2
+    Q = H * Wp
+    return Wp, (H + 2) * Wp, Q, Q + 4 * Wp + 2
+
+
 @nb.njit(cache=True)
 def _chunk_bounds(N, T, t):
     return (t * N) // T, ((t + 1) * N) // T
@@ -229,17 +203,22 @@ def _dense2(Up, c, use_bias, h1, h2, z1, z2):
 
 @nb.njit(cache=True)
 def _softmax_ce(z, yn, p):
-    """p = softmax(z); returns ℓ = logsumexp(z) − z_y (max-shifted)."""
+    """p = softmax(z); returns ℓ = logsumexp(z) − z_y (max-shifted).
+
+    The sum of the exponentials has a loop of its own, with no store in it: inlined into a caller
+    compiled with fastmath, a loop that both stores into p and sums would be vectorized behind a
+    runtime check of the distance between p and z, and its rounding would then depend on where the
+    two buffers happen to lie in memory (on the thread that runs the chunk)."""
     K = z.shape[0]
     zmax = z[0]
     for k in range(1, K):
         if z[k] > zmax:
             zmax = z[k]
+    for k in range(K):
+        p[k] = np.exp(z[k] - zmax)
     tot = 0.0
     for k in range(K):
-        e = np.exp(z[k] - zmax)
-        p[k] = e
-        tot += e
+        tot += p[k]
     for k in range(K):
         p[k] /= tot
     return np.log(tot) + zmax - z[yn]
@@ -508,206 +487,6 @@ def _outer2(a1, h1, a2, h2, dU):
                 dk[f] += c1 * b1[f] + c2 * b2[f]
 
 
-@nb.njit(cache=True, parallel=True)
-def _reduce_grad(gbuf, scale, M, C, H, W, K, out):
-    """out (flat Wc, bc, U, c) = scale · Σ_t gbuf[t], compacting Up (K, M·H·(W+2)) to U (K, M·H·W);
-    the chunk sum runs in a fixed order."""
-    T = gbuf.shape[0]
-    Wp = W + 2
-    Q = H * Wp
-    nW = M * C * 9
-    head = nW + M
-    for l in range(head):
-        s = 0.0
-        for t in range(T):
-            s += gbuf[t, l]
-        out[l] = scale * s
-    for r in prange(K * M * H):
-        k = r // (M * H)
-        mi = r % (M * H)
-        src = head + k * M * Q + mi * Wp
-        dst = head + r * W
-        for j in range(W):
-            s = 0.0
-            for t in range(T):
-                s += gbuf[t, src + j]
-            out[dst + j] = scale * s
-    srcc = head + K * M * Q
-    dstc = head + K * M * H * W
-    for k in range(K):
-        s = 0.0
-        for t in range(T):
-            s += gbuf[t, srcc + k]
-        out[dstc + k] = scale * s
-
-
-@nb.njit(cache=True)
-def _grad_views(row, M, C, H, W, K):
-    nW = M * C * 9
-    Q = H * (W + 2)
-    dW = row[0:nW].reshape((M, C, 3, 3))
-    db = row[nW:nW + M]
-    dU = row[nW + M:nW + M + K * M * Q].reshape((K, M * Q))
-    dc = row[nW + M + K * M * Q:nW + M + K * M * Q + K]
-    return dW, db, dU, dc
-
-
-# ----------------------------------------------------------------------------------------------
-# kernels
-# ----------------------------------------------------------------------------------------------
-@nb.njit(cache=True, parallel=True, fastmath=_FM)
-def _logits(x, Wc, bc, U, c, z_out):
-    """z_out[n] = logits of x[n]."""
-    N, C, H, W = x.shape
-    M = Wc.shape[0]
-    Wp = W + 2
-    P = (H + 2) * Wp
-    Q = H * Wp
-    Up = _pad_U(U, M, H, W)
-    T = min(N, MAX_CHUNKS)
-    for t in prange(T):
-        lo, hi = _chunk_bounds(N, T, t)
-        xp = np.zeros(C * P + 2)
-        a = np.empty(M * Q)
-        for n in range(lo, hi):
-            _load(x, n, xp)
-            _conv(xp, Wc, bc, True, a, H, W)
-            _relu(a, M, H, W)
-            _dense(Up, c, True, a, z_out[n])
-
-
-@nb.njit(cache=True, parallel=True, fastmath=_FM)
-def _loss_grad(x, y, Wc, bc, U, c, losses, gbuf):
-    """Per-example losses ``losses[n]`` and the *summed* parameter gradient Σₙ ∇_θ ℓₙ in per-chunk
-    rows of ``gbuf`` (T, grad_row_size); reduce with ``_reduce_grad``."""
-    N, C, H, W = x.shape
-    M = Wc.shape[0]
-    K = U.shape[0]
-    Wp = W + 2
-    P = (H + 2) * Wp
-    Q = H * Wp
-    G = Q + 4 * Wp + 2
-    Up = _pad_U(U, M, H, W)
-    T = gbuf.shape[0]
-    for t in prange(T):
-        lo, hi = _chunk_bounds(N, T, t)
-        row = gbuf[t]
-        row[:] = 0.0
-        dW, db, dU, dc = _grad_views(row, M, C, H, W, K)
-        xp = np.zeros(C * P + 2)
-        a = np.empty(M * Q)
-        g = np.zeros(M * G)
-        z = np.empty(K)
-        p = np.empty(K)
-        for n in range(lo, hi):
-            _load(x, n, xp)
-            _conv(xp, Wc, bc, True, a, H, W)
-            _relu(a, M, H, W)
-            _dense(Up, c, True, a, z)
-            losses[n] = _softmax_ce(z, y[n], p)
-            p[y[n]] -= 1.0
-            _backh(Up, p, a, g, M, H, W)
-            _wgrad(g, xp, dW, db, H, W)
-            _outer(p, a, dU, dc)
-
-
-@nb.njit(cache=True, fastmath=_FM)
-def _point(xp, yn, Wc, bc, Up, c, a, z, p, g, gq, H, W):
-    """Forward and backward-to-input at the padded point xp: h in ``a``, s = p − e_y in ``p``,
-    ∂ℓ/∂a in ``g`` (margin layout), the input gradient in ``gq``; returns ℓ."""
-    M = Wc.shape[0]
-    _conv(xp, Wc, bc, True, a, H, W)
-    _relu(a, M, H, W)
-    _dense(Up, c, True, a, z)
-    loss = _softmax_ce(z, yn, p)
-    p[yn] -= 1.0
-    _backh(Up, p, a, g, M, H, W)
-    _convT(g, Wc, gq, H, W)
-    return loss
-
-
-@nb.njit(cache=True, parallel=True, fastmath=_FM)
-def _input_grad(x, y, Wc, bc, U, c, losses, gx):
-    """gx[n] = ∇ₓ ℓ(x[n], y[n]) (per-example loss, not divided by N); losses[n] = ℓ(x[n], y[n])."""
-    N, C, H, W = x.shape
-    M = Wc.shape[0]
-    K = U.shape[0]
-    Wp = W + 2
-    P = (H + 2) * Wp
-    Q = H * Wp
-    G = Q + 4 * Wp + 2
-    Up = _pad_U(U, M, H, W)
-    T = min(N, MAX_CHUNKS)
-    for t in prange(T):
-        lo, hi = _chunk_bounds(N, T, t)
-        xp = np.zeros(C * P + 2)
-        a = np.empty(M * Q)
-        g = np.zeros(M * G)
-        gq = np.empty(C * Q)
-        z = np.empty(K)
-        p = np.empty(K)
-        for n in range(lo, hi):
-            _load(x, n, xp)
-            losses[n] = _point(xp, y[n], Wc, bc, Up, c, a, z, p, g, gq, H, W)
-            for ch in range(C):
-                for i in range(H):
-                    o = ch * Q + i * Wp + 1
-                    src = gq[o:o + W]
-                    for j in range(W):
-                        gx[n, ch, i, j] = src[j]
-
-
-@nb.njit(cache=True, parallel=True, fastmath=_FM)
-def _attack(x, y, Wc, bc, U, c, delta, eps, alpha, steps, want_loss, losses):
-    """ℓ∞ sign-gradient ascent, in place on ``delta`` (N, C, H, W):
-
-        repeat ``steps`` times:  δ ← Π(δ + α sign ∇ₓℓ(x + δ))
-
-    where Π clips to [−ε, ε] and then to the box (δ = clip(x + δ, 0, 1) − x). The initial ``delta``
-    must already be feasible. FGSM is δ₀ = 0, α = ε, one step; FGSM-RS is δ₀ = Π(η), one step;
-    PGD-k is k steps. With ``want_loss``, ``losses[n] = ℓ(x[n] + δ[n])`` at the end."""
-    N, C, H, W = x.shape
-    M = Wc.shape[0]
-    K = U.shape[0]
-    Wp = W + 2
-    P = (H + 2) * Wp
-    Q = H * Wp
-    G = Q + 4 * Wp + 2
-    Up = _pad_U(U, M, H, W)
-    T = min(N, MAX_CHUNKS)
-    for t in prange(T):
-        lo, hi = _chunk_bounds(N, T, t)
-        xp = np.zeros(C * P + 2)
-        a = np.empty(M * Q)
-        g = np.zeros(M * G)
-        gq = np.empty(C * Q)
-        z = np.empty(K)
-        p = np.empty(K)
-        for n in range(lo, hi):
-            for _ in range(steps):
-                _load_sum(x, delta, n, xp)
-                _point(xp, y[n], Wc, bc, Up, c, a, z, p, g, gq, H, W)
-                for ch in range(C):
-                    for i in range(H):
-                        o = ch * Q + i * Wp + 1
-                        src = gq[o:o + W]
-                        for j in range(W):
-                            gr = src[j]
-                            d = delta[n, ch, i, j]
-                            if gr > 0.0:
-                                d += alpha
-                            elif gr < 0.0:
-                                d -= alpha
-                            d = min(max(d, -eps), eps)
-                            xv = x[n, ch, i, j]
-                            delta[n, ch, i, j] = min(max(xv + d, 0.0), 1.0) - xv
-            if want_loss:
-                _load_sum(x, delta, n, xp)
-                _conv(xp, Wc, bc, True, a, H, W)
-                _relu(a, M, H, W)
-                _dense(Up, c, True, a, z)
-                losses[n] = _softmax_ce(z, y[n], p)
-
 
 @nb.njit(cache=True)
 def _tvec(p, q, t):
@@ -731,148 +510,6 @@ def _jvp_t(vp, Wc, bc, Up, h, r, q, p, t, H, W):
     _tvec(p, q, t)
 
 
-@nb.njit(cache=True, parallel=True, fastmath=_FM)
-def _gradalign(x, y, eta, Wc, bc, U, c, both, want_g1, cos_out, g1_out, gbuf):
-    """Per-example cos(∇ₓℓ(x), ∇ₓℓ(x + η)) in ``cos_out`` and the *summed* Σₙ ∇_θ cosₙ in per-chunk
-    rows of ``gbuf``. With ``both`` false only the dependence through ∇ₓℓ(x + η) is differentiated
-    (∇ₓℓ(x) treated as a constant, as in the authors' code). When a gradient is exactly zero the
-    cosine is undefined: cos := 1 and the example contributes nothing to the gradient. With
-    ``want_g1``, ``g1_out[n] = ∇ₓℓ(x[n])`` (e.g. to build the FGSM step without recomputing it)."""
-    N, C, H, W = x.shape
-    M = Wc.shape[0]
-    K = U.shape[0]
-    Wp = W + 2
-    P = (H + 2) * Wp
-    Q = H * Wp
-    G = Q + 4 * Wp + 2
-    Up = _pad_U(U, M, H, W)
-    T = gbuf.shape[0]
-    for t in prange(T):
-        lo, hi = _chunk_bounds(N, T, t)
-        row = gbuf[t]
-        row[:] = 0.0
-        dW, db, dU, dc = _grad_views(row, M, C, H, W, K)
-        xp1 = np.zeros(C * P + 2)
-        xp2 = np.zeros(C * P + 2)
-        vp1 = np.zeros(C * P + 2)
-        vp2 = np.zeros(C * P + 2)
-        gq1 = np.empty(C * Q)
-        gq2 = np.empty(C * Q)
-        h1 = np.empty(M * Q)
-        h2 = np.empty(M * Q)
-        r1 = np.zeros(M * Q)
-        r2 = np.empty(M * Q)
-        ga1 = np.zeros(M * G)
-        ga2 = np.zeros(M * G)
-        ua1 = np.zeros(M * G)
-        ua2 = np.zeros(M * G)
-        z = np.empty(K)
-        s1 = np.empty(K)
-        s2 = np.empty(K)
-        p1 = np.empty(K)
-        p2 = np.empty(K)
-        q = np.empty(K)
-        t1 = np.zeros(K)
-        t2 = np.empty(K)
-        for n in range(lo, hi):
-            yn = y[n]
-            _load(x, n, xp1)
-            _load_sum(x, eta, n, xp2)
-            # forward and backward-to-input at both points, sharing the passes over Up
-            _conv(xp1, Wc, bc, True, h1, H, W)
-            _conv(xp2, Wc, bc, True, h2, H, W)
-            _relu(h1, M, H, W)
-            _relu(h2, M, H, W)
-            _dense2(Up, c, True, h1, h2, z, q)
-            _softmax_ce(z, yn, s1)
-            _softmax_ce(q, yn, s2)
-            s1[yn] -= 1.0
-            s2[yn] -= 1.0
-            _backh2(Up, s1, s2, h1, h2, ga1, ga2, M, H, W)
-            _convT(ga1, Wc, gq1, H, W)
-            _convT(ga2, Wc, gq2, H, W)
-            if want_g1:
-                for ch in range(C):
-                    for i in range(H):
-                        o = ch * Q + i * Wp + 1
-                        src = gq1[o:o + W]
-                        for j in range(W):
-                            g1_out[n, ch, i, j] = src[j]
-            n11 = 0.0
-            n22 = 0.0
-            n12 = 0.0
-            for ch in range(C):
-                for i in range(H):
-                    o = ch * Q + i * Wp + 1
-                    r1v = gq1[o:o + W]
-                    r2v = gq2[o:o + W]
-                    for j in range(W):
-                        g1 = r1v[j]
-                        g2 = r2v[j]
-                        n11 += g1 * g1
-                        n22 += g2 * g2
-                        n12 += g1 * g2
-            if n11 == 0.0 or n22 == 0.0:
-                cos_out[n] = 1.0
-                continue
-            nn = np.sqrt(n11) * np.sqrt(n22)
-            cs = n12 / nn
-            cos_out[n] = cs
-            # v₁ = g₂/(n₁n₂) − cos g₁/n₁²,  v₂ = g₁/(n₁n₂) − cos g₂/n₂²  (padded, zero border)
-            a1 = cs / n11
-            a2 = cs / n22
-            inv = 1.0 / nn
-            for ch in range(C):
-                for i in range(H):
-                    o = ch * Q + i * Wp + 1
-                    ov = ch * P + (i + 1) * Wp + 1
-                    r1v = gq1[o:o + W]
-                    r2v = gq2[o:o + W]
-                    w2v = vp2[ov:ov + W]
-                    for j in range(W):
-                        w2v[j] = r1v[j] * inv - a2 * r2v[j]
-                    if both:
-                        w1v = vp1[ov:ov + W]
-                        for j in range(W):
-                            w1v[j] = r2v[j] * inv - a1 * r1v[j]
-            for k in range(K):
-                p1[k] = s1[k]
-                p2[k] = s2[k]
-            p1[yn] += 1.0
-            p2[yn] += 1.0
-            if both:
-                # r = mask ⊙ conv(v, Wc), q = U r, t = p ⊙ (q − pᵀq), ua = mask ⊙ Uᵀ t at both points
-                _conv(vp1, Wc, bc, False, r1, H, W)
-                _conv(vp2, Wc, bc, False, r2, H, W)
-                for f in range(M * Q):
-                    if not h1[f] > 0.0:
-                        r1[f] = 0.0
-                    if not h2[f] > 0.0:
-                        r2[f] = 0.0
-                _dense2(Up, c, False, r1, r2, q, z)
-                _tvec(p1, q, t1)
-                _tvec(p2, z, t2)
-                _backh2(Up, t1, t2, h1, h2, ua1, ua2, M, H, W)
-                _sum_margin(ua1, db, M, H, W)
-                _sum_margin(ua2, db, M, H, W)
-                _wgrad2(ua1, xp1, ga1, vp1, dW, H, W)
-                _wgrad2(ua2, xp2, ga2, vp2, dW, H, W)
-                for k in range(K):
-                    dc[k] += t1[k] + t2[k]
-                _outer4(t1, h1, s1, r1, t2, h2, s2, r2, dU)
-            else:
-                _jvp_t(vp2, Wc, bc, Up, h2, r2, q, p2, t2, H, W)
-                _backh(Up, t2, h2, ua2, M, H, W)
-                _sum_margin(ua2, db, M, H, W)
-                _wgrad2(ua2, xp2, ga2, vp2, dW, H, W)
-                for k in range(K):
-                    dc[k] += t2[k]
-                _outer2(t2, h2, s2, r2, dU)
-
-
-# ----------------------------------------------------------------------------------------------
-# fused FGSM-AT + GradAlign training-step gradient
-# ----------------------------------------------------------------------------------------------
 @nb.njit(cache=True)
 def _taps(xp, o, Q, Wp):
     """The nine shifted length-Q views xp[o + u·Wp + v : … + Q] of one padded channel."""
@@ -1010,179 +647,47 @@ def _outer6(a1, h1, a2, h2, a3, h3, a4, h4, a5, h5, a6, h6, dU):
                 dk[f] += c1 * b1[f] + c2 * b2[f] + c3 * b3[f] + c4 * b4[f] + c5 * b5[f] + c6 * b6[f]
 
 
-@nb.njit(cache=True, parallel=True, fastmath=_FM)
-def _fgsm_gradalign(x, y, eta, Wc, bc, U, c, eps, alpha, lam, both, delta, losses, cos_out, gbuf):
-    """One FGSM-AT + GradAlign training-step gradient with the clean input gradient shared.
-
-    Per example n (g₁ = ∇ₓℓ(xₙ), g₂ = ∇ₓℓ(xₙ + ηₙ)):
-
-        δₙ = Π(α sign g₁)                (Π: clip to [−ε, ε], then to the box; = ``_attack``, 1 step)
-        losses[n] = ℓ(xₙ + δₙ),  cos_out[n] = cos(g₁, g₂)   (cos := 1 if g₁ = 0 or g₂ = 0)
-
-    and the per-chunk rows of ``gbuf`` receive Σₙ [∇_θ ℓ(xₙ + δₙ) − λ ∇_θ cosₙ] (δ held fixed, as
-    FGSM AT does; ``both`` as in ``_gradalign``), i.e. N·∇_θ [L_CE(x + δ) + λ Ω] once reduced
-    with scale 1/N. The clean forward/backward pass that FGSM needs is the one GradAlign needs at
-    x, so it runs once; the passes at x + δ and x + η share every sweep over U (forward, backward,
-    outer products), and −λ is folded into the GradAlign direction v (everything downstream of v
-    is linear in it), so both terms accumulate into one gradient row with one set of passes."""
-    N, C, H, W = x.shape
-    M = Wc.shape[0]
-    K = U.shape[0]
-    Wp = W + 2
-    P = (H + 2) * Wp
-    Q = H * Wp
-    G = Q + 4 * Wp + 2
-    Up = _pad_U(U, M, H, W)
+@nb.njit(cache=True, parallel=True)
+def reduce_grad(gbuf, scale, M, C, H, W, K, out):
+    """out (flat Wc, bc, U, c) = scale · Σ_t gbuf[t], compacting Up (K, M·H·(W+2)) to U (K, M·H·W);
+    the chunk sum runs in a fixed order."""
     T = gbuf.shape[0]
-    for t in prange(T):
-        lo, hi = _chunk_bounds(N, T, t)
-        row = gbuf[t]
-        row[:] = 0.0
-        dW, db, dU, dc = _grad_views(row, M, C, H, W, K)
-        xp1 = np.zeros(C * P + 2)
-        xpa = np.zeros(C * P + 2)
-        xp2 = np.zeros(C * P + 2)
-        vp1 = np.zeros(C * P + 2)
-        vp2 = np.zeros(C * P + 2)
-        gq1 = np.empty(C * Q)
-        gq2 = np.empty(C * Q)
-        h1 = np.empty(M * Q)
-        # the dense-layer inputs/coefficients of ∇U live in two slots so that two consecutive examples
-        # share one sweep over the chunk's ∇U (``_outer6``); slot 0 holds a pending example
-        HA = np.empty((2, M * Q))
-        H2 = np.empty((2, M * Q))
-        R2 = np.zeros((2, M * Q))
-        SA = np.empty((2, K))
-        S2 = np.empty((2, K))
-        T2 = np.zeros((2, K))
-        slot = 0
-        r1 = np.zeros(M * Q)
-        ga1 = np.zeros(M * G)
-        gaa = np.zeros(M * G)
-        ga2 = np.zeros(M * G)
-        ua1 = np.zeros(M * G)
-        ua2 = np.zeros(M * G)
-        z1 = np.empty(K)
-        za = np.empty(K)
-        z2 = np.empty(K)
-        s1 = np.empty(K)
-        p1 = np.empty(K)
-        p2 = np.empty(K)
-        t1 = np.zeros(K)
-        for n in range(lo, hi):
-            yn = y[n]
-            ha, h2, r2, sa, s2, t2 = HA[slot], H2[slot], R2[slot], SA[slot], S2[slot], T2[slot]
-            # clean point: forward, backward to the input (g₁ in gq1)
-            _load(x, n, xp1)
-            _conv(xp1, Wc, bc, True, h1, H, W)
-            _relu(h1, M, H, W)
-            _dense(Up, c, True, h1, z1)
-            _softmax_ce(z1, yn, s1)
-            for k in range(K):
-                p1[k] = s1[k]
-            s1[yn] -= 1.0
-            _backh(Up, s1, h1, ga1, M, H, W)
-            _convT(ga1, Wc, gq1, H, W)
-            # FGSM step (the arithmetic of ``_attack`` from δ₀ = 0) and the two other points
-            for ch in range(C):
-                for i in range(H):
-                    o = ch * Q + i * Wp + 1
-                    ox = ch * P + (i + 1) * Wp + 1
-                    src = gq1[o:o + W]
-                    ra = xpa[ox:ox + W]
-                    r2x = xp2[ox:ox + W]
-                    for j in range(W):
-                        gr = src[j]
-                        d = 0.0
-                        if gr > 0.0:
-                            d += alpha
-                        elif gr < 0.0:
-                            d -= alpha
-                        d = min(max(d, -eps), eps)
-                        xv = x[n, ch, i, j]
-                        dd = min(max(xv + d, 0.0), 1.0) - xv
-                        delta[n, ch, i, j] = dd
-                        ra[j] = xv + dd
-                        r2x[j] = xv + eta[n, ch, i, j]
-            _conv(xpa, Wc, bc, True, ha, H, W)
-            _conv(xp2, Wc, bc, True, h2, H, W)
-            _relu(ha, M, H, W)
-            _relu(h2, M, H, W)
-            _dense2(Up, c, True, ha, h2, za, z2)
-            losses[n] = _softmax_ce(za, yn, sa)
-            _softmax_ce(z2, yn, s2)
-            for k in range(K):
-                p2[k] = s2[k]
-            sa[yn] -= 1.0
-            s2[yn] -= 1.0
-            _backh2(Up, sa, s2, ha, h2, gaa, ga2, M, H, W)
-            _convT(ga2, Wc, gq2, H, W)
-            n11 = 0.0
-            n22 = 0.0
-            n12 = 0.0
-            for ch in range(C):
-                for i in range(H):
-                    o = ch * Q + i * Wp + 1
-                    r1v = gq1[o:o + W]
-                    r2v = gq2[o:o + W]
-                    for j in range(W):
-                        g1 = r1v[j]
-                        g2 = r2v[j]
-                        n11 += g1 * g1
-                        n22 += g2 * g2
-                        n12 += g1 * g2
-            if n11 == 0.0 or n22 == 0.0:
-                cos_out[n] = 1.0
-                # no GradAlign contribution: the cross-entropy gradient at x + δ only
-                _wgrad(gaa, xpa, dW, db, H, W)
-                _outer(sa, ha, dU, dc)
-                continue
-            nn = np.sqrt(n11) * np.sqrt(n22)
-            cs = n12 / nn
-            cos_out[n] = cs
-            # −λ vᵢ (v as in ``_gradalign``): the gradient of −λ cos, accumulated with the CE term
-            inv = 1.0 / nn
-            b1 = -lam * inv
-            b2 = lam * cs / n22
-            for ch in range(C):
-                for i in range(H):
-                    o = ch * Q + i * Wp + 1
-                    ov = ch * P + (i + 1) * Wp + 1
-                    r1v = gq1[o:o + W]
-                    r2v = gq2[o:o + W]
-                    w2v = vp2[ov:ov + W]
-                    for j in range(W):
-                        w2v[j] = r1v[j] * b1 + b2 * r2v[j]
-            _jvp_t(vp2, Wc, bc, Up, h2, r2, z2, p2, t2, H, W)
-            if both:
-                b3 = lam * cs / n11
-                for ch in range(C):
-                    for i in range(H):
-                        o = ch * Q + i * Wp + 1
-                        ov = ch * P + (i + 1) * Wp + 1
-                        r1v = gq1[o:o + W]
-                        r2v = gq2[o:o + W]
-                        w1v = vp1[ov:ov + W]
-                        for j in range(W):
-                            w1v[j] = r2v[j] * b1 + b3 * r1v[j]
-                _jvp_t(vp1, Wc, bc, Up, h1, r1, z1, p1, t1, H, W)
-                _backh2(Up, t1, t2, h1, h2, ua1, ua2, M, H, W)
-                _sum_margin(ua1, db, M, H, W)
-                _wgrad2(ua1, xp1, ga1, vp1, dW, H, W)
-                for k in range(K):
-                    dc[k] += t1[k]
-                _outer2(t1, h1, s1, r1, dU)
-            else:
-                _backh(Up, t2, h2, ua2, M, H, W)
-            _sum_margin(gaa, db, M, H, W)
-            _sum_margin(ua2, db, M, H, W)
-            _wgrad3(gaa, xpa, ua2, xp2, ga2, vp2, dW, H, W)
-            for k in range(K):
-                dc[k] += sa[k] + t2[k]
-            if slot == 1:
-                _outer6(SA[0], HA[0], T2[0], H2[0], S2[0], R2[0], sa, ha, t2, h2, s2, r2, dU)
-                slot = 0
-            else:
-                slot = 1
-        if slot == 1:
-            _outer3(SA[0], HA[0], T2[0], H2[0], S2[0], R2[0], dU)
+    Wp = W + 2
+    Q = H * Wp
+    nW = M * C * 9
+    head = nW + M
+    for l in range(head):
+        s = 0.0
+        for t in range(T):
+            s += gbuf[t, l]
+        out[l] = scale * s
+    for r in prange(K * M * H):
+        k = r // (M * H)
+        mi = r % (M * H)
+        src = head + k * M * Q + mi * Wp
+        dst = head + r * W
+        for j in range(W):
+            s = 0.0
+            for t in range(T):
+                s += gbuf[t, src + j]
+            out[dst + j] = scale * s
+    srcc = head + K * M * Q
+    dstc = head + K * M * H * W
+    for k in range(K):
+        s = 0.0
+        for t in range(T):
+            s += gbuf[t, srcc + k]
+        out[dstc + k] = scale * s
+
+
+@nb.njit(cache=True)
+def _grad_views(row, M, C, H, W, K):
+    nW = M * C * 9
+    Q = H * (W + 2)
+    dW = row[0:nW].reshape((M, C, 3, 3))
+    db = row[nW:nW + M]
+    dU = row[nW + M:nW + M + K * M * Q].reshape((K, M * Q))
+    dc = row[nW + M + K * M * Q:nW + M + K * M * Q + K]
+    return dW, db, dU, dc
+
+

@@ -1,5 +1,6 @@
 """Numba kernels for the three-layer ReLU network of the teacher–student setup (thesis Fig. 6.5;
-private, see :mod:`toymodels.relu.teacher3`).
+private, see :mod:`toymodels.relu.teacher3`; numpy references of the same names in
+:mod:`toymodels.relu._reference.teacher3`).
 
 Model (no biases; m₁, m₂ hidden neurons, input dimension d):
 
@@ -63,7 +64,7 @@ def _grad(xi, W1, W2, a, h1, r1, h2, r2, g1, g2, out):
 
 
 @nb.njit(cache=True)
-def _predict(X, W1, W2, a, out):
+def predict(X, W1, W2, a, out):
     m1 = W1.shape[0]
     m2 = W2.shape[0]
     h1 = np.empty(m1); r1 = np.empty(m1); h2 = np.empty(m2); r2 = np.empty(m2)
@@ -72,7 +73,7 @@ def _predict(X, W1, W2, a, out):
 
 
 @nb.njit(cache=True)
-def _loss(X, y, W1, W2, a):
+def loss(X, y, W1, W2, a):
     """(1/2n) Σᵢ (f(xᵢ) − yᵢ)²."""
     m1 = W1.shape[0]
     m2 = W2.shape[0]
@@ -85,7 +86,7 @@ def _loss(X, y, W1, W2, a):
 
 
 @nb.njit(cache=True)
-def _jacobian(X, W1, W2, a, J):
+def jacobian(X, W1, W2, a, J):
     """J[i] = ∇_θ f(X[i]); J has shape (n, m₁d + m₂m₁ + m₂)."""
     m1 = W1.shape[0]
     m2 = W2.shape[0]
@@ -97,7 +98,7 @@ def _jacobian(X, W1, W2, a, J):
 
 
 @nb.njit(cache=True)
-def _sgd(X, y, W1, W2, a, lr, idx, rec_at, rec_W1, rec_W2, rec_a, rec_loss):
+def sgd(X, y, W1, W2, a, lr, idx, rec_at, rec_W1, rec_W2, rec_a, rec_loss):
     """len(lr) SGD steps in place on (W₁, W₂, a); after step t with t+1 = rec_at[k] (rec_at[k] = 0 is
     the initialization) the parameters and the training loss go to row k of rec_*. Returns the first
     step at which the residual or a recorded loss is not finite, or −1."""
@@ -112,7 +113,7 @@ def _sgd(X, y, W1, W2, a, lr, idx, rec_at, rec_W1, rec_W2, rec_a, rec_loss):
     k = 0
     while k < rec_at.shape[0] and rec_at[k] == 0:
         rec_W1[k] = W1; rec_W2[k] = W2; rec_a[k] = a
-        rec_loss[k] = _loss(X, y, W1, W2, a)
+        rec_loss[k] = loss(X, y, W1, W2, a)
         k += 1
     for t in range(lr.shape[0]):
         i = idx[t]
@@ -130,7 +131,7 @@ def _sgd(X, y, W1, W2, a, lr, idx, rec_at, rec_W1, rec_W2, rec_a, rec_loss):
             a[j] -= g * grad[o3 + j]
         while k < rec_at.shape[0] and rec_at[k] == t + 1:
             rec_W1[k] = W1; rec_W2[k] = W2; rec_a[k] = a
-            rec_loss[k] = _loss(X, y, W1, W2, a)
+            rec_loss[k] = loss(X, y, W1, W2, a)
             if not np.isfinite(rec_loss[k]):
                 return t
             k += 1

@@ -1,5 +1,6 @@
 """Numba kernels for the bias-free two-layer ReLU network in ℝᵈ of the Chizat et al. teacher–student
-setup (thesis Fig. 6.10, 6.14; private, see :mod:`toymodels.relu.teacher2`).
+setup (thesis Fig. 6.10, 6.14; private, see :mod:`toymodels.relu.teacher2`; numpy references of the same names in
+:mod:`toymodels.relu._reference.teacher2`).
 
     f_θ(x) = Σⱼ aⱼ ReLU(wⱼ·x),   θ = (vec W, a) ∈ ℝ^{md + m}  (row-major, stored in this order)
 
@@ -25,13 +26,13 @@ def _f(xi, W, a):
 
 
 @nb.njit(cache=True)
-def _predict(X, W, a, out):
+def predict(X, W, a, out):
     for i in range(X.shape[0]):
         out[i] = _f(X[i], W, a)
 
 
 @nb.njit(cache=True)
-def _loss(X, y, W, a):
+def loss(X, y, W, a):
     s = 0.0
     for i in range(X.shape[0]):
         r = _f(X[i], W, a) - y[i]
@@ -40,7 +41,7 @@ def _loss(X, y, W, a):
 
 
 @nb.njit(cache=True)
-def _jacobian(X, W, a, J):
+def jacobian(X, W, a, J):
     """J[i] = ∇_θ f(X[i]), shape (n, md + m)."""
     m, d = W.shape
     for i in range(X.shape[0]):
@@ -55,14 +56,14 @@ def _jacobian(X, W, a, J):
 
 
 @nb.njit(cache=True)
-def _sgd(X, y, W, a, lr, idx, rec_at, rec_W, rec_a, rec_loss):
+def sgd(X, y, W, a, lr, idx, rec_at, rec_W, rec_a, rec_loss):
     """len(lr) SGD steps in place; parameters and training loss after step t with t+1 = rec_at[k] go to
     row k (rec_at[k] = 0: the initialization). Returns the first non-finite step, or −1."""
     m, d = W.shape
     k = 0
     while k < rec_at.shape[0] and rec_at[k] == 0:
         rec_W[k] = W; rec_a[k] = a
-        rec_loss[k] = _loss(X, y, W, a)
+        rec_loss[k] = loss(X, y, W, a)
         k += 1
     for t in range(lr.shape[0]):
         xi = X[idx[t]]
@@ -80,7 +81,7 @@ def _sgd(X, y, W, a, lr, idx, rec_at, rec_W, rec_a, rec_loss):
                     W[j, q] -= g * aj * xi[q]
         while k < rec_at.shape[0] and rec_at[k] == t + 1:
             rec_W[k] = W; rec_a[k] = a
-            rec_loss[k] = _loss(X, y, W, a)
+            rec_loss[k] = loss(X, y, W, a)
             if not np.isfinite(rec_loss[k]):
                 return t
             k += 1

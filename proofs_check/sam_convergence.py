@@ -2,7 +2,7 @@
 
 Each check recomputes a quantity from the proof's own steps with sympy and takes the printed (or
 corrected) formula as a defaulted parameter, so a test can pass the printed/perturbed one and see it fail.
-Numerical measurements of the same bounds: ``python -m toymodels.samconv``.
+Numerical measurements of the same bounds: ``python -m toymodels.sam_convergence``.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ G, R, B, MU, T, S2, BS, D0 = sp.symbols("gamma rho beta mu T sigma2 b Delta0", p
 X = sp.Symbol("x", real=True)
 
 
-@check("samconv.lemma4_smooth_coefficient", "Lemma 4 (l.2639, proof l.2649)")
+@check("sam_convergence.lemma4_smooth_coefficient", "Lemma 4 (l.2639, proof l.2649)")
 def lemma4_smooth_coefficient(formula=G * (1 - R * B) * (1 - G * B * (1 - R * B) / 2)):
     """Smoothness + binomial square + Lemma 3 (α = −β) + ‖∇L(w½) − ∇L(w)‖ ≤ βρ‖∇L(w)‖ give the decrease
     coefficient γ(1−γβ)(1−ρβ) + γ²β/2 − γ²β·β²ρ²/2 of ‖∇L(w_t)‖²; it must equal ``formula``."""
@@ -25,7 +25,7 @@ def lemma4_smooth_coefficient(formula=G * (1 - R * B) * (1 - G * B * (1 - R * B)
     return diff == 0, f"derived - formula = {diff}"
 
 
-@check("samconv.lemma4_convex_step_condition", "Lemma 4, second part (l.2643, proof l.2665)")
+@check("sam_convergence.lemma4_convex_step_condition", "Lemma 4, second part (l.2643, proof l.2665)")
 def lemma4_convex_step_condition(condition=2 - G * B * (2 + R * B)):
     """With co-coercivity ‖∇L(w½)−∇L(w)‖² ≤ ρβ⟨∇L(w½)−∇L(w), ∇L(w)⟩ the bound reads
     L(w⁺) ≤ L(w) − γ(1−γβ/2)‖g‖² − γ(1 − γβ − γρβ²/2)⟨∇L(w½)−∇L(w), g⟩; Lemma 3 (α = μ) may be applied only
@@ -41,7 +41,7 @@ def lemma4_convex_step_condition(condition=2 - G * B * (2 + R * B)):
     return bool(ok), f"condition / (1 - gb - g rho b^2/2) = {ratio}"
 
 
-@check("samconv.thm5102_sum_upper_limit", "Thm 5.10.2 (l.2673)")
+@check("sam_convergence.thm5102_sum_upper_limit", "Thm 5.10.2 (l.2673)")
 def thm5102_sum_upper_limit(extra_terms=0):
     """1-D quadratic L = βx²/2 (β-smooth), SAM factor q = 1 − γβ(1+ρβ): Σ_{t=0}^{T−1+extra} β²x_t² ≤
     (L(x_0) − L(x_T))/(γ(1−ρβ)(1−γβ(1−ρβ)/2)) is checked exactly on a grid of γβ ∈ (0,1), ρβ ∈ [0,1),
@@ -62,7 +62,7 @@ def thm5102_sum_upper_limit(extra_terms=0):
                            f"violated: ratio {worst[0]} at gamma*beta={worst[1]}, rho*beta={worst[2]}, T={worst[3]}")
 
 
-@check("samconv.thm5105_constants", "Thm 5.10.5 (l.2753) vs Thm 5.6.1 (l.2335), from Thm 5.10.6")
+@check("sam_convergence.thm5105_constants", "Thm 5.10.5 (l.2753) vs Thm 5.6.1 (l.2335), from Thm 5.10.6")
 def thm5105_constants(formula=4 * B * D0 / sp.sqrt(T) + 8 * S2 / (BS * sp.sqrt(T))):
     """Summing Lemma 6 (with the σ²/b of its proof): (1/T)ΣE‖∇L‖² ≤ 4Δ₀/(Tγ) + 4βσ²(γ + ρ²β)/b; with
     γ = 1/(√T β), ρ = 1/(T^{1/4}β) this is exactly ``formula`` = 4βΔ₀/√T + 8σ²/(b√T) (Thm 5.6.1).
@@ -73,7 +73,7 @@ def thm5105_constants(formula=4 * B * D0 / sp.sqrt(T) + 8 * S2 / (BS * sp.sqrt(T
     return diff == 0, f"derived - formula = {diff}"
 
 
-@check("samconv.rho_1_over_beta_fixed_point", "Thm 5.10.1 remark (l.2614)")
+@check("sam_convergence.rho_1_over_beta_fixed_point", "Thm 5.10.1 remark (l.2614)")
 def rho_fixed_point(rho=1 / B):
     """Counterexample behind 'ρ < 1/β is necessary': L(x) = −βx²/2 on |x| ≤ 1, β(|x|−2)²/2 − β on |x| ≥ 1
     (C¹, L' piecewise linear with slopes ±β, so β-smooth; bounded below by −β). With ``rho`` the ascent
@@ -89,7 +89,7 @@ def rho_fixed_point(rho=1 / B):
     return bool(ok), f"C1 gluing: {glued}; x + rho L'(x) = {ascent}"
 
 
-@check("samconv.lemma3_quadratic", "Lemma 3 (l.2623) on quadratics, all three cases")
+@check("sam_convergence.lemma3_quadratic", "Lemma 3 (l.2623) on quadratics, all three cases")
 def lemma3_quadratic(alpha_smooth=-B, alpha_convex=sp.Integer(0), alpha_strong=MU):
     """L(w) = ½ Σ_k h_k w_k² (2-D, Hessian diag(h₁, h₂)): ⟨∇L(w + ρ∇L(w)), ∇L(w)⟩ − (1 + αρ)‖∇L(w)‖² equals
     ρ Σ_k h_k² w_k² (h_k − α) exactly, so Lemma 3 holds for every w, ρ ≥ 0 iff every h_k ≥ α, with equality
@@ -114,7 +114,8 @@ def lemma3_quadratic(alpha_smooth=-B, alpha_convex=sp.Integer(0), alpha_strong=M
     return bool(ok), "; ".join(details)
 
 
-@check("samconv.logistic_smoothness", "logistic regression constants used by toymodels.samconv (A1, A2, A2')")
+@check("sam_convergence.logistic_smoothness",
+       "logistic regression constants of toymodels.sam_convergence (A1, A2, A2')")
 def logistic_smoothness(bound=sp.Rational(1, 4)):
     """ℓ(m) = log(1 + e^{−m}) has ℓ''(m) = σ(m)(1 − σ(m)), maximal = 1/4 at m = 0, so ∇²L = (1/n) XᵀD X + λI with
     D ⪯ I/4: β = λ_max(XᵀX)/(4n) + λ, attained at w = 0. Also: the per-example gradient variance

@@ -11,11 +11,16 @@ import math
 
 import numpy as np
 
+from ..errors import check_int
+from ..rng import stream
 from . import bounds as B
 from .problems import ConcaveCap, convex_quadratic, least_squares, logistic, quadratic, sine
 from .run import draw_batches, sam_full_batch, sam_stochastic_many
 
-__all__ = ["build_rows", "counterexample", "problems_", "verdict", "logistic_rows"]
+__all__ = ["build_rows", "counterexample", "problems_", "verdict", "logistic_rows", "MAX_RUNS"]
+
+#: the most Monte-Carlo runs per stochastic row (the table's time grows linearly with them: ~0.1 s a run)
+MAX_RUNS = 100_000
 
 
 def problems_():
@@ -149,10 +154,12 @@ def _mc(x):
     return x.mean(), x.std(ddof=1) / math.sqrt(x.size)
 
 
-def stochastic_rows(seeds, fast=False):
+def stochastic_rows(seed=0, runs=100, fast=False):
+    """Lemmas 5–6 by Monte Carlo (draws from the stream ``(seed, "lemma5-6")``) and Thm 5.10.5 / 5.6.1 with
+    the theorems' step sizes over ``runs`` runs (run r: stream ``(seed, "run", r)``)."""
     rows = []
-    R = len(seeds)
-    rng = np.random.default_rng(12345)
+    R = runs
+    rng = stream(seed, "lemma5-6")
     # Lemma 5 / Lemma 6: one step from a fixed w, expectation over the two batches (b = 1).
     for p in (sine(d=2, noise=1.0), quadratic(noise=1.0)):
         w = np.full(p.d, 1.5)
@@ -176,7 +183,7 @@ def stochastic_rows(seeds, fast=False):
         gap0 = float(p.loss(w0))
         gam, rho = B.thm5105_avg_steps(p.beta, T)
         for same, label in ((False, "Thm 5.10.5 n-SAM"), (True, "Thm 5.6.1 m-SAM")):
-            Ls, g2 = sam_stochastic_many(p, w0, np.full(T, gam), np.full(T, rho), b, seeds, same=same)
+            Ls, g2 = sam_stochastic_many(p, w0, np.full(T, gam), np.full(T, rho), b, R, seed, same=same)
             mu_, se = _mc(g2[:, :T].mean(1))
             rows.append(_row(f"{label} (avg grad, corrected 4β)", "l.2335/2753", f"{p.name},b={b}", mu_,
                              B.thm5105_avg_corrected(gap0, p.beta, p.sigma2, b, T), se=se, n=R))
@@ -186,7 +193,7 @@ def stochastic_rows(seeds, fast=False):
                                  expect_hold=False, note="4/(β√T) must be 4β/√T (ERRATA)"))
         gs, rs = B.thm5105_pl_steps(p.beta, p.mu, T)
         for same, label in ((False, "Thm 5.10.5 n-SAM"), (True, "Thm 5.6.1 m-SAM")):
-            Ls, _ = sam_stochastic_many(p, w0, gs, rs, b, seeds, same=same)
+            Ls, _ = sam_stochastic_many(p, w0, gs, rs, b, R, seed, same=same)
             mu_, se = _mc(Ls[:, T])
             rows.append(_row(f"{label} (PL, decreasing steps)", "l.2339/2757", f"{p.name},b={b}", mu_,
                              B.thm5105_pl(gap0, p.beta, p.mu, p.sigma2, b, T), se=se, n=R))
@@ -205,17 +212,10 @@ def counterexample(beta=2.0, x0=0.4, T=100, gamma=None):
             "rho=0.5/beta": {"x_T": float(W2[-1, 0]), "grad_norm_T": float(math.sqrt(g22[-1]))}}
 
 
-def logistic_rows(seeds=range(100), fast=False):
-    """Every bound on logistic regression (:func:`~.problems.logistic`: n = 16, d = 3): λ = 0.1 ("ridge",
-    λ-strongly convex) and λ = 0 (convex). Full-batch statements use the smoothness β of L (A2');
-    stochastic ones the individual β_ind ≥ β (A2) in both the step sizes and the bounds, the exact (A1)
-    constant σ² (sup over all w, :func:`~.problems.logistic_sigma2_sup`) and μ = λ. Lemmas 5–6 (b = 1) are
-    exact expectations (all n² pairs (I, J)), so se = 0."""
+def _logistic_lemma34_rows(R, C, rng, m):
+    """Lemma 3 in all three cases (ρ < 1/β in the smooth case, so that the bound is positive) and Lemma 4
+    (smooth; convex / strongly convex with the corrected step condition) at m random points."""
     rows = []
-    rng = np.random.default_rng(7)
-    R, C = logistic(lam=0.1), logistic(lam=0.0)
-    m = 500 if fast else 2000
-    # Lemma 3, all three cases; ρ < 1/β in the smooth case so that the bound is positive.
     for p, alpha, kind, rho_max in ((R, -R.beta, "smooth, α=−β", 1.0), (C, 0.0, "convex, α=0", 5.0),
                                     (R, 0.0, "convex, α=0", 5.0), (R, R.mu, "strongly convex, α=μ", 5.0)):
         W = _points(rng, p, m)
@@ -234,9 +234,12 @@ def logistic_rows(seeds=range(100), fast=False):
         rows.append(_worst(f"Lemma 4 ({'strongly convex' if p.mu > 0 else 'convex'}, corrected step cond.)",
                            "l.2643", p.name, B.lemma4_convex(np.sum(G * G, -1), gam[:, 0], rho[:, 0], p.beta, p.mu),
                            dec, lower=True))
-    # full batch, constant steps
-    T = 60
-    w0 = np.array([2.0, -2.0, 2.0])
+    return rows
+
+
+def _logistic_full_batch_rows(R, C, w0, T=60):
+    """Thm 5.10.1–5.10.4 with constant steps and the smoothness β of L."""
+    rows = []
     for p in (R, C):
         gam, rho = 0.9 / p.beta, 0.5 / p.beta
         W, Ls, g2 = sam_full_batch(p, w0, np.full(T, gam), np.full(T, rho))
@@ -258,57 +261,80 @@ def logistic_rows(seeds=range(100), fast=False):
         if p.mu > 0:
             rows.append(_row("Thm 5.10.4 (strongly convex)", "l.2709", p.name, np.sum((W[T] - ws) ** 2),
                              B.thm5104_sc(d0, gam, rho, p.beta, p.mu, T)))
-    # Lemmas 5, 6: exact expectation over all (I, J) ∈ [n]², b = 1, at w0 and at −w0.
-    p, bi = R, R.beta_ind
+    return rows
+
+
+def _logistic_exact_lemma_rows(p, w0):
+    """Lemmas 5–6 (n-SAM) as exact expectations over all (I, J) ∈ [n]², and Lemmas 7–8 (m-SAM: the same
+    example for ascent and descent) over i ∈ [n], b = 1, at w0 and −w0, with the individual β_ind; Lemma 8 at
+    the largest step sizes it allows (γ = 1/β, ρ = 1/(4β)) and at γ = 1/(2β)."""
+    rows, bi = [], p.beta_ind
     rho, gam = 1 / (4 * bi), 1 / (2 * bi)
     I, J = np.meshgrid(np.arange(p.n), np.arange(p.n), indexing="ij")
     I, J = I.ravel(), J.ravel()
     for w, where in ((w0, "w0"), (-w0, "-w0")):
         g = p.grad(w)
         Gi = p.per_example_grads(w)
-        wh = w + rho * Gi[J]
-        Gh = np.array([p.grad_batch(wh[k], [I[k]]) for k in range(I.size)])
+        Gh = np.array([p.grad_batch(w + rho * Gi[J[k]], [I[k]]) for k in range(I.size)])
         note = f"sigma2 at this w: {p.sigma2_at(w):.3g} (sup used: {p.sigma2:.3g}), exact expectation"
         rows.append(_row("Lemma 5 (n-SAM alignment)", "l.2767", f"{p.name} at {where}",
                          B.lemma5(g @ g, rho, bi, p.sigma2), float(np.mean(Gh @ g)), n=I.size, lower=True, note=note))
-        Lp = p.loss(w - gam * Gh)
-        rows.append(_row("Lemma 6 (n-SAM descent)", "l.2791", f"{p.name} at {where}", float(np.mean(Lp)),
+        rows.append(_row("Lemma 6 (n-SAM descent)", "l.2791", f"{p.name} at {where}", float(np.mean(p.loss(w - gam * Gh))),
                          B.lemma6(p.loss(w), g @ g, gam, rho, bi, p.sigma2), n=I.size, note=note))
-    # Lemmas 7, 8 (m-SAM: the same example for ascent and descent), exact expectation over i ∈ [n], b = 1,
-    # at the largest step sizes Lemma 8 allows (γ = 1/β, ρ = 1/(4β)) and at γ = 1/(2β).
     for w, where in ((w0, "w0"), (-w0, "-w0")):
         g = p.grad(w)
         Gi = p.per_example_grads(w)
-        rho = 1 / (4 * bi)
         Gh = np.array([p.grad_batch(w + rho * Gi[i], [i]) for i in range(p.n)])
         rows.append(_row("Lemma 7 (m-SAM alignment)", "l.2843", f"{p.name} at {where}",
                          B.lemma7(g @ g, rho, bi, p.sigma2), float(np.mean(Gh @ g)), n=p.n, lower=True,
                          note="exact expectation"))
-        for gam in (1 / bi, 1 / (2 * bi)):
-            rows.append(_row("Lemma 8 (m-SAM descent)", "l.2871", f"{p.name}@{where},γβ={gam * bi:g}",
-                             float(np.mean(p.loss(w - gam * Gh))),
-                             B.lemma8(p.loss(w), g @ g, gam, rho, bi, p.sigma2), n=p.n, note="exact expectation"))
-    # Thm 5.10.5 / 5.6.1 with the theorems' step sizes, R runs
-    T = 64 if fast else 256
-    seeds = list(seeds)
+        for gm in (1 / bi, 1 / (2 * bi)):
+            rows.append(_row("Lemma 8 (m-SAM descent)", "l.2871", f"{p.name}@{where},γβ={gm * bi:g}",
+                             float(np.mean(p.loss(w - gm * Gh))),
+                             B.lemma8(p.loss(w), g @ g, gm, rho, bi, p.sigma2), n=p.n, note="exact expectation"))
+    return rows
+
+
+def _logistic_stochastic_rows(p, w0, seed, runs, T):
+    """Thm 5.10.5 / 5.6.1 (n-SAM, m-SAM) with the theorems' step sizes (β_ind), b = 1 and 4, ``runs`` runs."""
+    rows, bi = [], p.beta_ind
     gap0 = float(p.loss(w0) - p.L_star)
     for b in (1, 4):
         gam, rho = B.thm5105_avg_steps(bi, T)
         gs, rs = B.thm5105_pl_steps(bi, p.mu, T)
         for same, label in ((False, "Thm 5.10.5 n-SAM"), (True, "Thm 5.6.1 m-SAM")):
-            _, g2 = sam_stochastic_many(p, w0, np.full(T, gam), np.full(T, rho), b, seeds, same=same)
+            _, g2 = sam_stochastic_many(p, w0, np.full(T, gam), np.full(T, rho), b, runs, seed, same=same)
             mu_, se = _mc(g2[:, :T].mean(1))
             rows.append(_row(f"{label} (avg grad, corrected 4β)", "l.2335/2753", f"{p.name},b={b}", mu_,
-                             B.thm5105_avg_corrected(gap0, bi, p.sigma2, b, T), se=se, n=len(seeds)))
-            Ls, _ = sam_stochastic_many(p, w0, gs, rs, b, seeds, same=same)
+                             B.thm5105_avg_corrected(gap0, bi, p.sigma2, b, T), se=se, n=runs))
+            Ls, _ = sam_stochastic_many(p, w0, gs, rs, b, runs, seed, same=same)
             mu_, se = _mc(Ls[:, T] - p.L_star)
             rows.append(_row(f"{label} (PL, decreasing steps)", "l.2339/2757", f"{p.name},b={b}", mu_,
-                             B.thm5105_pl(gap0, bi, p.mu, p.sigma2, b, T), se=se, n=len(seeds)))
+                             B.thm5105_pl(gap0, bi, p.mu, p.sigma2, b, T), se=se, n=runs))
     return rows
 
 
-def build_rows(seeds=range(100), fast=False):
+def logistic_rows(seed=0, runs=100, fast=False):
+    """Every bound on logistic regression (:func:`~.problems.logistic`: n = 16, d = 3): λ = 0.1 ("ridge",
+    λ-strongly convex) and λ = 0 (convex). Full-batch statements use the smoothness β of L (A2');
+    stochastic ones the individual β_ind ≥ β (A2) in both the step sizes and the bounds, the exact (A1)
+    constant σ² (sup over all w, :func:`~.problems.logistic_sigma2_sup`) and μ = λ. Lemmas 5–8 (b = 1) are
+    exact expectations (all n² pairs (I, J)), so se = 0. Random points of Lemmas 3–4 come from the stream
+    ``(seed, "logistic-points")``, the batches of run r from ``(seed, "run", r)``."""
+    runs = check_int("runs", runs, 2, MAX_RUNS)
+    R, C = logistic(lam=0.1), logistic(lam=0.0)
+    w0 = np.array([2.0, -2.0, 2.0])
+    return (_logistic_lemma34_rows(R, C, stream(seed, "logistic-points"), 500 if fast else 2000)
+            + _logistic_full_batch_rows(R, C, w0) + _logistic_exact_lemma_rows(R, w0)
+            + _logistic_stochastic_rows(R, w0, seed, runs, 64 if fast else 256))
+
+
+def build_rows(seed=0, runs=100, fast=False):
+    """Every row of the table. All randomness comes from ``seed``: random points of Lemmas 3–4 from the
+    stream ``(seed, "lemma-points")``, the Lemma 5–6 draws from ``(seed, "lemma5-6")``, and the batches of
+    Monte-Carlo run r (r < ``runs``, the same runs for every stochastic row) from ``(seed, "run", r)``;
+    ``fast``: fewer points and T = 64 instead of 256."""
+    runs = check_int("runs", runs, 2, MAX_RUNS)
     P = problems_()
-    rng = np.random.default_rng(0)
-    return (lemma_rows(P, rng, m=500 if fast else 2000) + full_batch_rows(P)
-            + stochastic_rows(list(seeds), fast=fast) + logistic_rows(seeds, fast=fast))
+    return (lemma_rows(P, stream(seed, "lemma-points"), m=500 if fast else 2000) + full_batch_rows(P)
+            + stochastic_rows(seed, runs, fast=fast) + logistic_rows(seed, runs, fast=fast))

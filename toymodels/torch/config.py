@@ -1,0 +1,230 @@
+"""The names and the training configuration of the torch layer — importable without torch.
+
+The command line (``toymodels/torch/*_cli.py``) builds its parsers from these names, so that
+``python -m toymodels.torch --help`` and every bad-value error work on a machine without torch.
+
+:class:`TrainConfig` is one run of :mod:`toymodels.torch.train`; :func:`resolve` validates it
+(:class:`~toymodels.errors.ConfigError` naming the field and its valid range) and fills in the
+defaults that depend on the task and the model.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+from ..datasets import IMAGE_DATASETS
+from ..errors import ConfigError, check_choice, check_int, check_nonneg, check_positive, check_range
+from ..rng import check_seed
+
+__all__ = ["MODELS", "TASKS", "ATTACKS", "SCHEDULES", "WARMUPS", "OPTIMIZERS", "DTYPES", "KINDS", "NORMS",
+           "CHECKPOINT", "RESUME", "RESUMABLE", "DEVICE_PATTERN", "TrainConfig", "resolve", "fit_to_data"]
+
+#: models of :func:`toymodels.torch.models.build_model`
+MODELS = ("preact-resnet18", "densenet100-12", "cnn")
+#: training tasks of :func:`toymodels.torch.train.run` (adversarial training, SAM, plain SGD)
+TASKS = ("at", "sam", "sgd")
+ATTACKS = ("none", "fgsm", "fgsm-rs", "pgd", "free")
+SCHEDULES = ("cyclic", "constant", "step", "warmup-decay")
+WARMUPS = ("linear", "exponential")
+OPTIMIZERS = ("sgd", "adam")
+DTYPES = ("float32", "float64")
+#: kinds of :func:`toymodels.torch.sharpness.sharpness`
+KINDS = ("avg-l2", "worst-l2", "worst-linf")
+#: norms of :func:`toymodels.torch.square.square_attack`
+NORMS = ("linf", "l2")
+CHECKPOINT = "checkpoint.pt"
+#: ``TrainConfig.resume``: start fresh, continue a checkpoint that must exist, or continue one if present
+RESUME = ("no", "yes", "if-present")
+#: what :func:`toymodels.torch.device.resolve_device` accepts
+DEVICE_PATTERN = r"auto|cpu|cuda(:[0-9]{1,3})?"
+
+#: config fields that may differ between a run and the checkpoint it resumes from
+RESUMABLE = ("epochs", "out", "resume", "device", "checkpoint_every", "deterministic")
+
+
+@dataclass
+class TrainConfig:
+    """One run. ``None`` fields are filled in by :func:`resolve` from the task, the model and the data.
+
+    ``eval_n`` / ``final_n`` default to min(64, test images), ``sparsity_n`` to min(256, training
+    images); a value given explicitly must fit the data. ``resume``: ``"no"`` (start fresh),
+    ``"yes"`` (continue ``out/checkpoint.pt``, which must exist; ``True`` means the same) or
+    ``"if-present"`` (continue it if it exists, else start fresh).
+    """
+
+    task: str = "at"
+    model: str = "cnn"
+    dataset: str = "synthetic"
+    data_dir: str | None = None
+    n_train: int | None = 256
+    n_test: int | None = 128
+    epochs: int = 2
+    batch_size: int = 64
+    optimizer: str | None = None          # sgd | adam (default: adam for the CNN under AT, else sgd)
+    lr: float | None = None               # adam 0.003, sgd 0.2 (at) / 0.1
+    momentum: float = 0.9
+    weight_decay: float | None = None     # sgd 5e-4, adam 0
+    schedule: str | None = None           # at: cyclic, sam: step, sgd: warmup-decay
+    warmup: str = "linear"                # linear | exponential
+    warmup_frac: float = 0.1
+    warmup_ratio: float = 1e-3
+    decay_at: tuple = (0.5, 0.75)
+    decay_factor: float = 0.1
+    attack: str | None = None             # at: fgsm, else none
+    eps: float = 8 / 255
+    alpha: float | None = None            # fgsm ε, fgsm-rs 1.25ε, pgd ε/4, free ε
+    pgd_steps: int = 10
+    free_replays: int = 4
+    grad_align: float = 0.0
+    grad_align_exact: bool = False
+    rho: float = 0.05
+    m: int | None = None                  # m-SAM chunk (default: the per-process batch)
+    sam_normalize: bool = True
+    sparsity_layers: tuple = ("auto",)
+    sparsity_threshold: float = 0.95
+    sparsity_neurons: int | None = 2048
+    sparsity_n: int | None = None         # min(256, training images)
+    eval_n: int | None = None             # min(64, test images)
+    eval_pgd_steps: int = 10
+    final_n: int | None = None            # min(64, test images); thesis: PGD-50-10 on 1,000 points
+    final_pgd_steps: int = 50
+    final_restarts: int = 1
+    filters: int = 4
+    dtype: str = "float32"
+    amp: bool = False
+    deterministic: bool = True            # cuda: deterministic cuDNN / torch kernels (bitwise reproducible)
+    device: str = "auto"
+    seed: int = 0
+    out: str | None = None
+    checkpoint_every: int = 1
+    resume: str | bool = "no"
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["decay_at"], d["sparsity_layers"] = list(self.decay_at), list(self.sparsity_layers)
+        return d
+
+
+def _resume_mode(value) -> str:
+    if value is True:
+        return "yes"
+    if value is False or value is None:
+        return "no"
+    return check_choice("resume", value, RESUME)
+
+
+def _check_sizes(cfg: TrainConfig, world_size: int) -> None:
+    for name in ("n_train", "n_test"):
+        if getattr(cfg, name) is not None:
+            check_int(name, getattr(cfg, name), 1)
+    check_int("epochs", cfg.epochs, 1)
+    check_int("batch_size", cfg.batch_size, 1)
+    if cfg.batch_size % world_size:
+        raise ConfigError("batch_size", f"must be a multiple of the world size {world_size}", cfg.batch_size)
+    if cfg.n_train is not None and cfg.n_train < cfg.batch_size:
+        raise ConfigError("batch_size", f"must be <= n_train = {cfg.n_train} (the training images)",
+                          cfg.batch_size)
+    for name, limit, what in (("eval_n", cfg.n_test, "n_test"), ("final_n", cfg.n_test, "n_test"),
+                              ("sparsity_n", cfg.n_train, "n_train")):
+        v = getattr(cfg, name)
+        if v is not None:
+            check_int(name, v, 1)
+            if limit is not None and v > limit:
+                raise ConfigError(name, f"must be <= {what} = {limit}", v)
+    for name in ("eval_pgd_steps", "final_pgd_steps", "final_restarts", "filters", "checkpoint_every",
+                 "pgd_steps", "free_replays"):
+        check_int(name, getattr(cfg, name), 1)
+    if cfg.sparsity_neurons is not None:
+        check_int("sparsity_neurons", cfg.sparsity_neurons, 1)
+
+
+def _resolve_attack(cfg: TrainConfig) -> tuple[str, float, float]:
+    attack = cfg.attack or ("fgsm" if cfg.task == "at" else "none")
+    check_choice("attack", attack, ATTACKS)
+    if cfg.task != "at" and attack != "none":
+        raise ConfigError("attack", f"applies only to task 'at' (train-at), not {cfg.task!r}", attack)
+    eps = check_range("eps", cfg.eps, 0.0, 1.0, lo_open=True)
+    alpha = cfg.alpha
+    default = {"fgsm": eps, "fgsm-rs": 1.25 * eps, "pgd": eps / 4, "free": eps, "none": 0.0}[attack]
+    if alpha is None:
+        alpha = default
+    elif attack in ("none", "free"):
+        if alpha != default:      # a resolved config holds the default
+            raise ConfigError("alpha", "applies only to the attacks fgsm, fgsm-rs and pgd", alpha)
+    else:
+        hi = 2 * eps if attack == "fgsm-rs" else eps
+        check_range("alpha", alpha, 0.0, hi * (1 + 1e-12), lo_open=True)
+    check_nonneg("grad_align", cfg.grad_align)
+    if cfg.grad_align > 0 and cfg.task != "at":
+        raise ConfigError("grad_align", "applies only to task 'at' (train-at)", cfg.grad_align)
+    if cfg.grad_align > 0 and attack == "free":
+        raise ConfigError("grad_align", "cannot be combined with the attack 'free'", cfg.grad_align)
+    return attack, eps, float(alpha)
+
+
+def _resolve_optimizer(cfg: TrainConfig) -> tuple[str, float, float, str]:
+    opt = cfg.optimizer or ("adam" if cfg.model == "cnn" and cfg.task == "at" else "sgd")
+    check_choice("optimizer", opt, OPTIMIZERS)
+    lr = cfg.lr if cfg.lr is not None else (0.003 if opt == "adam" else (0.2 if cfg.task == "at" else 0.1))
+    check_positive("lr", lr)
+    check_range("momentum", cfg.momentum, 0.0, 1.0, hi_open=True)
+    wd = cfg.weight_decay if cfg.weight_decay is not None else (5e-4 if opt == "sgd" else 0.0)
+    check_nonneg("weight_decay", wd)
+    sched = cfg.schedule or {"at": "cyclic", "sam": "step", "sgd": "warmup-decay"}[cfg.task]
+    check_choice("schedule", sched, SCHEDULES)
+    check_choice("warmup", cfg.warmup, WARMUPS)
+    check_range("warmup_frac", cfg.warmup_frac, 0.0, 1.0, lo_open=True)
+    check_range("warmup_ratio", cfg.warmup_ratio, 0.0, 1.0, lo_open=True)
+    for a in cfg.decay_at:
+        check_range("decay_at", a, 0.0, 1.0, lo_open=True, hi_open=True)
+    check_positive("decay_factor", cfg.decay_factor)
+    return opt, float(lr), float(wd), sched
+
+
+def resolve(cfg: TrainConfig, world_size: int = 1) -> TrainConfig:
+    """Validate ``cfg`` (:class:`ConfigError` naming the field and its range) and fill in the defaults.
+
+    Sizes that depend on the data (``eval_n``, ``final_n``, ``sparsity_n`` when ``n_test`` /
+    ``n_train`` is None, i.e. the whole split) are filled in by :func:`fit_to_data` once it is loaded."""
+    check_choice("task", cfg.task, TASKS)
+    check_choice("model", cfg.model, MODELS)
+    check_choice("dataset", cfg.dataset, IMAGE_DATASETS)
+    check_seed(cfg.seed)
+    check_choice("dtype", cfg.dtype, DTYPES)
+    _check_sizes(cfg, world_size)
+    attack, eps, alpha = _resolve_attack(cfg)
+    opt, lr, wd, sched = _resolve_optimizer(cfg)
+    check_nonneg("rho", cfg.rho)
+    per_rank = cfg.batch_size // world_size
+    m = cfg.m if cfg.m is not None else per_rank
+    check_int("m", m, 1, per_rank)
+    if per_rank % m:
+        raise ConfigError("m", f"must divide the per-process batch size {per_rank}", m)
+    check_range("sparsity_threshold", cfg.sparsity_threshold, -1.0, 1.0)
+    layers = tuple(cfg.sparsity_layers)
+    if not layers:
+        raise ConfigError("sparsity_layers", "must name at least one layer (or auto)", layers)
+    resume = _resume_mode(cfg.resume)
+    if resume != "no" and not cfg.out:
+        raise ConfigError("resume", "needs out (the folder holding checkpoint.pt)", cfg.resume)
+    out = replace(cfg, attack=attack, optimizer=opt, lr=lr, weight_decay=wd, schedule=sched, eps=eps,
+                  alpha=alpha, m=int(m), decay_at=tuple(float(a) for a in cfg.decay_at), sparsity_layers=layers,
+                  resume=resume)
+    return fit_to_data(out, cfg.n_train, cfg.n_test) if cfg.n_train and cfg.n_test else out
+
+
+def fit_to_data(cfg: TrainConfig, n_train: int, n_test: int) -> TrainConfig:
+    """``cfg`` with the data-dependent defaults filled in for ``n_train`` training and ``n_test`` test
+    images, and the explicit sizes checked against them."""
+    if n_train < cfg.batch_size:
+        raise ConfigError("batch_size", f"must be <= the {n_train} training images of {cfg.dataset}",
+                          cfg.batch_size)
+    sizes = {}
+    for name, limit, default, what in (("eval_n", n_test, 64, "test"), ("final_n", n_test, 64, "test"),
+                                       ("sparsity_n", n_train, 256, "training")):
+        v = getattr(cfg, name)
+        if v is None:
+            v = min(default, limit)
+        elif v > limit:
+            raise ConfigError(name, f"must be <= the {limit} {what} images of {cfg.dataset}", v)
+        sizes[name] = int(v)
+    return replace(cfg, **sizes)
