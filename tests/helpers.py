@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 __all__ = ["CliRun", "run_cli", "cli_of", "strip_timings", "fd_grad", "fd_hessian", "assert_mc_close",
-           "TIMING_KEY"]
+           "TIMING_KEY", "small_cnn"]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -109,3 +109,21 @@ def assert_mc_close(estimate: float, se: float, truth: float, k: float = 5.0, wh
     assert abs(estimate - truth) <= k * se, (
         f"{what}: estimate {estimate:.6g} vs {truth:.6g}: {abs(estimate - truth) / se if se else float('inf'):.2f} s.e. "
         f"(s.e. {se:.3g}, tolerance {k} s.e.)")
+
+
+# ----------------------------------------------------------------------------------------------------
+# builders
+
+def small_cnn(seed: int = 0, N: int = 6, C: int = 3, H: int = 8, M: int = 4, K: int = 5, weight_scale: float = 1.0):
+    """A small single-layer CNN problem: ``(params, x, y)`` with torch-default initialised parameters
+    (:func:`toymodels.cnn.model.init_params`, seed ``seed``; conv and dense weights × ``weight_scale``,
+    e.g. 4 so that ReLU masks change inside an ε-ball), images x ~ U[0, 1]^(N, C, H, H) and labels
+    y ~ U{0..K−1} from the stream (seed, "tests/small-cnn")."""
+    from toymodels.cnn import model as cnn
+    from toymodels.rng import stream
+
+    p = cnn.init_params(C, H, H, M, K, seed=seed)
+    if weight_scale != 1.0:
+        p = cnn.CNNParams(p.Wc * weight_scale, p.bc, p.U * weight_scale, p.c)
+    rng = stream(seed, "tests/small-cnn")
+    return p, rng.uniform(0, 1, (N, C, H, H)), rng.integers(0, K, N)

@@ -107,6 +107,10 @@ def test_diverging_run_is_a_result_without_numpy_warnings():
     j = r.json
     assert j["diverged"] is True and isinstance(j["diverged_at"], int), sorted(j)
     assert "RuntimeWarning" not in r.err and len(r.err_lines) <= 1, r.err
+    # the human table (norms of an infinite iterate) is printed under the same silence
+    r = run_cli("toymodels.dln", ["--lr", "50", "--steps", "1000", "--quiet"])
+    assert r.rc == 0 and "Warning" not in r.err and not r.err_lines, r.err
+    assert "diverged @" in r.out
 
 
 def test_torch_help_without_torch():

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 import pytest
-from helpers import run_cli
+from helpers import fd_grad, run_cli
 
 from toymodels.errors import ConfigError
 from toymodels.relu.model import blanc_data, init_params
@@ -28,12 +28,7 @@ def _loss(theta, x, y, m):
 
 
 def _fd_grad(theta, x, y, m, eps=1e-6):
-    g = np.empty_like(theta)
-    for k in range(theta.size):
-        e = np.zeros_like(theta)
-        e[k] = eps
-        g[k] = (_loss(theta + e, x, y, m) - _loss(theta - e, x, y, m)) / (2 * eps)
-    return g
+    return fd_grad(lambda t: _loss(t, x, y, m), theta, eps)
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 import pytest
+from helpers import fd_hessian
 
 from toymodels.errors import ConfigError
 from toymodels.sam_convergence import bounds as Bd
@@ -31,30 +32,20 @@ def _loss(X, y, lam, w):
     return float(np.mean([sp(yi * (xi @ w)) for xi, yi in zip(X, y)]) + lam / 2 * w @ w)
 
 
-def _fd_hess(f, w, h=1e-4):
-    d = w.size
-    H = np.empty((d, d))
-    E = np.eye(d) * h
-    for i in range(d):
-        for j in range(d):
-            H[i, j] = (f(w + E[i] + E[j]) - f(w + E[i] - E[j]) - f(w - E[i] + E[j]) + f(w - E[i] - E[j])) / (4 * h * h)
-    return H
-
-
 @pytest.mark.parametrize("lam", [0.1, 0.0])
 def test_logistic_smoothness_and_strong_convexity_by_finite_differences(lam):
     p = logistic(lam=lam)
     f = lambda w: _loss(p.X, p.y, lam, w)
     # β = λ_max(∇²L) is attained at w = 0 (every p(1−p) = 1/4) and nowhere exceeded
-    assert abs(np.linalg.eigvalsh(_fd_hess(f, np.zeros(p.d)))[-1] - p.beta) < 1e-6
+    assert abs(np.linalg.eigvalsh(fd_hessian(f, np.zeros(p.d)))[-1] - p.beta) < 1e-6
     assert math.isclose(p.beta, np.linalg.eigvalsh(p.X.T @ p.X)[-1] / (4 * p.n) + lam)
     rng = np.random.default_rng(2)
     for _ in range(20):
         w = rng.standard_normal(p.d) * rng.choice([0.3, 1, 3])
-        ev = np.linalg.eigvalsh(_fd_hess(f, w))
+        ev = np.linalg.eigvalsh(fd_hessian(f, w))
         assert ev[-1] <= p.beta + 1e-6 and ev[0] >= p.mu - 1e-6
     # individual smoothness: the largest per-example Hessian norm, at w = 0
-    hi = max(np.linalg.eigvalsh(_fd_hess(lambda w, i=i: _loss(p.X[i:i + 1], p.y[i:i + 1], lam, w), np.zeros(p.d)))[-1]
+    hi = max(np.linalg.eigvalsh(fd_hessian(lambda w, i=i: _loss(p.X[i:i + 1], p.y[i:i + 1], lam, w), np.zeros(p.d)))[-1]
              for i in range(p.n))
     assert abs(hi - p.beta_ind) < 1e-6 and p.beta_ind >= p.beta
     # gradient and minimizer

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import fd_grad
 from hypothesis import given, settings, strategies as st
 
 from toymodels.errors import ConfigError
@@ -25,11 +26,6 @@ MC_N = 4000
 SEED = 0  # any seed in 0..99 passes
 
 
-def _fd_grad(f, w, h=1e-6):
-    E = np.eye(w.size)
-    return np.array([(f(w + h * e) - f(w - h * e)) / (2 * h) for e in E])
-
-
 CASES = [(1, False), (2, False), (3, False), (3, True), (4, True)]
 
 
@@ -41,7 +37,7 @@ def test_linear_kernel_matches_reference_and_gradient_matches_fd(K, norm):
     W = w + 0.3 * rng.standard_normal((9, K * 4))
     np.testing.assert_allclose(linear_loss(W, X, y, K, norm, "numba"), linear_loss(W, X, y, K, norm, "numpy"),
                                rtol=1e-12, atol=1e-14)
-    g_fd = _fd_grad(lambda v: linear_loss(v, X, y, K, norm)[0], w)
+    g_fd = fd_grad(lambda v: linear_loss(v, X, y, K, norm)[0], w)
     np.testing.assert_allclose(linear_grad(w, X, y, K, norm), g_fd, rtol=1e-6, atol=1e-8)
 
 
@@ -72,7 +68,7 @@ def test_relu_kernel_reference_predict_and_gradient():
     np.testing.assert_allclose(relu_loss(T, x, y), relu_loss(T, x, y, "numpy"), rtol=1e-12)
     f = predict(x, th[:6], th[6:12], th[12:])            # toymodels.relu's own kernel
     assert relu_loss(th, x, y)[0] == pytest.approx(0.5 * np.mean((f - y) ** 2), rel=1e-12)
-    np.testing.assert_allclose(relu_grad(th, x, y), _fd_grad(lambda t: relu_loss(t, x, y)[0], th),
+    np.testing.assert_allclose(relu_grad(th, x, y), fd_grad(lambda t: relu_loss(t, x, y)[0], th),
                                rtol=1e-6, atol=1e-8)
 
 

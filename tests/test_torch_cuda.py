@@ -28,7 +28,7 @@ torch = pytest.importorskip("torch")
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none in CI)")
 
-from helpers import run_cli  # noqa: E402
+from helpers import run_cli, small_cnn  # noqa: E402
 from torch import nn  # noqa: E402
 
 from toymodels.cnn import attacks as natt  # noqa: E402
@@ -39,6 +39,7 @@ from toymodels.dln.ensemble import train_ensemble  # noqa: E402
 from toymodels.dln.train import DLNConfig  # noqa: E402
 from toymodels.torch import attacks, models, train  # noqa: E402
 from toymodels.torch.sam import SAM, sam_update  # noqa: E402
+from toymodels.rng import stream  # noqa: E402
 
 CUDA = torch.device("cuda")
 EPS = 0.1
@@ -46,12 +47,8 @@ F64 = torch.float64
 
 
 def _cnn_problem(seed=0, N=8, C=2, H=6, M=3, K=4):
-    rng = np.random.default_rng(seed)
-    p = cnn.init_params(C, H, H, M, K, seed=seed)
-    p = cnn.CNNParams(p.Wc * 4, p.bc, p.U * 4, p.c)    # ReLU masks change inside the ε-ball
-    x = rng.uniform(0, 1, (N, C, H, H))
-    y = rng.integers(0, K, N)
-    noise = rng.uniform(-EPS, EPS, x.shape)
+    p, x, y = small_cnn(seed, N, C, H, M, K, weight_scale=4.0)     # ReLU masks change inside the ε-ball
+    noise = stream(seed, "tests/cuda-noise").uniform(-EPS, EPS, x.shape)
     net = models.cnn_from_numba(p).to(CUDA)
     return p, x, y, noise, net, torch.from_numpy(x).to(CUDA), torch.from_numpy(y).to(CUDA)
 

@@ -5,21 +5,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from helpers import small_cnn  # noqa: E402
+
 from toymodels.errors import ConfigError  # noqa: E402
 from toymodels.cnn import model as cnn  # noqa: E402
 from toymodels.torch import data, models  # noqa: E402
 
 
-def _cnn_problem(seed=0, N=6, C=3, H=8, M=4, K=5):
-    rng = np.random.default_rng(seed)
-    p = cnn.init_params(C, H, H, M, K, seed=seed)
-    x = rng.uniform(0, 1, (N, C, H, H))
-    y = rng.integers(0, K, N)
-    return p, x, y
-
-
 def test_cnn_matches_numba_loss_and_gradients():
-    p, x, y = _cnn_problem()
+    p, x, y = small_cnn()
     net = models.cnn_from_numba(p)
     X, Y = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(y)
     loss = torch.nn.functional.cross_entropy(net(X), Y)
@@ -34,7 +28,7 @@ def test_cnn_matches_numba_loss_and_gradients():
 
 
 def test_cnn_roundtrip_and_build_model():
-    p, x, y = _cnn_problem(1)
+    p, x, y = small_cnn(1)
     back = models.cnn_to_numba(models.cnn_from_numba(p))
     for a, b in zip(back.arrays, p.arrays):
         np.testing.assert_array_equal(a, b)

@@ -12,6 +12,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from helpers import small_cnn  # noqa: E402
+
 from toymodels.errors import ConfigError  # noqa: E402
 from toymodels.cnn import model as cnn  # noqa: E402
 from toymodels.cnn.torch_twin import to_torch  # noqa: E402
@@ -23,11 +25,7 @@ SEED = 0  # any seed in 0..99 passes
 
 
 def _cnn_problem(seed, n=12, side=10, K=4):
-    P = cnn.init_params(C=3, H=side, W=side, M=4, K=K, seed=seed)
-    rng = np.random.default_rng(seed + 100)
-    x = rng.uniform(0, 1, (n, 3, side, side))
-    y = rng.integers(0, K, n)
-    return P, x, y
+    return small_cnn(seed, N=n, C=3, H=side, M=4, K=K)
 
 
 def _twin_predict(P):
@@ -39,8 +37,8 @@ def _twin_predict(P):
 @pytest.mark.parametrize("targeted", [False, True])
 def test_linf_equals_twin_on_cnn(targeted):
     P, x, y = _cnn_problem(1)
-    ref = square_attack_linf(_twin_predict(P), x, y, 0.05, 150, 0.1, targeted=targeted, seed=3, backend="numpy")
-    got = sq.square_attack(to_torch(P), torch.tensor(x), torch.tensor(y), norm="linf", eps=0.05, n_queries=150,
+    ref = square_attack_linf(_twin_predict(P), x, y, 0.02, 150, 0.1, targeted=targeted, seed=3, backend="numpy")
+    got = sq.square_attack(to_torch(P), torch.tensor(x), torch.tensor(y), norm="linf", eps=0.02, n_queries=150,
                            p_init=0.1, targeted=targeted, seed=3)
     assert 0 < ref.success.sum() < len(y) or targeted  # a non-trivial run
     np.testing.assert_array_equal(got.n_queries, ref.n_queries)

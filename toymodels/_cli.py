@@ -481,18 +481,19 @@ class Cli:
             if isinstance(result, int):
                 return result
             obj = {**result.payload, "config": result.config, "version": __version__}
-            if session.out is not None:
-                session.out.mkdir(parents=True, exist_ok=True)
-                write_json(session.out / "result.json", obj)
-                for name, writer in result.files.items():
-                    writer(session.out / name)
-            if session.json:
-                emit_json(obj)
-            elif result.human is not None:
-                result.human()
-                if session.out is not None and not session.quiet:
-                    names = ", ".join(["result.json", *result.files])
-                    print(f"wrote {names} into {session.out}")
+            with _quiet_numerics():
+                if session.out is not None:
+                    session.out.mkdir(parents=True, exist_ok=True)
+                    write_json(session.out / "result.json", obj)
+                    for name, writer in result.files.items():
+                        writer(session.out / name)
+                if session.json:
+                    emit_json(obj)
+                elif result.human is not None:
+                    result.human()
+                    if session.out is not None and not session.quiet:
+                        names = ", ".join(["result.json", *result.files])
+                        print(f"wrote {names} into {session.out}")
             return int(result.exit_code)
         except ConfigError as exc:
             flag = cmd.flags.get(exc.field) or _flag_of(sp, exc.field) or exc.field

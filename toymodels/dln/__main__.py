@@ -152,7 +152,10 @@ def _fmt(v, spec=".3e") -> str:
         return "yes" if v else "no"
     if isinstance(v, (int, np.integer)):
         return str(v)
-    return format(float(v), spec)
+    v = float(v)
+    if not np.isfinite(v) or abs(v) >= 1e6:      # a diverged iterate: no 200-digit fixed-point numbers
+        return format(v, ".3e")
+    return format(v, spec)
 
 
 def _status(r: DLNResult, tol: float) -> str:
