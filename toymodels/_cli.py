@@ -437,8 +437,9 @@ class Cli:
             self._fill(sp, c)
         return p
 
-    def subparser(self, name: str | None) -> Parser:
-        p = self.parser()
+    def subparser(self, name: str | None, parser: Parser | None = None) -> Parser:
+        """The parser of command ``name`` (``parser``: the already built top-level parser)."""
+        p = self.parser() if parser is None else parser
         if name is None:
             return p
         for a in p._actions:
@@ -470,7 +471,7 @@ class Cli:
                                        "please report it (TOYMODELS_DEBUG=1 shows the traceback)")
         cmd: Command = args._command
         prog = self.prog if cmd.name is None else f"{self.prog} {cmd.name}"
-        sp = self.subparser(cmd.name) if cmd.name is not None else parser
+        sp = self.subparser(cmd.name, parser)
         session = Session(prog, args)
         missing = missing_modules(cmd.needs)
         if missing:

@@ -65,6 +65,16 @@ def _points(rng, prob, m, scale=3.0):
     return scale * rng.standard_normal((m, d))
 
 
+def _lemma3_row(p, alpha: float, kind: str, rho_max: float, rng, m: int) -> dict:
+    """Lemma 3, (1 + αρ)‖g‖² ≤ ⟨∇L(w + ρg), g⟩, at m random points w and radii ρ ∈ [0, rho_max/β]."""
+    W = _points(rng, p, m)
+    rho = rng.uniform(0, rho_max / p.beta, m)[:, None]
+    G = p.grad(W)
+    inner = np.sum(p.grad(W + rho * G) * G, -1)
+    return _worst(f"Lemma 3 ({kind})", "l.2623", p.name, B.lemma3(np.sum(G * G, -1), rho[:, 0], alpha),
+                  inner, lower=True)
+
+
 def _lemma4_smooth_row(p, rng, m):
     """Lemma 4 (smooth): the decrease of one SAM step with γ, ρ ~ U[0, 1/β] at m random points."""
     W = _points(rng, p, m)
@@ -83,13 +93,7 @@ def lemma_rows(P, rng, m=2000):
              ("lsq", 0.0, "convex, α=0", 5.0), ("quad", P["quad"].mu, "strongly convex, α=μ", 5.0),
              ("lsq", P["lsq"].mu, "strongly convex, α=μ", 5.0)]
     for key, alpha, kind, rho_max in cases:
-        p = P[key]
-        W = _points(rng, p, m)
-        rho = rng.uniform(0, rho_max / p.beta, m)[:, None]
-        G = p.grad(W)
-        inner = np.sum(p.grad(W + rho * G) * G, -1)
-        rows.append(_worst(f"Lemma 3 ({kind})", "l.2623", p.name, B.lemma3(np.sum(G * G, -1), rho[:, 0], alpha),
-                           inner, lower=True))
+        rows.append(_lemma3_row(P[key], alpha, kind, rho_max, rng, m))
     # Lemma 4: guaranteed decrease ≤ actual decrease L(w) − L(w⁺) of one SAM step.
     for key in ("sine", "quad", "lsq"):
         rows.append(_lemma4_smooth_row(P[key], rng, m))
@@ -218,12 +222,7 @@ def _logistic_lemma34_rows(R, C, rng, m):
     rows = []
     for p, alpha, kind, rho_max in ((R, -R.beta, "smooth, α=−β", 1.0), (C, 0.0, "convex, α=0", 5.0),
                                     (R, 0.0, "convex, α=0", 5.0), (R, R.mu, "strongly convex, α=μ", 5.0)):
-        W = _points(rng, p, m)
-        rho = rng.uniform(0, rho_max / p.beta, m)[:, None]
-        G = p.grad(W)
-        inner = np.sum(p.grad(W + rho * G) * G, -1)
-        rows.append(_worst(f"Lemma 3 ({kind})", "l.2623", p.name, B.lemma3(np.sum(G * G, -1), rho[:, 0], alpha),
-                           inner, lower=True))
+        rows.append(_lemma3_row(p, alpha, kind, rho_max, rng, m))
     for p in (C, R):
         rows.append(_lemma4_smooth_row(p, rng, m))
         W = _points(rng, p, m)
