@@ -342,7 +342,8 @@ def test_attack_payload_eps_fraction_and_streams():
     the attack's seed is child_seed(seed, "square/attack"), PGD's child_seed(seed, "square/pgd")."""
     out = run_cli("toymodels.square", ["attack", *SMALL, "--eps", "8/255", "--seed", "5", "--json"]).json
     c = out["config"]
-    assert c["eps"] == 8 / 255 and c["queries"] == 30 and c["p_init"] == 0.05 and c["pgd_alpha"] == 2 / 255
+    # p = 0.8: the size default for 32×32 images (AutoAttack's value, toymodels.square.options)
+    assert c["eps"] == 8 / 255 and c["queries"] == 30 and c["p_init"] == 0.8 and c["pgd_alpha"] == 2 / 255
     assert c["attack_seed"] == child_seed(5, "square/attack") and c["pgd_seed"] == child_seed(5, "square/pgd")
     for key in ("failure_rate", "mean_queries", "median_queries", "clean_acc", "pgd_robust_acc", "n_attacked",
                 "max_perturbation_norm", "square_robust_acc"):
@@ -350,7 +351,9 @@ def test_attack_payload_eps_fraction_and_streams():
     assert out["n_attacked"] > 0 and out["max_perturbation_norm"] <= 8 / 255 + 1e-12
     assert out["square_robust_acc"] == pytest.approx(out["clean_acc"] * out["failure_rate"])
     l2 = run_cli("toymodels.square", ["attack", *SMALL, "--norm", "l2", "--json"]).json
-    assert l2["config"]["eps"] == 0.5 and l2["config"]["p_init"] == 0.1 and l2["pgd_robust_acc"] is None
+    assert l2["config"]["eps"] == 0.5 and l2["config"]["p_init"] == 0.8 and l2["config"]["loss"] == "margin"
+    # the ℓ2 white-box reference (PGD ℓ2 on the same points) is reported and no weaker than no attack
+    assert 0 <= l2["pgd_robust_acc"] <= l2["clean_acc"]
     assert l2["max_perturbation_norm"] <= 0.5 * (1 + 1e-12)
 
 

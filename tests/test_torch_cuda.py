@@ -294,6 +294,36 @@ def test_square_attack_on_cuda_equals_cpu():
         assert 0 < int(np.asarray(a.success).sum()) or norm == "l2"
 
 
+@pytest.mark.parametrize("norm,eps", [("linf", 0.05), ("l2", 0.5)])
+def test_white_box_attacks_and_cascade_on_cuda_equal_cpu(norm, eps):
+    """PGD, APGD, APGD-T, FAB-T and the cascade (issue 13) on the float64 CNN twin: every random start is
+    drawn on the CPU, so cuda and cpu return the same x_adv up to rounding and the same broken points."""
+    from toymodels.cnn.torch_twin import to_torch
+    from toymodels.torch.apgd import apgd, apgd_t
+    from toymodels.torch.evaluate import evaluate
+    from toymodels.torch.fab import fab
+    from toymodels.torch.pgd import pgd
+
+    P = cnn.init_params(C=3, H=10, W=10, M=4, K=5, seed=4)
+    rng = np.random.default_rng(104)
+    xn = rng.uniform(0, 1, (16, 3, 10, 10))
+    x, y = torch.tensor(xn), torch.tensor(cnn.logits(P, xn).argmax(1))      # every point correct: all attacked
+    net = to_torch(P)
+    runs = {"pgd": lambda m, a, b: pgd(m, a, b, norm=norm, eps=eps, steps=10, seed=1),
+            "apgd": lambda m, a, b: apgd(m, a, b, norm=norm, eps=eps, steps=10, seed=1),
+            "apgd-t": lambda m, a, b: apgd_t(m, a, b, norm=norm, eps=eps, steps=10, n_target_classes=3, seed=1),
+            "fab-t": lambda m, a, b: fab(m, a, b, norm=norm, eps=eps, steps=10, n_target_classes=3, seed=1)}
+    for name, run in runs.items():
+        a = run(net, x, y)
+        b = run(net.to(CUDA), x.to(CUDA), y.to(CUDA))
+        net = net.cpu()
+        assert b.device.type == "cuda", name
+        np.testing.assert_allclose(_np(b), _np(a), atol=1e-8, err_msg=name)
+    ra = evaluate(net, x, y, norm=norm, eps=eps, version="fast", steps=10, seed=1)
+    rb = evaluate(net.to(CUDA), x.to(CUDA), y.to(CUDA), norm=norm, eps=eps, version="fast", steps=10, seed=1)
+    assert list(ra.broken_by) == list(rb.broken_by)
+
+
 def test_feature_sparsity_on_cuda_equals_cpu():
     from toymodels.torch.sparsity import feature_sparsity_at
 
@@ -362,6 +392,7 @@ def test_train_cli_on_cuda_with_amp(argv):
 @pytest.mark.parametrize("argv", [
     ["sharpness", "--model", "cnn", "--kind", "worst-linf", "--n-examples", "32", "--n-iter", "3"],
     ["square", "--model", "cnn", "--queries", "20", "--n-points", "16", "--pgd-steps", "3"],
+    ["evaluate", "--model", "cnn", "--version", "fast", "--steps", "3", "--n-points", "16"],
     ["dln-ensemble", "--sam", "1", "--seeds", "64", "--steps", "200", "--n", "10", "--d", "8", "--n-test", "20"],
 ])
 def test_other_clis_on_cuda(argv):

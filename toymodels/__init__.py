@@ -4,6 +4,6 @@ learning* (M. Andriushchenko, EPFL 2024) as fast, tested, runnable software.
 Each model lives in its own subpackage and is runnable as ``python -m toymodels.<model>``.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = ["__version__"]

@@ -6,16 +6,19 @@ Subcommands:
                    per-epoch clean/FGSM/PGD accuracy, gradient alignment and cos(δ_FGSM, δ_PGD),
                    catastrophic-overfitting detection and the culprit filter (:mod:`.train_cli`).
 * ``align-init`` — gradient alignment at initialization (Lemma 2, :mod:`.align_init_cli`).
+* ``evaluate``   — AutoAttack-style cascade (APGD-CE, APGD-T, Square) on a trained CNN
+                   (:mod:`.evaluate_cli`).
 """
 from __future__ import annotations
 
 from .._cli import Cli
 from .align_init_cli import ALIGN_INIT
+from .evaluate_cli import EVALUATE
 from .train_cli import TRAIN
 
 PROG = "python -m toymodels.cnn"
 
-CLI = Cli(PROG, __doc__, [TRAIN, ALIGN_INIT])
+CLI = Cli(PROG, __doc__, [TRAIN, ALIGN_INIT, EVALUATE])
 
 if __name__ == "__main__":
     raise SystemExit(CLI.main())

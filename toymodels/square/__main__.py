@@ -8,8 +8,10 @@ Subcommands:
 * ``attack``: train a standard (attack "none") single-layer CNN (or, ``--model linear``, a softmax
   linear classifier: :mod:`toymodels.square.linear_model`, 100 GD steps per ``--epochs``) on the
   synthetic dataset, then run the ℓ∞ (or ℓ2) Square Attack on the correctly classified points among
-  the first ``--n-points`` test points, and (ℓ∞ only) white-box PGD on the same ``--n-points`` points
-  for comparison; ``max_perturbation_norm`` is in the attack's norm.
+  the first ``--n-points`` test points, and white-box PGD in the same norm on the same ``--n-points``
+  points for comparison (``pgd_robust_acc``; null for ℓ2 on the linear model); ``max_perturbation_norm``
+  is in the attack's norm. Defaults: 5,000 queries and p = 0.8 (AutoAttack's values for 32×32 images,
+  :mod:`toymodels.square.options`), the thesis' schedule, margin loss, one restart.
 * ``ablation``: thesis Table 3.1 on the same toy model: the seven (update shape, # random signs,
   initialization) rows of :data:`toymodels.square.ablation.ROWS`, each run untargeted on the same
   correctly classified points with the same attack seed; failure rate, mean/median queries of
@@ -23,6 +25,7 @@ import argparse
 
 from .._cli import Choice, Cli, Command, Int, Num, Result
 from .attack_linf import MAX_QUERIES
+from .search_cli import add_search_arguments
 from .experiment import (L2_EPS_MAX, MAX_EPOCHS, MAX_PGD_STEPS, MAX_POINTS, MAX_TRAIN, QUICK, AblationConfig,
                          AttackConfig)
 
@@ -75,15 +78,17 @@ def _attack_arguments(p) -> None:
     p.add_argument("--eps", type=Num(0, None, lo_open=True), default=None,
                    help="radius ε: in (0, 1] for linf (default 8/255), in (0, √(3·32·32)] = "
                         f"(0, {L2_EPS_MAX:.4g}] for l2 (default 0.5); fractions such as 8/255 are accepted")
-    p.add_argument("--queries", type=Int(1, MAX_QUERIES, _QUERIES_WHY), default=1000,
-                   help="query budget N per point, the initialization included (default 1000)")
+    p.add_argument("--queries", type=Int(1, MAX_QUERIES, _QUERIES_WHY), default=None,
+                   help="query budget N per point and restart, the initialization included (default 5000: "
+                        "AutoAttack's budget for 32×32 images, see toymodels.square.options)")
     p.add_argument("--p-init", type=Num(0, 1, lo_open=True), default=None,
-                   help="initial fraction p of the image covered by a square, in (0, 1] (default 0.05 for "
-                        "linf, 0.1 for l2: the thesis' ImageNet values, l.1377)")
-    p.add_argument("--targeted", action="store_true", help="targeted attack (random wrong target, CE loss)")
+                   help="initial fraction p of the image covered by a square, in (0, 1] (default 0.8, "
+                        "AutoAttack's value for 32×32 images; the thesis' 0.05 linf / 0.1 l2 are ImageNet's)")
+    add_search_arguments(p)
     _run_arguments(p, AttackConfig())
     p.add_argument("--pgd-steps", type=Int(1, MAX_PGD_STEPS), default=50,
-                   help="white-box PGD steps, α = ε/4, linf only (default 50)")
+                   help="white-box PGD steps of the reference pgd_robust_acc, α = ε/4, in the attack's norm "
+                        "(default 50)")
     p.add_argument("--backend", type=Choice("numba", "numpy"), default="numba",
                    help="the ℓ∞ proposal step: numba kernel (default) or its numpy reference (same results)")
     p.add_argument("--model", type=Choice("cnn", "linear"), default="cnn",
@@ -93,6 +98,7 @@ def _attack_arguments(p) -> None:
 
 def _attack_config(a: argparse.Namespace) -> AttackConfig:
     return AttackConfig(norm=a.norm, eps=a.eps, queries=a.queries, p_init=a.p_init, targeted=a.targeted,
+                        loss=a.loss, schedule=a.schedule, rescale=not a.no_rescale, restarts=a.restarts,
                         n_points=a.n_points, n_train=a.n_train, epochs=a.epochs, pgd_steps=a.pgd_steps,
                         backend=a.backend, model=a.model, seed=a.seed)
 

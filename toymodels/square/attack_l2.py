@@ -26,12 +26,11 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ConfigError
-from ..progress import progress
 from ..rng import stream
-from .attack_linf import (SquareResult, accept_improvements, attack_labels, check_attack_args, check_images,
-                          check_scores, margin_and_loss, p_schedule)
+from .attack_linf import SquareResult, check_attack_args, check_images, numpy_search, resolve_budget
+from .options import check_search_options
 
-__all__ = ["eta_block", "eta_update", "l2_side", "l2_init", "l2_propose", "square_attack_l2"]
+__all__ = ["eta_block", "eta_update", "l2_side", "l2_init", "l2_propose", "l2_draws", "square_attack_l2"]
 
 
 def eta_block(h1: int, h2: int) -> np.ndarray:
@@ -114,46 +113,42 @@ def l2_propose(x, x_best, eps, pos1, pos2, h, flips, signs):
     return np.clip(x + nu_new, 0.0, 1.0), nu_new
 
 
-def square_attack_l2(predict: Callable[[np.ndarray], np.ndarray], x, y, eps: float, n_queries: int = 1000,
-                     p_init: float = 0.1, *, targeted: bool = False, target=None, seed: int = 0,
+def l2_draws(rng: np.random.Generator, n: int, h: int, H: int, W: int):
+    """The draws of one ℓ2 proposal for n points, in this order: W₁ corners, W₂ corners, flips, signs."""
+    pos1 = np.stack([rng.integers(0, H - h + 1, n), rng.integers(0, W - h + 1, n)], axis=1)
+    pos2 = np.stack([rng.integers(0, H - h + 1, n), rng.integers(0, W - h + 1, n)], axis=1)
+    return pos1, pos2, rng.random(n) < 0.5
+
+
+def square_attack_l2(predict: Callable[[np.ndarray], np.ndarray], x, y, eps: float, n_queries: int | None = None,
+                     p_init: float | None = None, *, targeted: bool = False, target=None, loss: str | None = None,
+                     schedule: str = "thesis", rescale: bool = True, restarts: int = 1, seed: int = 0,
                      show_progress: bool = False) -> SquareResult:
-    """Run the ℓ2 Square Attack on (x, y); arguments and result as :func:`.square_attack_linf`, with
-    ε ∈ (0, √(CHW)] (the ℓ2 ball of radius √(CHW) holds the whole box [0, 1]^{C×H×W}) and images of
-    side ≥ 3. Draws: tiles, targets, then per iteration windows, flips and signs from
-    ``toymodels.rng.stream(seed)``."""
+    """Run the ℓ2 Square Attack on (x, y); arguments and result as :func:`.square_attack_linf` (the
+    defaults of N and p by image size: 5,000 and 0.8 for images of side ≤ 64, else 1,000 and 0.1),
+    with ε ∈ (0, √(CHW)] (the ℓ2 ball of radius √(CHW) holds the whole box [0, 1]^{C×H×W}) and images
+    of side ≥ 3. Draws: tiles, targets, then per iteration windows, flips and signs (then the next
+    restart's tiles, ...) from ``toymodels.rng.stream(seed)``."""
     x, y = check_images(x, y)
     N, C, H, W = x.shape
+    n_queries, p_init = resolve_budget("l2", x.shape, n_queries, p_init, restarts)
     diam = float(np.sqrt(C * H * W))
     check_attack_args(eps, n_queries, p_init, diam, f"the ℓ2 ball of radius √(CHW) = {diam:.4g} already "
                                                    "holds the whole box [0, 1]^d")
+    loss = check_search_options(loss, schedule, rescale, restarts, targeted)
     if min(H, W) < 3:
         raise ConfigError("x", f"must have images of side >= 3 (the ℓ2 update is at least 3×3), got {H}×{W}")
     if N == 0:
-        return SquareResult.empty(x, n_queries, targeted)
+        return SquareResult.empty(x, n_queries, targeted, restarts)
     eps = float(eps)
     rng = stream(seed)
-    x_best = l2_init(x, eps, rng)
-    z = predict(x_best)
-    check_scores(z, 0)
-    lab, target = attack_labels(y, target, targeted, z.shape[1], rng)
-    success, loss_best = margin_and_loss(z, lab, targeted)
-    queries = np.ones(N, dtype=np.int64)
-    sides = np.zeros(max(n_queries - 1, 0), dtype=np.int64)
-    with progress(n_queries - 1, disable=not show_progress, desc="square-l2", unit="query") as bar:
-        for i in range(1, n_queries):
-            act = np.flatnonzero(~success)
-            if act.size == 0:
-                break
-            bar.update(1)
-            h = sides[i - 1] = l2_side(p_schedule(p_init, i, n_queries), H, W)
-            n = act.size
-            pos1 = np.stack([rng.integers(0, H - h + 1, n), rng.integers(0, W - h + 1, n)], axis=1)
-            pos2 = np.stack([rng.integers(0, H - h + 1, n), rng.integers(0, W - h + 1, n)], axis=1)
-            flips = rng.random(n) < 0.5
-            signs = rng.choice(np.array([-1.0, 1.0]), size=(n, C))
-            x_new, _ = l2_propose(x[act], x_best[act], eps, pos1, pos2, h, flips, signs)
-            z = predict(x_new)
-            check_scores(z, i)
-            succ_new, loss_new = margin_and_loss(z, lab[act], targeted)
-            accept_improvements(act, x_new, succ_new, loss_new, x_best, loss_best, success, queries)
-    return SquareResult(x_best, queries, success, loss_best, target if targeted else None, sides)
+
+    def propose(xa, xb, p):
+        h = l2_side(p, H, W)
+        pos1, pos2, flips = l2_draws(rng, xa.shape[0], h, H, W)
+        signs = rng.choice(np.array([-1.0, 1.0]), size=(xa.shape[0], C))
+        return l2_propose(xa, xb, eps, pos1, pos2, h, flips, signs)[0], h
+
+    return numpy_search(predict, x, y, n_queries, p_init, rng, init=lambda xs: l2_init(xs, eps, rng),
+                        propose=propose, targeted=targeted, target=target, loss=loss, schedule=schedule,
+                        rescale=rescale, restarts=restarts, show_progress=show_progress, desc="square-l2")

@@ -11,7 +11,13 @@ Modules (one algorithm per file):
 * :mod:`.sam` — ``SAM(params, base_optimizer, rho, ...)`` optimizer wrapper (m-SAM, n-SAM, BN-safe ascent).
 * :mod:`.models` — PreAct ResNet-18, DenseNet-100-12, the single-layer CNN (numba-convertible).
 * :mod:`.conv` — ``nn.Conv2d`` with a cheap double backward (GradAlign on cuda).
-* :mod:`.attacks` — FGSM, FGSM-RS, PGD-k(-RS), gradient alignment, GradAlign regulariser.
+* :mod:`.attacks` — FGSM, FGSM-RS, PGD-k(-RS) (returning δ), gradient alignment, GradAlign regulariser.
+* :mod:`.losses` — margin, cross-entropy and DLR (targeted too): the losses every attack shares.
+* :mod:`.pgd` — PGD in ℓ∞ and ℓ₂ (CE or DLR, restarts), returning x_adv.
+* :mod:`.apgd` — APGD-CE / APGD-DLR / APGD-T (Croce & Hein 2020), ℓ∞ and ℓ₂.
+* :mod:`.fab` — FAB / FAB-T minimal-distortion attack, ℓ∞ and ℓ₂.
+* :mod:`.attack_objects` — torchattacks-style ``atk = APGD(model, ...); atk(x, y) -> x_adv`` (eval mode).
+* :mod:`.evaluate` — the AutoAttack cascade (standard / fast) for any model, seed summaries, ranking.
 * :mod:`.data` — :func:`toymodels.datasets.load_images` as torch tensors.
 * :mod:`.train` — one training loop for ``train-at``, ``train-sam``, ``train-sgd`` (DDP-aware), checkpoints.
 * :mod:`.sparsity` — feature-sparsity coefficient at chosen layers.
@@ -20,7 +26,8 @@ Modules (one algorithm per file):
 * :mod:`.dln` — batched diagonal-linear-network ensembles (thousands of runs at once).
 * :mod:`.sweep` — grids of runs, locally or on a Dask cluster.
 
-CLI: ``python -m toymodels.torch {train-at,train-sam,train-sgd,sharpness,square,dln-ensemble,sweep} ...``.
+CLI: ``python -m toymodels.torch {train-at,train-sam,train-sgd,sharpness,square,evaluate,leaderboard,
+dln-ensemble,sweep} ...``.
 GPU checks: ``python -m pytest -q tests/test_torch_cuda.py`` on a machine with CUDA.
 """
 from __future__ import annotations

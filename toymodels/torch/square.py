@@ -5,9 +5,10 @@ Same problem, definitions and query accounting as the numba/numpy twin :mod:`toy
 bump functions are reused here verbatim. For a classifier f : [0, 1]^{C×H×W} → R^K (logits), a point
 x with label y and radius ε, random search minimises over x̂ ∈ [0, 1]^d with ‖x̂ − x‖_p ≤ ε
 
-* untargeted: the margin loss f_y(x̂) − max_{k≠y} f_k(x̂); success when argmax_k f_k(x̂) ≠ y;
-* targeted (target t): the cross-entropy logsumexp_k f_k(x̂) − f_t(x̂); success when argmax = t
-  (first maximal class on ties).
+* untargeted: the margin loss f_y(x̂) − max_{k≠y} f_k(x̂) (``loss="ce"``: −CE); success when
+  argmax_k f_k(x̂) ≠ y;
+* targeted (target t): the cross-entropy logsumexp_k f_k(x̂) − f_t(x̂) (``loss="margin"``:
+  max_{k≠t} f_k(x̂) − f_t(x̂)); success when argmax = t (first maximal class on ties).
 
 ℓ∞ (Alg. 1 + 2): init x̂ = clip(x + ε v, 0, 1), v ∈ {−1, 1}^{C×1×W} (vertical stripes); at iteration
 i = 1..N−1, side h = round(√(pᵢ H W)) in [1, min(H, W)], a uniform h×h window, one sign per channel,
@@ -15,9 +16,13 @@ candidate clip(x + ε ρ) inside the window and x̂ outside (= Π(x̂ + 2ερ �
 ``max_tries`` pre-drawn tries) until the window changes. ℓ₂ (Alg. 1 + 3, eq. 3.2): the 5×5-tiling
 init rescaled to ‖ν‖₂ = ε; at each iteration two windows W₁, W₂ and the mass-moving update with the
 η^{(h₁,h₂)} bumps (h ≥ 3), keeping ‖ν‖₂ = ε before the clipping to [0, 1] (Prop. 3.4.1).
-p schedule: pᵢ = p_init·2^{−m}, m = #{t ∈ (10, 50, 200, 1000, 2000, 4000, 6000, 8000) : ⌊10⁴ i/N⌋ ≥ t}.
-A proposal is accepted when it strictly lowers the loss. ``n_queries[n]`` counts the evaluations of f
-on point n (init included, ≤ N); a point is no longer queried after its first success.
+p schedule (``schedule``): the thesis' pᵢ = p_init·2^{−m}, m = #{t ∈ (10, 50, 200, 1000, 2000, 4000, 6000,
+8000) : ⌊10⁴ i/N⌋ ≥ t}, or the reference code's (also 500; ``rescale=False`` uses the raw index), see
+:mod:`toymodels.square.options`, as are ``loss`` ("margin" | "ce") and the defaults of N and p by image
+size. A proposal is accepted when it strictly lowers the loss or succeeds. ``n_queries[n]`` counts the
+evaluations of f on point n (init included, ≤ N per restart); a point is no longer queried after its first
+success; ``restarts`` attack the unbroken points again (:mod:`toymodels.square.search`, the loop both
+twins run).
 
 Randomness: every draw (stripes / tiles, targets, windows, signs, flips) comes from
 ``toymodels.rng.stream(seed)`` (= ``numpy.random.default_rng(seed)``) in exactly the order and shapes of the
@@ -37,12 +42,14 @@ import torch
 from ..errors import ConfigError, RunError, check_choice, check_int
 from ..progress import progress
 from ..rng import stream
-from ..square.attack_l2 import eta_update, l2_side
-from ..square.attack_linf import (P_HALVINGS, accept_improvements, attack_labels, check_attack_args, p_schedule,
-                                  square_side)
+from ..square.attack_l2 import eta_update, l2_draws, l2_side
+from ..square.attack_linf import P_HALVINGS, check_attack_args, p_schedule, resolve_budget, square_side
+from ..square.options import P_HALVINGS_REFERENCE, check_search_options
+from ..square.search import SearchSpec, attack_labels, random_search
+from . import losses
 from .config import NORMS
 
-__all__ = ["SquareResult", "square_attack", "margin_and_loss", "P_HALVINGS", "p_schedule"]
+__all__ = ["SquareResult", "square_attack", "margin_and_loss", "P_HALVINGS", "P_HALVINGS_REFERENCE", "p_schedule"]
 
 
 @dataclass
@@ -72,16 +79,35 @@ class SquareResult:
         return float(np.median(self.n_queries[self.success])) if self.success.any() else float("nan")
 
 
-def margin_and_loss(z: torch.Tensor, lab: torch.Tensor, targeted: bool):
-    """(success, loss) from logits z (n, K) and labels/targets ``lab`` (n,), see the module docstring."""
-    n = torch.arange(z.shape[0], device=z.device)
-    zl = z[n, lab]
+def margin_and_loss(z: torch.Tensor, lab: torch.Tensor, targeted: bool, loss: str | None = None):
+    """(success, loss) from logits z (n, K) and labels/targets ``lab`` (n,), the losses of
+    :mod:`toymodels.square.options` built from :mod:`toymodels.torch.losses`: untargeted margin
+    m(z, y) or −CE(z, y); targeted CE(z, t) or −m(z, t) = max_{k≠t} z_k − z_t."""
+    loss = ("ce" if targeted else "margin") if loss is None else loss
     pred = z.argmax(dim=1)
-    if targeted:
-        return pred == lab, torch.logsumexp(z, dim=1) - zl
-    other = z.clone()
-    other[n, lab] = -torch.inf
-    return pred != lab, zl - other.max(dim=1).values
+    success = pred == lab if targeted else pred != lab
+    if loss == "ce":
+        return success, (losses.ce(z, lab) if targeted else -losses.ce(z, lab))
+    return success, (-losses.margin(z, lab) if targeted else losses.margin(z, lab))
+
+
+class TorchOps:
+    """Array operations of :func:`toymodels.square.search.random_search` for torch tensors."""
+
+    margin_and_loss = staticmethod(margin_and_loss)
+
+    @staticmethod
+    def nonzero(mask):
+        return torch.nonzero(mask).flatten()
+
+    @staticmethod
+    def zeros(n, kind, like):
+        dt = {"bool": torch.bool, "int": torch.int64, "float": torch.float64}[kind]
+        return torch.zeros(n, dtype=dt, device=like.device)
+
+    @staticmethod
+    def copy(x):
+        return x.clone()
 
 
 @contextmanager
@@ -202,15 +228,17 @@ def l2_propose(x, x_best, eps, pos1, pos2, h, flips, signs):
     return torch.clamp(x + nu_new, 0.0, 1.0), nu_new
 
 
-def _check_inputs(x, y, norm, eps, n_queries, p_init, max_tries, batch_size):
-    """(x as a tensor, y as int64 numpy, p_init) after checking every argument (ConfigError)."""
-    check_attack_args(eps, n_queries, p_init)
+def _check_inputs(x, y, norm, eps, n_queries, p_init, max_tries, batch_size, restarts):
+    """(x as a tensor, y as int64 numpy, N, p) after checking every argument (ConfigError); N and p
+    None get the size defaults of :mod:`toymodels.square.options`."""
     check_int("max_tries", max_tries, 1)
     if batch_size is not None:
         check_int("batch_size", batch_size, 1)
     x = torch.as_tensor(x)
     if not torch.is_floating_point(x) or x.ndim != 4:
         raise ConfigError("x", "must be a floating (N, C, H, W) tensor", f"{tuple(x.shape)} {x.dtype}")
+    n_queries, p_init = resolve_budget(norm, x.shape, n_queries, p_init, restarts)
+    check_attack_args(eps, n_queries, p_init)
     y_np = np.asarray(y.detach().cpu() if torch.is_tensor(y) else y, dtype=np.int64)
     if y_np.shape != (x.shape[0],):
         raise ConfigError("y", f"must have shape ({x.shape[0]},)", y_np.shape)
@@ -218,7 +246,7 @@ def _check_inputs(x, y, norm, eps, n_queries, p_init, max_tries, batch_size):
         raise ConfigError("x", "must lie in [0, 1]")
     if norm == "l2" and min(x.shape[2], x.shape[3]) < 3:
         raise ConfigError("x", "must have images of height and width >= 3 for the l2 attack", tuple(x.shape))
-    return x, y_np
+    return x, y_np, n_queries, p_init
 
 
 def _initial(x, eps: float, norm: str, rng):
@@ -239,16 +267,28 @@ def _propose(norm, xa, xb, eps, p, rng, max_tries):
         signs = rng.choice(np.array([-1.0, 1.0]), size=(max_tries, n, C))
         return linf_propose(xa, xb, eps, pos, h, signs)[0], h
     h = l2_side(p, H, W)
-    pos1 = np.stack([rng.integers(0, H - h + 1, n), rng.integers(0, W - h + 1, n)], axis=1)
-    pos2 = np.stack([rng.integers(0, H - h + 1, n), rng.integers(0, W - h + 1, n)], axis=1)
-    flips = rng.random(n) < 0.5
+    pos1, pos2, flips = l2_draws(rng, n, h, H, W)
     signs = rng.choice(np.array([-1.0, 1.0]), size=(n, C))
     return l2_propose(xa, xb, eps, pos1, pos2, h, flips, signs)[0], h
 
 
+def _labels(y_np, target, targeted, rng, dev, drawn):
+    """The ``labels(z)`` callback of the search: checks y against K, draws the targets as the twin."""
+    def labels(z):
+        K = z.shape[1]
+        if not targeted and y_np.size and (y_np.min() < 0 or y_np.max() >= K):
+            raise ConfigError("y", f"must be integers in [0, {K - 1}]")
+        t = target.detach().cpu().numpy() if torch.is_tensor(target) else target
+        lab_np, t = attack_labels(y_np, t, targeted, K, rng)       # same draws as the numba twin
+        drawn.append(t)
+        return torch.from_numpy(np.asarray(lab_np, dtype=np.int64)).to(dev)
+    return labels
+
+
 def square_attack(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y, *, norm: str = "linf",
-                  eps: float, n_queries: int = 1000, p_init: float | None = None, targeted: bool = False,
-                  target=None, seed: int = 0, max_tries: int = 16, batch_size: int | None = None,
+                  eps: float, n_queries: int | None = None, p_init: float | None = None, targeted: bool = False,
+                  target=None, loss: str | None = None, schedule: str = "thesis", rescale: bool = True,
+                  restarts: int = 1, seed: int = 0, max_tries: int = 16, batch_size: int | None = None,
                   show_progress: bool = False) -> SquareResult:
     """Run the Square Attack on the batch (x, y).
 
@@ -257,44 +297,38 @@ def square_attack(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
     model : nn.Module (or callable) mapping x (n, C, H, W) in [0, 1] to logits (n, K). An nn.Module is
         put in eval mode for the attack and its train/eval flags restored afterwards.
     x : tensor (N, C, H, W) in [0, 1], on the model's device; y : labels (N,) (tensor or array).
-    norm : "linf" or "l2".  eps : radius ε > 0.  n_queries : budget N ≥ 1 per point (init included).
-    p_init : initial fraction p ∈ (0, 1] of the image covered by a square (default 0.05 for ℓ∞,
-        0.1 for ℓ₂, the twin's defaults).
-    targeted : cross-entropy towards ``target`` (default: drawn uniformly among the K − 1 wrong classes).
+    norm : "linf" or "l2".  eps : radius ε > 0.
+    n_queries : budget N ≥ 1 per point and restart (init included); default by image size: 5,000 for
+        images of side ≤ 64 (AutoAttack), else 1,000 (:func:`toymodels.square.options.default_n_queries`).
+    p_init : initial fraction p ∈ (0, 1] of the image covered by a square; default by image size: 0.8
+        for side ≤ 64 (AutoAttack), else 0.05 (ℓ∞) / 0.1 (ℓ₂) (the thesis' ImageNet values).
+    targeted : attack towards ``target`` (default: drawn uniformly among the K − 1 wrong classes).
+    loss : "margin" or "ce" (None: margin untargeted, CE targeted), see :mod:`toymodels.square.options`.
+    schedule : "thesis" or "reference" (the authors' code / AutoAttack: also halves p after 500).
+    rescale : scale the iteration index to a 10⁴-query budget (AutoAttack's ``resc_schedule``).
+    restarts : attack the points still unbroken again with fresh draws (queries accumulate).
     seed : the stream ``toymodels.rng.stream(seed)``, the only source of randomness (twin-identical draws).
     max_tries : ℓ∞ sign tries per iteration.  batch_size : evaluate the model in chunks (memory).
 
     Returns
     -------
-    SquareResult
+    SquareResult (``n_queries`` summed over the restarts; ``sides`` of restart r at r·(N − 1) + i − 1)
     """
     norm = check_choice("norm", norm, NORMS)
-    p_init = (0.05 if norm == "linf" else 0.1) if p_init is None else p_init
-    x, y_np = _check_inputs(x, y, norm, eps, n_queries, p_init, max_tries, batch_size)
+    x, y_np, n_queries, p_init = _check_inputs(x, y, norm, eps, n_queries, p_init, max_tries, batch_size, restarts)
+    loss = check_search_options(loss, schedule, rescale, restarts, targeted)
     eps, dev, N = float(eps), x.device, x.shape[0]
-    rng = stream(seed)
-    with _eval_mode(model), progress(n_queries - 1, disable=not show_progress, desc=f"square-{norm}",
+    if N == 0:
+        e = np.zeros(0)
+        return SquareResult(x.clone(), e.astype(np.int64), e.astype(bool), e, e.astype(np.int64) if targeted else None,
+                            np.zeros(restarts * max(n_queries - 1, 0), dtype=np.int64))
+    rng, drawn = stream(seed), []
+    with _eval_mode(model), progress(restarts * (n_queries - 1), disable=not show_progress, desc=f"square-{norm}",
                                      unit="query") as bar:
-        x_best = _initial(x, eps, norm, rng)
-        z = _predict(model, x_best, batch_size, 0)
-        K = z.shape[1]
-        if not targeted and y_np.size and (y_np.min() < 0 or y_np.max() >= K):
-            raise ConfigError("y", f"must be integers in [0, {K - 1}]")
-        if torch.is_tensor(target):
-            target = target.detach().cpu().numpy()
-        lab_np, target = attack_labels(y_np, target, targeted, K, rng)   # same draws as the numba twin
-        lab = torch.from_numpy(np.asarray(lab_np, dtype=np.int64)).to(dev)
-        success, loss_best = margin_and_loss(z, lab, targeted)
-        queries = torch.ones(N, dtype=torch.int64, device=dev)
-        sides = np.zeros(max(n_queries - 1, 0), dtype=np.int64)
-        for i in range(1, n_queries):
-            act = torch.nonzero(~success).flatten()
-            if act.numel() == 0:
-                break
-            bar.update(1)
-            x_new, sides[i - 1] = _propose(norm, x[act], x_best[act], eps, p_schedule(p_init, i, n_queries), rng,
-                                           max_tries)
-            succ_new, loss_new = margin_and_loss(_predict(model, x_new, batch_size, i), lab[act], targeted)
-            accept_improvements(act, x_new, succ_new, loss_new, x_best, loss_best, success, queries)
-    return SquareResult(x_best, queries.cpu().numpy(), success.cpu().numpy(), loss_best.detach().cpu().numpy(),
-                        target if targeted else None, sides)
+        spec = SearchSpec(lambda v, i: _predict(model, v, batch_size, i), lambda xs: _initial(xs, eps, norm, rng),
+                          lambda xa, xb, p: _propose(norm, xa, xb, eps, p, rng, max_tries),
+                          _labels(y_np, target, targeted, rng, dev, drawn), n_queries, p_init, targeted, loss,
+                          schedule, rescale, restarts, bar)
+        x_adv, queries, success, loss_best, sides = random_search(TorchOps, spec, x)
+    return SquareResult(x_adv, queries.cpu().numpy(), success.cpu().numpy(), loss_best.detach().cpu().numpy(),
+                        drawn[0] if targeted else None, sides)
