@@ -25,8 +25,8 @@ from ..rng import stream
 from . import _kernels
 from ._kernels import grad_row_size, n_chunks
 
-__all__ = ["logits", "loss_grad", "input_grad", "attack", "gradalign", "fgsm_gradalign", "reduce_grad",
-           "alignment_terms", "im2col", "col2im", "CASES"]
+__all__ = ["logits", "loss_grad", "loss_grad_weighted", "input_grad", "attack", "gradalign", "fgsm_gradalign",
+           "reduce_grad", "alignment_terms", "im2col", "col2im", "CASES"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -89,6 +89,16 @@ def _ce_grads(x, y, Wc, bc, U, c):
     M = Wc.shape[0]
     loss, P = _backward(x, y, Wc, bc, U, c)
     ga, s = P["ga"], P["s"]
+    dW = np.einsum("nmp,nkp->mk", ga, P["cols"], optimize=True).reshape(Wc.shape)
+    return loss, (dW, ga.sum(axis=(0, 2)), s.T @ P["h"].reshape(N, -1), s.sum(axis=0))
+
+
+def _ce_grads_weighted(x, y, w, Wc, bc, U, c):
+    """(per-example losses, Σₙ wₙ ∇_θ ℓₙ as (dW, db, dU, dc))."""
+    N = x.shape[0]
+    loss, P = _backward(x, y, Wc, bc, U, c)
+    s = P["s"] * w[:, None]
+    ga = P["ga"] * w[:, None, None]
     dW = np.einsum("nmp,nkp->mk", ga, P["cols"], optimize=True).reshape(Wc.shape)
     return loss, (dW, ga.sum(axis=(0, 2)), s.T @ P["h"].reshape(N, -1), s.sum(axis=0))
 
@@ -167,6 +177,13 @@ def loss_grad(x, y, Wc, bc, U, c, losses, gbuf):
     H, W = x.shape[2:]
     for t, (lo, hi) in enumerate(_chunks(x.shape[0], gbuf.shape[0])):
         losses[lo:hi], g = _ce_grads(x[lo:hi], y[lo:hi], Wc, bc, U, c)
+        _put_row(gbuf[t], g, H, W)
+
+
+def loss_grad_weighted(x, y, w, Wc, bc, U, c, losses, gbuf):
+    H, W = x.shape[2:]
+    for t, (lo, hi) in enumerate(_chunks(x.shape[0], gbuf.shape[0])):
+        losses[lo:hi], g = _ce_grads_weighted(x[lo:hi], y[lo:hi], w[lo:hi], Wc, bc, U, c)
         _put_row(gbuf[t], g, H, W)
 
 
@@ -258,6 +275,9 @@ def _args(name: str, size: str, **kw) -> tuple:
         return (x, *P, np.empty((N, K)))
     if name == "loss_grad":
         return (x, y, *P, np.empty(N), _gbuf(size))
+    if name == "loss_grad_weighted":      # weights of both signs (finite differences, ELLE)
+        w = stream(3, "cnn/kernel-case").standard_normal(N)
+        return (x, y, w, *P, np.empty(N), _gbuf(size))
     if name == "input_grad":
         return (x, y, *P, np.empty(N), np.empty_like(x))
     if name == "attack":          # PGD-3 from a random feasible start
@@ -293,6 +313,8 @@ _TOL = dict(rtol=1e-9, atol=1e-12, why=_SUMS)
 CASES = [
     KernelCase("cnn.logits", _kernels.logits, logits, lambda s: _args("logits", s), **_TOL),
     KernelCase("cnn.loss_grad", _kernels.loss_grad, loss_grad, lambda s: _args("loss_grad", s), **_TOL),
+    KernelCase("cnn.loss_grad_weighted", _kernels.loss_grad_weighted, loss_grad_weighted,
+               lambda s: _args("loss_grad_weighted", s), **_TOL),
     KernelCase("cnn.input_grad", _kernels.input_grad, input_grad, lambda s: _args("input_grad", s), **_TOL),
     KernelCase("cnn.attack", _kernels.attack, attack, lambda s: _args("attack", s), **_TOL),
     *[KernelCase(f"cnn.gradalign.{'both' if both else 'through_x_eta'}", _kernels.gradalign, gradalign,

@@ -6,6 +6,7 @@ S(x) = {δ : ‖δ‖∞ ≤ ε, x + δ ∈ [0, 1]^d} and the projection Π(δ) 
 
 * FGSM (eq. 2.2):      δ = Π(ε sign ∇ₓℓ(x)).
 * FGSM-RS (eq. 2.3):   δ₀ = Π(η), η ~ U[−ε, ε]^d pre-drawn;  δ = Π(δ₀ + α sign ∇ₓℓ(x + δ₀)).
+* N-FGSM (:func:`n_fgsm`): δ = η + α sign ∇ₓℓ(clip(x + η, 0, 1)), η ~ U[−kε, kε]^d, not projected.
 * PGD-k, r restarts:   δ₀ = Π(η) (or 0 without random start);  δ_{t+1} = Π(δ_t + α sign ∇ₓℓ(x + δ_t)),
                        k steps; per example the restart with the highest final loss is kept (the
                        first one on ties), so more restarts never give a smaller loss.
@@ -23,9 +24,9 @@ import numpy as np
 from ..backends import check_backend
 from ..errors import ConfigError, check_int, check_nonneg
 from ..rng import check_seed, stream
-from .model import CNNParams, _impl, _perturbation, _validate
+from .model import CNNParams, _impl, _input_grad_core, _perturbation, _validate
 
-__all__ = ["fgsm", "fgsm_from_grad", "fgsm_rs", "pgd", "project"]
+__all__ = ["fgsm", "fgsm_from_grad", "fgsm_rs", "pgd", "project", "n_fgsm"]
 
 
 def project(x: np.ndarray, delta: np.ndarray, eps: float) -> np.ndarray:
@@ -123,3 +124,30 @@ def pgd(params: CNNParams, x, y, eps: float, alpha: float, steps: int, restarts:
             best_delta[better] = delta[better]
             best_loss = np.where(better, losses, best_loss)
     return _out(best_delta, best_loss, return_loss)
+
+
+def n_fgsm(params: CNNParams, x, y, eps: float, *, k: float = 2.0, alpha: float | None = None, noise=None, seed=0,
+           clip_noise: bool = True, backend: str = "numba") -> np.ndarray:
+    """N-FGSM (de Jorge et al., NeurIPS 2022) as the authors' code (``NFGSM``, ``clip_delta=False``):
+
+        η ~ U[−kε, kε]^d,  η₀ = clip(x + η, 0, 1) − x,  δ = η₀ + α sign ∇ₓℓ(x + η₀, y),
+
+    α = ε and k = 2 by default, with NO projection onto the ε-ball (‖δ‖∞ ≤ kε + α); the training input
+    is clip(x + δ, 0, 1), which the caller forms. ``clip_noise=False`` adds the step to the unclipped η
+    (δ = η + α sign ∇ₓℓ(x + η₀)); the gradient is taken at the box point x + η₀ either way. Same
+    definition as :func:`toymodels.torch.regularizers.n_fgsm` (which returns the box-clipped δ).
+
+    ``noise`` (N, C, H, W), entries in [−kε, kε], is the pre-drawn η; if None it is drawn from
+    ``numpy.random.default_rng(seed)`` (``seed`` may also be a Generator). Cost: one input-gradient
+    pass, as FGSM."""
+    check_backend(backend)
+    eps = check_nonneg("eps", eps)
+    k = check_nonneg("k", k)
+    alpha = eps if alpha is None else check_nonneg("alpha", alpha)
+    P, x, y = _validate(params, x, y)
+    if noise is None:
+        noise = _rng(seed).uniform(-k * eps, k * eps, size=x.shape)
+    noise = _perturbation(noise, x, "noise", bound=k * eps * (1 + 1e-12))
+    eta0 = np.clip(x + noise, 0.0, 1.0) - x
+    _, g = _input_grad_core(P, x + eta0, y, backend)
+    return (eta0 if clip_noise else noise) + alpha * np.sign(g)

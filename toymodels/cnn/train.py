@@ -87,14 +87,18 @@ from ..datasets import ImageData
 from ..errors import ConfigError, check_bool, check_choice, check_int, check_positive, check_range
 from ..progress import progress
 from ..rng import check_seed, child_seed, stream
-from . import attacks, model
+from . import attacks, model, regularizers
 from .model import CNNParams
 
-__all__ = ["TrainConfig", "TrainResult", "train", "resolve", "detect_co", "default_lambda", "cyclic_lr", "ATTACKS",
+__all__ = ["REGS", "FD_REGS", "default_reg_lambda", "PHOTOS_REG_LAMBDA", "TrainConfig", "TrainResult", "train", "resolve", "detect_co", "default_lambda", "cyclic_lr", "ATTACKS",
            "SCHEDULES", "DEFAULT_EPS", "DEFAULT_EPOCHS", "HISTORY_KEYS", "evaluate", "default_eps", "PHOTOS_LAMBDA",
            "DATASET_EPS", "MAX_EPOCHS", "MAX_FILTERS", "MAX_STEPS", "MAX_RESTARTS", "MAX_POINTS", "MAX_LAMBDA"]
 
-ATTACKS = ("none", "fgsm", "fgsm-rs", "pgd")
+ATTACKS = ("none", "fgsm", "fgsm-rs", "pgd", "n-fgsm")
+#: the regularizers of ``TrainConfig.reg`` (:mod:`toymodels.cnn.regularizers`; "gradalign" = ``grad_align``)
+REGS = ("none", "gradalign", "gradalign-fd", "elle", "gradnorm", "cure")
+#: the regularizers whose parameter gradient is a finite difference with step ``reg_h``
+FD_REGS = ("gradalign-fd", "gradnorm", "cure")
 SCHEDULES = ("cyclic", "constant")
 DEFAULT_EPS = 10 / 255
 DEFAULT_EPOCHS = 30
@@ -151,6 +155,22 @@ def default_lambda(eps: float, dataset: str | None = None) -> float:
     return 0.2 * 10.0 ** ((255.0 * eps - 8.0) / 8.0)
 
 
+#: λ of ``reg_lambda="default"`` for ELLE, the gradient-norm penalty and CURE (every dataset; GradAlign
+#: and its finite-difference version use :func:`default_lambda`). UNCALIBRATED placeholders (issue 14:
+#: to be replaced by a calibration on ``photos`` at the co-study's ε); the thesis' CIFAR-10 values for
+#: ResNet-18 (Table 2.8: gradient norm 1,000 / 2,000, CURE 700 / 20,000 at ε = 8/255 / 16/255) are for
+#: another model and data.
+PHOTOS_REG_LAMBDA = {"elle": 100.0, "gradnorm": 1.0, "cure": 1.0}
+
+
+def default_reg_lambda(reg: str, eps: float, dataset: str | None = None) -> float:
+    """λ of ``reg_lambda="default"``: :func:`default_lambda` (ε, ``dataset``) for "gradalign" and
+    "gradalign-fd" (the same objective), :data:`PHOTOS_REG_LAMBDA` for the others, 0 for "none"."""
+    if reg in ("gradalign", "gradalign-fd"):
+        return default_lambda(eps, dataset)
+    return PHOTOS_REG_LAMBDA.get(reg, 0.0)
+
+
 def default_eps(dataset: str | None = None) -> float:
     """The ε of ``python -m toymodels.cnn train`` without ``--eps``: 24/255 on ``photos`` (where FGSM
     training shows CO), else the thesis' 10/255 (Fig. 2.11)."""
@@ -160,7 +180,15 @@ def default_eps(dataset: str | None = None) -> float:
 @dataclass(frozen=True)
 class TrainConfig:
     """Hyperparameters of one run; ``None`` = resolved from the others (see :func:`resolve`).
-    ``grad_align`` is a number λ ≥ 0 or the word ``"default"`` (:func:`default_lambda`)."""
+    ``grad_align`` is a number λ ≥ 0 or the word ``"default"`` (:func:`default_lambda`).
+
+    ``reg`` ∈ :data:`REGS` adds λ R(θ) to the training loss, λ = ``reg_lambda`` (a number or
+    ``"default"``: :func:`default_reg_lambda`), with R from :mod:`toymodels.cnn.regularizers`:
+    "gradalign" (exact gradient, as ``grad_align``; the two must not both be set unless equal),
+    "gradalign-fd" (GradAlign with the central finite-difference gradient of step ``reg_h``),
+    "elle" (local linearity, three forward passes), "gradnorm" (mean ‖∇ₓℓ(x)‖²), "cure"
+    (mean ‖∇ₓℓ(x + δ_FGSM) − ∇ₓℓ(x)‖²); ``reg_h`` (default ``regularizers.DEFAULT_H``) only for
+    the finite-difference ones. ``nfgsm_k``: the noise radius kε of ``attack="n-fgsm"``."""
 
     attack: str = "fgsm"
     eps: float = DEFAULT_EPS
@@ -168,6 +196,10 @@ class TrainConfig:
     pgd_steps: int = 10
     grad_align: float | str = 0.0
     grad_align_exact: bool = False
+    reg: str = "none"
+    reg_lambda: float | str = "default"
+    reg_h: float | None = None
+    nfgsm_k: float = 2.0
     epochs: int = DEFAULT_EPOCHS
     filters: int = 4
     batch: int = 128
@@ -211,13 +243,16 @@ def _resolve_alpha(cfg: TrainConfig, eps: float) -> float:
     alpha = cfg.alpha
     if cfg.attack == "none":
         if alpha not in (None, 0, 0.0):
-            raise ConfigError("alpha", "applies only to the attacks fgsm, fgsm-rs and pgd (attack is 'none')", alpha)
+            raise ConfigError("alpha", "applies only to the attacks fgsm, fgsm-rs, pgd and n-fgsm (attack is 'none')",
+                              alpha)
         return 0.0
     if alpha is None:
         k = cfg.pgd_steps
-        return {"fgsm": eps, "fgsm-rs": 1.25 * eps, "pgd": (eps / 2 if k <= 3 else 2 * eps / k)}[cfg.attack]
-    hi = 2 * eps if cfg.attack == "fgsm-rs" else eps
-    span = "2ε" if cfg.attack == "fgsm-rs" else "ε"
+        return {"fgsm": eps, "fgsm-rs": 1.25 * eps, "pgd": (eps / 2 if k <= 3 else 2 * eps / k),
+                "n-fgsm": eps}[cfg.attack]
+    wide = cfg.attack in ("fgsm-rs", "n-fgsm")
+    hi = 2 * eps if wide else eps
+    span = "2ε" if wide else "ε"
     if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and 0 < alpha <= hi * (1 + 1e-12)):
         raise ConfigError("alpha", f"must be in (0, {span}] = (0, {hi:.6g}] for the attack {cfg.attack}", alpha)
     return float(alpha)
@@ -241,10 +276,46 @@ def resolve(cfg: TrainConfig, dataset: str | None = None, *, n_train: int | None
     check_seed(cfg.seed)
     _check_sizes(cfg, n_train, n_test)
     lam = _resolve_lambda(cfg.grad_align, eps, dataset)
+    reg, reg_lam, reg_h = _resolve_reg(cfg, lam, eps, dataset)
+    if reg == "gradalign":
+        lam = reg_lam
     if cfg.grad_align_exact and lam == 0:
         raise ConfigError("grad_align_exact", "applies only with GradAlign on (grad_align > 0)", True)
     alpha = _resolve_alpha(cfg, eps)
-    return replace(cfg, eps=eps, alpha=float(alpha), grad_align=float(lam), lr=float(cfg.lr))
+    k = check_range("nfgsm_k", cfg.nfgsm_k, 0.0, 16.0)
+    if cfg.attack != "n-fgsm" and k != 2.0:
+        raise ConfigError("nfgsm_k", "applies only to attack='n-fgsm'", cfg.nfgsm_k)
+    return replace(cfg, eps=eps, alpha=float(alpha), grad_align=float(lam), lr=float(cfg.lr), reg=reg,
+                   reg_lambda=float(reg_lam), reg_h=reg_h, nfgsm_k=k)
+
+
+def _resolve_reg(cfg: TrainConfig, ga_lam: float, eps: float, dataset: str | None):
+    """(reg, λ, h) resolved: ``grad_align`` > 0 means reg "gradalign" with that λ (rejected together
+    with another reg, or with reg "gradalign" and a different explicit λ)."""
+    reg = check_choice("reg", cfg.reg, REGS)
+    lam = cfg.reg_lambda
+    if isinstance(lam, str):
+        if lam != "default":
+            raise ConfigError("reg_lambda", "must be a number >= 0 or 'default'", lam)
+        lam = default_reg_lambda(reg, eps, dataset)
+    else:
+        lam = check_range("reg_lambda", lam, 0.0, MAX_LAMBDA)
+    if ga_lam > 0:
+        if reg not in ("none", "gradalign") or (reg == "gradalign" and cfg.reg_lambda != "default"
+                                                 and lam != ga_lam):
+            raise ConfigError("reg", f"grad_align = {ga_lam:g} is GradAlign already: set either grad_align or "
+                                     "reg / reg_lambda, not both", cfg.reg)
+        reg, lam = "gradalign", ga_lam
+    if reg == "none":
+        lam = 0.0
+    h = cfg.reg_h
+    if h is not None:
+        if reg not in FD_REGS:
+            raise ConfigError("reg_h", f"applies only to the finite-difference regularizers {FD_REGS}", h)
+        h = check_range("reg_h", h, 0.0, 1.0, lo_open=True)
+    elif reg in FD_REGS:
+        h = regularizers.DEFAULT_H
+    return reg, float(lam), h
 
 
 def cyclic_lr(t: float, epochs: int, lr_max: float) -> float:
@@ -418,10 +489,19 @@ class _Adam:
         theta -= lr * mhat / (np.sqrt(vhat) + self.eps)
 
 
-def _perturb(params, x, y, cfg: TrainConfig, rng: np.random.Generator, backend: str = "numba") -> np.ndarray:
+def _perturb(params, x, y, cfg: TrainConfig, rng: np.random.Generator, backend: str = "numba",
+             g_clean: np.ndarray | None = None) -> np.ndarray:
+    """The training input x + δ (``g_clean``: ∇ₓℓ(x) already computed, reused by FGSM)."""
     if cfg.attack == "none":
         return x
-    if cfg.attack == "fgsm":
+    if cfg.attack == "n-fgsm":
+        k = cfg.nfgsm_k
+        d = attacks.n_fgsm(params, x, y, cfg.eps, k=k, alpha=cfg.alpha, noise=rng.uniform(-k * cfg.eps, k * cfg.eps,
+                                                                                        x.shape), backend=backend)
+        return np.clip(x + d, 0.0, 1.0)
+    if cfg.attack == "fgsm" and g_clean is not None:
+        d = attacks.fgsm_from_grad(x, g_clean, cfg.eps, cfg.alpha)
+    elif cfg.attack == "fgsm":
         d = attacks.pgd(params, x, y, cfg.eps, cfg.alpha, 1, 1, random_start=False, backend=backend)
     elif cfg.attack == "fgsm-rs":
         d = attacks.fgsm_rs(params, x, y, cfg.eps, cfg.alpha, rng.uniform(-cfg.eps, cfg.eps, x.shape),
@@ -448,6 +528,8 @@ def _step(params: CNNParams, theta: np.ndarray, opt: "_Adam", x, y, cfg: TrainCo
             return loss, omega, False
         opt.step(theta, gflat, lr)
         return loss, omega, True
+    if cfg.reg not in ("none", "gradalign") and cfg.reg_lambda > 0:
+        return _reg_step(params, theta, opt, x, y, cfg, rng, lr, backend)
     xa = _perturb(params, x, y, cfg, rng, backend)
     loss, g = model.loss_and_grad(params, xa, y, backend=backend)
     gflat = g.flat()
@@ -460,6 +542,41 @@ def _step(params: CNNParams, theta: np.ndarray, opt: "_Adam", x, y, cfg: TrainCo
         return loss, omega, False
     opt.step(theta, gflat, lr)
     return loss, omega, True
+
+
+def _reg_value_grad(params, x, y, cfg: TrainConfig, rng: np.random.Generator, backend: str):
+    """(R, ∇_θ R, ∇ₓℓ(x) or None) of the regularizer ``cfg.reg`` on the clean batch, its noise drawn
+    from ``rng`` (GradAlign-FD: η ~ U[−ε, ε]^d, not clipped, as exact GradAlign; ELLE: :func:`elle_noise`)."""
+    if cfg.reg == "elle":
+        r, g = regularizers.elle_loss_and_grad(params, x, y, cfg.eps, noise=regularizers.elle_noise(x.shape, cfg.eps,
+                                                                                                    rng), backend=backend)
+        return r, g, None
+    if cfg.reg == "gradalign-fd":
+        eta = rng.uniform(-cfg.eps, cfg.eps, x.shape)
+        return regularizers.gradalign_fd_loss_and_grad(params, x, y, eta, h=cfg.reg_h, return_input_grad=True,
+                                                       backend=backend)
+    if cfg.reg == "gradnorm":
+        return regularizers.gradnorm_loss_and_grad(params, x, y, h=cfg.reg_h, return_input_grad=True, backend=backend)
+    return regularizers.cure_loss_and_grad(params, x, y, cfg.eps, h=cfg.reg_h, return_input_grad=True, backend=backend)
+
+
+def _reg_step(params, theta, opt, x, y, cfg: TrainConfig, rng, lr: float, backend: str):
+    """A step with one of the regularizers of :mod:`toymodels.cnn.regularizers` (λ R added to the
+    training loss). With FGSM the regularizer runs first and its clean input gradient ∇ₓℓ(x) gives
+    δ_FGSM (no second clean pass; the same δ as :func:`attacks.fgsm`); otherwise the attack draws
+    its noise first, then the regularizer."""
+    if cfg.attack == "fgsm":
+        r, gr, g_clean = _reg_value_grad(params, x, y, cfg, rng, backend)
+        xa = _perturb(params, x, y, cfg, rng, backend, g_clean=g_clean)
+    else:
+        xa = _perturb(params, x, y, cfg, rng, backend)
+        r, gr, _ = _reg_value_grad(params, x, y, cfg, rng, backend)
+    loss, g = model.loss_and_grad(params, xa, y, backend=backend)
+    gflat = g.flat() + cfg.reg_lambda * gr.flat()
+    if not (math.isfinite(loss) and math.isfinite(r) and np.isfinite(gflat).all()):
+        return loss, r, False
+    opt.step(theta, gflat, lr)
+    return loss, r, True
 
 
 @dataclass
@@ -529,7 +646,9 @@ def _epoch(st: _State, data: ImageData, cfg: TrainConfig, epoch: int, perm: np.n
         tr += omega * len(y)
         seen += len(y)
         bar.update(1)
-    return {"train_loss": tl / seen, "grad_align_reg": (tr / seen) if cfg.grad_align > 0 else None, "lr": lr}, None
+    reg_on = cfg.grad_align > 0 or (cfg.reg != "none" and cfg.reg_lambda > 0)
+    return {"train_loss": tl / seen, "grad_align_reg": (tr / seen) if cfg.grad_align > 0 else None,
+            "reg_value": (tr / seen) if reg_on else None, "lr": lr}, None
 
 
 def _culprit(result: "TrainResult", params: CNNParams, data: ImageData, cfg: TrainConfig, fin: _EvalSet) -> None:
@@ -582,15 +701,20 @@ def train(data: ImageData, cfg: TrainConfig = TrainConfig(), *, show_progress: b
     r_batch, r_noise = stream(cfg.seed, STREAMS["batches"]), stream(cfg.seed, STREAMS["noise"])
     ev = _eval_set(data, cfg.n_eval, cfg.eps, cfg.seed, STREAMS["eval"])
     history = [{"epoch": 0, **_record(st.params, data, ev, cfg.eps, cfg.eval_pgd_steps),
-                "train_loss": None, "grad_align_reg": None, "lr": 0.0}]
+                "train_loss": None, "grad_align_reg": None, "reg_value": None, "lr": 0.0,
+                "epoch_wall_s": None, "epoch_cpu_time_s": None}]
     diverged_at = None
     nb = -(-len(data.y_train) // cfg.batch)
     with progress(cfg.epochs * nb, disable=not show_progress, desc=f"{cfg.attack} AT", unit="batch") as bar:
         for epoch in range(1, cfg.epochs + 1):
+            t0, c0 = time.perf_counter(), time.process_time()
             extra, diverged_at = _epoch(st, data, cfg, epoch, r_batch.permutation(len(data.y_train)), r_noise, bar)
+            # the batches only (no evaluation): what a method's cost relative to FGSM is measured on
+            timing = {"epoch_wall_s": time.perf_counter() - t0, "epoch_cpu_time_s": time.process_time() - c0}
             if diverged_at is not None:
                 break
-            history.append({"epoch": epoch, **_record(st.params, data, ev, cfg.eps, cfg.eval_pgd_steps), **extra})
+            history.append({"epoch": epoch, **_record(st.params, data, ev, cfg.eps, cfg.eval_pgd_steps), **extra,
+                            **timing})
             st.snapshot()
             h = history[-1]
             bar.set_postfix_str(f"ep {epoch} clean {h['clean_acc']:.2f} pgd {h['pgd_acc']:.2f} "

@@ -10,7 +10,8 @@ from .._io import save_figure, save_npz
 from ..datasets import DEFAULT_IMAGE_DATASET, IMAGE_DATASETS, load_images
 from ..datasets.images import PHOTOS_DEFAULTS, STROKES_DEFAULTS, SYNTHETIC_DEFAULTS
 from ..errors import ConfigError
-from .train import (ATTACKS, DEFAULT_EPOCHS, MAX_EPOCHS, MAX_FILTERS, MAX_LAMBDA, MAX_POINTS, MAX_RESTARTS,
+from .regularizers import DEFAULT_H
+from .train import (ATTACKS, DEFAULT_EPOCHS, REGS, MAX_EPOCHS, MAX_FILTERS, MAX_LAMBDA, MAX_POINTS, MAX_RESTARTS,
                     MAX_STEPS, SCHEDULES, TrainConfig, default_eps, resolve, train)
 
 __all__ = ["TRAIN", "EpsMultiple", "Alpha", "GradAlign"]
@@ -70,7 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--eps", type=Num(0, 1, lo_open=True), default=None,
                    help="ℓ∞ radius in (0, 1], a number or a fraction (default 24/255 on photos, 10/255 otherwise)")
     g.add_argument("--alpha", type=Alpha(0, 2, lo_open=True), default=None,
-                   help="attack step: fgsm (0, ε] (default ε), fgsm-rs (0, 2ε] (default 1.25ε), pgd (0, ε] "
+                   help="attack step: fgsm (0, ε] (default ε), fgsm-rs (0, 2ε] (default 1.25ε), n-fgsm (0, 2ε] (default ε), pgd (0, ε] "
                         "(default ε/2 for k ≤ 3, else 2ε/k); e.g. 8/255 or 1.25eps")
     g.add_argument("--pgd-steps", type=_steps("a step is a forward and backward pass per image"), default=10,
                    metavar="K", help="PGD-k training steps k >= 1 (default 10)")
@@ -80,6 +81,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--grad-align-exact", action="store_true",
                    help="differentiate GradAlign through both input gradients (default: only through "
                         "∇ℓ(x+η), as the authors' code)")
+    g.add_argument("--reg", type=Choice(*REGS), metavar=Choice(*REGS).metavar, default="none",
+                   help="regularizer added to the training loss (default none): gradalign (exact, = --grad-align), "
+                        "gradalign-fd (finite-difference gradient, no double backprop), elle (local linearity), "
+                        "gradnorm (mean ‖∇ₓℓ‖²), cure (mean ‖∇ₓℓ(x+δ_FGSM) − ∇ₓℓ(x)‖²)")
+    g.add_argument("--reg-lambda", type=GradAlign(0, MAX_LAMBDA), default="default", metavar="LAMBDA",
+                   help="weight λ of --reg, a number >= 0 or 'default' (per method; see toymodels.cnn.train."
+                        "default_reg_lambda)")
+    g.add_argument("--reg-h", type=Num(0, 1, lo_open=True), default=None, metavar="H",
+                   help=f"finite-difference step (ℓ₂ length in input units) of gradalign-fd, gradnorm and cure "
+                        f"(default {DEFAULT_H:g})")
+    g.add_argument("--nfgsm-k", type=Num(0, 16), default=2.0, metavar="K",
+                   help="N-FGSM noise radius kε, k in [0, 16] (default 2; only with --attack n-fgsm)")
     g.add_argument("--epochs", type=Int(1, MAX_EPOCHS, "an epoch takes seconds"), default=DEFAULT_EPOCHS,
                    help=f"epochs >= 1 (default {DEFAULT_EPOCHS})")
     g.add_argument("--filters", type=Int(1, MAX_FILTERS, "the gradient buffers grow with 16·K·M·H·W·8 bytes"),
@@ -122,7 +135,8 @@ def _config(a: argparse.Namespace) -> TrainConfig:
     eps = default_eps(a.dataset) if a.eps is None else a.eps
     alpha = a.alpha * eps if isinstance(a.alpha, EpsMultiple) else a.alpha
     cfg = TrainConfig(attack=a.attack, eps=eps, alpha=alpha, pgd_steps=a.pgd_steps, grad_align=a.grad_align,
-                      grad_align_exact=a.grad_align_exact, epochs=a.epochs, filters=a.filters, batch=a.batch,
+                      grad_align_exact=a.grad_align_exact, reg=a.reg,
+                      reg_lambda=a.reg_lambda, reg_h=a.reg_h, nfgsm_k=a.nfgsm_k, epochs=a.epochs, filters=a.filters, batch=a.batch,
                       lr=a.lr, schedule=a.schedule, n_eval=a.n_eval, eval_pgd_steps=a.eval_pgd_steps,
                       final_n=a.final_n, final_pgd_steps=a.final_pgd_steps, final_restarts=a.final_restarts,
                       seed=a.seed)
@@ -155,7 +169,7 @@ def _print_final(out: dict) -> None:
 def _print_human(out: dict, c: dict) -> None:
     print(f"Single-layer CNN ({c['filters']} filters), {out['data']}")
     print(f"  attack={c['attack']}  eps={c['eps']:.5g} (= {255 * c['eps']:.3g}/255)  alpha={c['alpha']:.5g}"
-          f"  GradAlign λ={c['grad_align']:.4g}  epochs={c['epochs']}  lr={c['lr']}  seed={c['seed']}")
+          f"  GradAlign λ={c['grad_align']:.4g}  reg={c['reg']} λ={c['reg_lambda']:.4g}  epochs={c['epochs']}  lr={c['lr']}  seed={c['seed']}")
     print()
     cols = ("epoch", "clean", "fgsm", "pgd", "align", "cos(F,P)", "fgsm_loss", "pgd_loss")
     print("".join(s.rjust(10) for s in cols))
@@ -222,7 +236,8 @@ _EPILOG = ("Examples: train --attack fgsm --seed 1 (embedded photo crops, ε = 2
 TRAIN = Command(
     "train", "adversarial training with CO detection (Fig. 2.5–2.7, 2.11–2.13)", add_arguments, run,
     description="Train the single-layer CNN (4 filters 3×3, ReLU, linear layer; Adam with the cyclic learning "
-                "rate) with standard, FGSM, FGSM-RS or PGD-k adversarial training, optionally with GradAlign; "
+                "rate) with standard, FGSM, FGSM-RS, N-FGSM or PGD-k adversarial training, optionally with GradAlign "
+                "or another regularizer (finite-difference GradAlign, ELLE, gradient norm, CURE); "
                 "report per-epoch clean/FGSM/PGD accuracy and loss, gradient alignment and cos(δ_FGSM, δ_PGD), "
                 "the epoch of catastrophic overfitting and the culprit filter.",
     epilog=_EPILOG,

@@ -15,14 +15,21 @@ from ..datasets import IMAGE_DATASETS
 from ..errors import ConfigError, check_choice, check_int, check_nonneg, check_positive, check_range
 from ..rng import check_seed
 
-__all__ = ["MODELS", "TASKS", "ATTACKS", "SCHEDULES", "WARMUPS", "OPTIMIZERS", "DTYPES", "KINDS", "NORMS",
-           "CHECKPOINT", "RESUME", "RESUMABLE", "DEVICE_PATTERN", "TrainConfig", "resolve", "fit_to_data"]
+__all__ = ["MODELS", "TASKS", "ATTACKS", "REGS", "FD_REGS", "SCHEMES", "default_reg_lambda", "SCHEDULES", "WARMUPS",
+           "OPTIMIZERS", "DTYPES", "KINDS", "NORMS", "CHECKPOINT", "RESUME", "RESUMABLE", "DEVICE_PATTERN", "TrainConfig",
+           "resolve", "fit_to_data"]
 
 #: models of :func:`toymodels.torch.models.build_model`
 MODELS = ("preact-resnet18", "densenet100-12", "cnn")
 #: training tasks of :func:`toymodels.torch.train.run` (adversarial training, SAM, plain SGD)
 TASKS = ("at", "sam", "sgd")
-ATTACKS = ("none", "fgsm", "fgsm-rs", "pgd", "free")
+ATTACKS = ("none", "fgsm", "fgsm-rs", "pgd", "free", "n-fgsm")
+#: regularizers of train-at (:mod:`toymodels.torch.regularizers`; "gradalign" is eq. 2.7 by double backprop)
+REGS = ("none", "gradalign", "gradalign-fd", "elle", "gradnorm", "cure")
+#: regularizers that take the finite-difference step ``reg_h`` (gradnorm / cure: exact without it)
+FD_REGS = ("gradalign-fd", "gradnorm", "cure")
+#: finite-difference schemes (error O(h²) / O(h))
+SCHEMES = ("central", "forward")
 SCHEDULES = ("cyclic", "constant", "step", "warmup-decay")
 WARMUPS = ("linear", "exponential")
 OPTIMIZERS = ("sgd", "adam")
@@ -76,6 +83,11 @@ class TrainConfig:
     free_replays: int = 4
     grad_align: float = 0.0
     grad_align_exact: bool = False
+    nfgsm_k: float = 2.0                  # n-fgsm noise radius kε
+    reg: str = "none"                     # none | gradalign | gradalign-fd | elle | gradnorm | cure
+    reg_lambda: float | str = "default"   # λ of reg; "default": default_reg_lambda(reg, eps, dataset)
+    reg_h: float | None = None            # FD step (gradalign-fd: 1e-3 if None; gradnorm/cure: exact if None)
+    reg_scheme: str = "central"           # central (O(h²)) | forward (O(h))
     rho: float = 0.05
     m: int | None = None                  # m-SAM chunk (default: the per-process batch)
     sam_normalize: bool = True
@@ -144,21 +156,72 @@ def _resolve_attack(cfg: TrainConfig) -> tuple[str, float, float]:
         raise ConfigError("attack", f"applies only to task 'at' (train-at), not {cfg.task!r}", attack)
     eps = check_range("eps", cfg.eps, 0.0, 1.0, lo_open=True)
     alpha = cfg.alpha
-    default = {"fgsm": eps, "fgsm-rs": 1.25 * eps, "pgd": eps / 4, "free": eps, "none": 0.0}[attack]
+    default = {"fgsm": eps, "fgsm-rs": 1.25 * eps, "pgd": eps / 4, "free": eps, "none": 0.0, "n-fgsm": eps}[attack]
     if alpha is None:
         alpha = default
     elif attack in ("none", "free"):
         if alpha != default:      # a resolved config holds the default
             raise ConfigError("alpha", "applies only to the attacks fgsm, fgsm-rs and pgd", alpha)
     else:
-        hi = 2 * eps if attack == "fgsm-rs" else eps
+        hi = 2 * eps if attack in ("fgsm-rs", "n-fgsm") else eps
         check_range("alpha", alpha, 0.0, hi * (1 + 1e-12), lo_open=True)
+    check_range("nfgsm_k", cfg.nfgsm_k, 0.0, 1.0 / eps)
+    if attack != "n-fgsm" and cfg.nfgsm_k != 2.0:
+        raise ConfigError("nfgsm_k", "applies only to the attack n-fgsm", cfg.nfgsm_k)
     check_nonneg("grad_align", cfg.grad_align)
     if cfg.grad_align > 0 and cfg.task != "at":
         raise ConfigError("grad_align", "applies only to task 'at' (train-at)", cfg.grad_align)
     if cfg.grad_align > 0 and attack == "free":
         raise ConfigError("grad_align", "cannot be combined with the attack 'free'", cfg.grad_align)
     return attack, eps, float(alpha)
+
+
+def default_reg_lambda(reg: str, eps: float, dataset: str | None = None) -> float:
+    """λ of ``reg_lambda="default"``, log-linear in ε between the published values at 8/255 and 16/255
+    (CIFAR-10, PreAct ResNet-18; s = (255ε − 8)/8):
+
+    * gradalign, gradalign-fd: :func:`toymodels.cnn.train.default_lambda` (thesis Table 2.2: 0.2 · 10^s);
+    * gradnorm: thesis App. 2.11.5, λ = 1000 at 8/255 and 2000 at 16/255: 1000 · 2^s;
+    * cure: thesis App. 2.11.5, λ = 700 at 8/255 and 20000 at 16/255: 700 · (200/7)^s;
+    * elle: 5000 at every ε (Abad Rocamora et al. 2024, CIFAR-10; not re-tuned here);
+    * none: 0."""
+    s = (255.0 * eps - 8.0) / 8.0
+    if reg in ("gradalign", "gradalign-fd"):
+        from ..cnn.train import default_lambda
+
+        return float(default_lambda(eps, dataset))
+    return {"none": 0.0, "gradnorm": 1000.0 * 2.0 ** s, "cure": 700.0 * (200.0 / 7.0) ** s, "elle": 5000.0}[reg]
+
+
+def _resolve_reg(cfg: TrainConfig, attack: str, eps: float) -> tuple[str, float, float, float | None]:
+    """(reg, λ, grad_align, reg_h) of a config: ``grad_align`` > 0 is ``reg="gradalign"`` with that λ."""
+    reg = check_choice("reg", cfg.reg, REGS)
+    check_choice("reg_scheme", cfg.reg_scheme, SCHEMES)
+    lam = cfg.reg_lambda
+    if lam != "default":
+        lam = check_nonneg("reg_lambda", lam)
+    if cfg.grad_align > 0:
+        if reg not in ("none", "gradalign") or (reg == "gradalign" and lam not in ("default", cfg.grad_align)):
+            raise ConfigError("grad_align", f"is GradAlign's λ (reg = 'gradalign'): give either grad_align or "
+                              f"reg / reg_lambda, not both (reg = {reg!r}, reg_lambda = {cfg.reg_lambda!r})",
+                              cfg.grad_align)
+        reg, lam = "gradalign", float(cfg.grad_align)
+    elif lam == "default":
+        lam = default_reg_lambda(reg, eps, cfg.dataset)
+    elif reg == "none" and lam != 0:
+        raise ConfigError("reg_lambda", "needs a regularizer (reg)", lam)
+    if reg != "none" and cfg.task != "at":
+        raise ConfigError("reg", "applies only to task 'at' (train-at)", reg)
+    if reg != "none" and attack == "free":
+        raise ConfigError("reg", "cannot be combined with the attack 'free'", reg)
+    h = cfg.reg_h
+    if h is not None:
+        if reg not in FD_REGS:
+            raise ConfigError("reg_h", "applies only to reg " + ", ".join(FD_REGS), h)
+        check_range("reg_h", h, 0.0, 1.0, lo_open=True)
+    elif reg == "gradalign-fd":
+        h = 1e-3
+    return reg, float(lam), (float(lam) if reg == "gradalign" else 0.0), (None if h is None else float(h))
 
 
 def _resolve_optimizer(cfg: TrainConfig) -> tuple[str, float, float, str]:
@@ -192,6 +255,7 @@ def resolve(cfg: TrainConfig, world_size: int = 1) -> TrainConfig:
     check_choice("dtype", cfg.dtype, DTYPES)
     _check_sizes(cfg, world_size)
     attack, eps, alpha = _resolve_attack(cfg)
+    reg, reg_lambda, grad_align, reg_h = _resolve_reg(cfg, attack, eps)
     opt, lr, wd, sched = _resolve_optimizer(cfg)
     check_nonneg("rho", cfg.rho)
     per_rank = cfg.batch_size // world_size
@@ -206,7 +270,8 @@ def resolve(cfg: TrainConfig, world_size: int = 1) -> TrainConfig:
     resume = _resume_mode(cfg.resume)
     if resume != "no" and not cfg.out:
         raise ConfigError("resume", "needs out (the folder holding checkpoint.pt)", cfg.resume)
-    out = replace(cfg, attack=attack, optimizer=opt, lr=lr, weight_decay=wd, schedule=sched, eps=eps,
+    out = replace(cfg, attack=attack, reg=reg, reg_lambda=reg_lambda, grad_align=grad_align, reg_h=reg_h,
+                  nfgsm_k=float(cfg.nfgsm_k), optimizer=opt, lr=lr, weight_decay=wd, schedule=sched, eps=eps,
                   alpha=alpha, m=int(m), decay_at=tuple(float(a) for a in cfg.decay_at), sparsity_layers=layers,
                   resume=resume)
     return fit_to_data(out, cfg.n_train, cfg.n_test) if cfg.n_train and cfg.n_test else out

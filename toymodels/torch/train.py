@@ -3,8 +3,10 @@
 
 Objective per minibatch B (mean cross-entropy ℓ of the logits of x ∈ [0, 1]):
 
-* ``at``:  (1/|B|) Σ ℓ(xₙ + δₙ, yₙ) + λ Ω_B  — δ from the attack (none, FGSM, FGSM-RS, PGD-k, held
-  fixed), Ω the GradAlign term (eq. 2.7, :func:`toymodels.torch.attacks.gradalign`); ``free``
+* ``at``:  (1/|B|) Σ ℓ(xₙ + δₙ, yₙ) + λ R_B  — δ from the attack (none, FGSM, FGSM-RS, PGD-k, N-FGSM,
+  held fixed), R the regularizer ``reg`` on the clean batch: GradAlign (eq. 2.7,
+  :func:`toymodels.torch.attacks.gradalign`; ``grad_align`` > 0 is the same), or GradAlign-FD, ELLE,
+  the input-gradient-norm penalty or CURE of :mod:`toymodels.torch.regularizers`; ``free``
   replays each minibatch ``free_replays`` times with a persistent δ (Free-AT).
 * ``sam``: the SAM / m-SAM update of :func:`toymodels.torch.sam.sam_update` (ρ, m, normalized or not).
 * ``sgd``: plain (1/|B|) Σ ℓ(xₙ, yₙ).
@@ -72,14 +74,15 @@ from .._io import atomic_write
 from ..errors import ConfigError
 from ..progress import progress as _progress
 from ..rng import child_seed
-from . import attacks
-from .config import (ATTACKS, CHECKPOINT, RESUMABLE, SCHEDULES, TASKS, TrainConfig, fit_to_data,
-                     resolve)
+from . import attacks, regularizers
+from .config import (ATTACKS, CHECKPOINT, REGS, RESUMABLE, SCHEDULES, TASKS, TrainConfig, default_reg_lambda,
+                     fit_to_data, resolve)
 from .data import channel_stats, load
 from .device import device_name, resolve_device, seed_everything, torch_generator
 from .models import build_model
 
-__all__ = ["TrainConfig", "run", "resolve", "lr_schedule", "at_step", "TASKS", "ATTACKS", "SCHEDULES", "CHECKPOINT"]
+__all__ = ["TrainConfig", "run", "resolve", "lr_schedule", "at_step", "TASKS", "ATTACKS", "REGS", "SCHEDULES",
+           "CHECKPOINT"]
 
 
 def lr_schedule(cfg: TrainConfig, steps_per_epoch: int) -> np.ndarray:
@@ -249,34 +252,70 @@ def _read_checkpoint(path: str, device) -> dict:
 # ------------------------------------------------------------------------------------------------
 # one step
 # ------------------------------------------------------------------------------------------------
+def _reg_and_lambda(cfg: TrainConfig) -> tuple[str, float]:
+    """(regularizer, λ) of a config, resolved or not (``grad_align`` > 0 is GradAlign with that λ)."""
+    if cfg.grad_align > 0:
+        return "gradalign", float(cfg.grad_align)
+    if cfg.reg == "none":
+        return "none", 0.0
+    lam = cfg.reg_lambda
+    return cfg.reg, default_reg_lambda(cfg.reg, cfg.eps, cfg.dataset) if lam == "default" else float(lam)
+
+
+def _attack_input(cfg: TrainConfig, net, x, y, gen):
+    """(training input x + δ, the clean input gradient if the attack computed it, else None)."""
+    alpha = cfg.eps if cfg.alpha is None else cfg.alpha
+    if cfg.attack == "none":
+        return x, None
+    if cfg.attack == "fgsm":
+        # the clean input gradient is both the FGSM direction and GradAlign's first gradient
+        _, g_clean = attacks.input_grad(net, x, y)
+        return x + attacks.project(x, alpha * g_clean.sign(), cfg.eps), g_clean
+    if cfg.attack == "fgsm-rs":
+        return x + attacks.fgsm_rs(net, x, y, cfg.eps, alpha, generator=gen), None
+    if cfg.attack == "n-fgsm":
+        return x + regularizers.n_fgsm(net, x, y, cfg.eps, k=cfg.nfgsm_k, alpha=alpha, generator=gen), None
+    return x + attacks.pgd(net, x, y, cfg.eps, alpha, cfg.pgd_steps, generator=gen), None
+
+
+def _regularizer(cfg: TrainConfig, reg: str, net, x, y, gen, noise, g_clean):
+    """The regularizer tensor of ``reg`` on the clean batch (None for "none")."""
+    h = regularizers.DEFAULT_H if cfg.reg_h is None else cfg.reg_h
+    if reg == "gradalign":
+        return attacks.gradalign(net, x, y, cfg.eps, noise, generator=gen, exact=cfg.grad_align_exact,
+                                 clean_grad=g_clean)
+    if reg == "gradalign-fd":
+        return regularizers.gradalign_fd(net, x, y, cfg.eps, noise, h=h, scheme=cfg.reg_scheme, clean_grad=g_clean,
+                                         generator=gen)
+    if reg == "elle":
+        return regularizers.elle(net, x, y, cfg.eps, generator=gen)
+    if reg == "gradnorm":
+        return regularizers.gradnorm(net, x, y, exact=cfg.reg_h is None, h=h, scheme=cfg.reg_scheme)
+    if reg == "cure":
+        return regularizers.cure(net, x, y, cfg.eps, exact=cfg.reg_h is None, h=h, scheme=cfg.reg_scheme)
+    return None
+
+
 def at_step(cfg: TrainConfig, model, net, x, y, gen: torch.Generator, backward_step, amp_ctx) -> tuple[float, float]:
-    """One adversarial-training step (attack none/fgsm/fgsm-rs/pgd, optional GradAlign) on (x, y).
+    """One adversarial-training step on (x, y): attack none/fgsm/fgsm-rs/pgd/n-fgsm, then the training
+    loss (1/|B|) Σ ℓ(xₙ + δₙ) + λ R with R the regularizer ``reg`` (GradAlign, GradAlign-FD, ELLE,
+    gradient norm, CURE of :mod:`toymodels.torch.regularizers`, on the clean batch) or none.
 
     ``model`` is what the loss goes through (DDP or the bare module), ``net`` the bare module used for
-    the attack and the GradAlign double backprop; ``backward_step(loss)`` does zero_grad, backward and
-    the optimizer step. Returns (loss, accuracy) on the perturbed batch."""
-    reg, g_clean, noise = None, None, None
-    if cfg.grad_align > 0 and cfg.attack in ("none", "fgsm"):
+    the attack and the regularizer; ``backward_step(loss)`` does zero_grad, backward and the optimizer
+    step. Returns (loss, accuracy) on the perturbed batch (the regularizer not included)."""
+    reg_name, lam = _reg_and_lambda(cfg)
+    noise = None
+    if reg_name in ("gradalign", "gradalign-fd") and cfg.attack in ("none", "fgsm"):
         # these attacks draw nothing: GradAlign's η can be drawn first (same draws), so that its
         # host-to-device copy waits for an idle GPU rather than stalling it in the middle of the step
         noise = attacks.uniform_noise(x.shape, cfg.eps, gen, x)
-    if cfg.attack == "none":
-        xa = x
-    elif cfg.attack == "fgsm":
-        # the clean input gradient is both the FGSM direction and GradAlign's first gradient
-        _, g_clean = attacks.input_grad(net, x, y)
-        xa = x + attacks.project(x, cfg.alpha * g_clean.sign(), cfg.eps)
-    elif cfg.attack == "fgsm-rs":
-        xa = x + attacks.fgsm_rs(net, x, y, cfg.eps, cfg.alpha, generator=gen)
-    else:
-        xa = x + attacks.pgd(net, x, y, cfg.eps, cfg.alpha, cfg.pgd_steps, generator=gen)
-    if cfg.grad_align > 0:
-        reg = attacks.gradalign(net, x, y, cfg.eps, noise, generator=gen, exact=cfg.grad_align_exact,
-                                clean_grad=g_clean)
+    xa, g_clean = _attack_input(cfg, net, x, y, gen)
+    reg = _regularizer(cfg, reg_name, net, x, y, gen, noise, g_clean)
     with amp_ctx():
         out = model(xa)
         loss = F.cross_entropy(out.float() if out.dtype in (torch.float16, torch.bfloat16) else out, y)
-    backward_step(loss if reg is None else loss + cfg.grad_align * reg)
+    backward_step(loss if reg is None else loss + lam * reg)
     return float(loss.detach()), float((out.detach().argmax(1) == y).float().mean())
 
 

@@ -3,6 +3,8 @@
 Examples (synthetic data, the single-layer CNN, seconds on a CPU)::
 
     python -m toymodels.torch train-at --attack fgsm --grad-align 0.2 --eps 8/255 --json
+    python -m toymodels.torch train-at --attack n-fgsm --eps 16/255 --json
+    python -m toymodels.torch train-at --attack fgsm --reg gradalign-fd --reg-lambda 0.2 --reg-h 1e-3 --json
     python -m toymodels.torch train-sam --rho 0.05 --m 32 --json
     python -m toymodels.torch train-sgd --schedule warmup-decay --json
     python -m toymodels.torch train-at --model preact-resnet18 --dataset cifar10 --data-dir DIR \\
@@ -24,7 +26,8 @@ from contextlib import contextmanager
 
 from .._cli import Choice, Command, Int, InDir, ListOf, Num, Result, Text, parse_number
 from ..datasets import IMAGE_DATASETS
-from .config import (ATTACKS, DEVICE_PATTERN, DTYPES, MODELS, OPTIMIZERS, SCHEDULES, WARMUPS, TrainConfig)
+from .config import (ATTACKS, DEVICE_PATTERN, DTYPES, MODELS, OPTIMIZERS, REGS, SCHEDULES, SCHEMES, WARMUPS,
+                     TrainConfig)
 
 __all__ = ["COMMANDS", "add_arguments", "config_from_args", "DEVICE", "MAX_IMAGES"]
 
@@ -100,13 +103,26 @@ def _task_options(p, task: str, d: TrainConfig) -> None:
     if task == "at":
         p.add_argument("--attack", type=Choice(*ATTACKS), default="fgsm", help="default: fgsm")
         p.add_argument("--alpha", type=Num(0, 1, lo_open=True), default=None,
-                       help="step size (default: fgsm ε, fgsm-rs 1.25ε, pgd ε/4; at most ε, 2ε for fgsm-rs)")
+                       help="step size (default: fgsm ε, fgsm-rs 1.25ε, pgd ε/4, n-fgsm ε; at most ε, 2ε for "
+                       "fgsm-rs and n-fgsm)")
+        p.add_argument("--nfgsm-k", type=Num(0, 255), default=d.nfgsm_k,
+                       help="n-fgsm noise U[−kε, kε] (default 2, de Jorge et al. 2022)")
         p.add_argument("--pgd-steps", type=Int(1, 10 ** 4), default=d.pgd_steps)
         p.add_argument("--free-replays", type=Int(1, 10 ** 3), default=d.free_replays, help="m of Free-AT")
         p.add_argument("--grad-align", type=_Lambda(0), default=0.0,
                        help="GradAlign λ >= 0, or 'default' = 0.2·10^((255ε−8)/8)")
         p.add_argument("--grad-align-exact", action="store_true",
                        help="differentiate through both input gradients (default: only through ∇ℓ(x+η))")
+        p.add_argument("--reg", type=Choice(*REGS), default="none",
+                       help="regularizer on the clean batch: gradalign (double backprop; = --grad-align), "
+                       "gradalign-fd (finite differences), elle, gradnorm, cure (default: none)")
+        p.add_argument("--reg-lambda", type=_Lambda(0), default="default",
+                       help="λ of --reg >= 0, or 'default' (published CIFAR-10 values, log-linear in ε)")
+        p.add_argument("--reg-h", type=Num(0, 1, lo_open=True), default=None,
+                       help="finite-difference step (ℓ₂, input units) of gradalign-fd (default 1e-3), gradnorm and "
+                       "cure (default: exact double backprop)")
+        p.add_argument("--reg-scheme", type=Choice(*SCHEMES), default="central",
+                       help="finite differences: central (error O(h²), default) or forward (O(h))")
     elif task == "sam":
         p.add_argument("--rho", type=Num(0), default=d.rho, help="ascent radius ρ >= 0 (default 0.05)")
         p.add_argument("--m", type=Int(1, 2 ** 16, "examples per step"), default=None,
@@ -169,7 +185,8 @@ def config_from_args(a, task: str) -> TrainConfig:
 
             lam = default_lambda(float(a.eps))
         kw.update(attack=a.attack, alpha=a.alpha, pgd_steps=a.pgd_steps, free_replays=a.free_replays,
-                  grad_align=float(lam), grad_align_exact=a.grad_align_exact)
+                  grad_align=float(lam), grad_align_exact=a.grad_align_exact, nfgsm_k=a.nfgsm_k, reg=a.reg,
+                  reg_lambda=a.reg_lambda, reg_h=a.reg_h, reg_scheme=a.reg_scheme)
     elif task == "sam":
         kw.update(rho=a.rho, m=a.m, sam_normalize=not a.no_normalize)
     else:
@@ -266,8 +283,10 @@ def _command(name: str, help: str, description: str, smoke: tuple) -> Command:
 _TINY = ("--device", "cpu", "--n-train", "16", "--n-test", "8", "--batch-size", "8", "--epochs", "1",
          "--eval-n", "4", "--final-n", "4", "--filters", "1")
 COMMANDS = [
-    _command("train-at", "adversarial training (FGSM, FGSM-RS, PGD, Free-AT, GradAlign)",
-             "Adversarial training (FGSM, FGSM-RS, PGD-k, Free-AT, GradAlign) of an image classifier.",
+    _command("train-at", "adversarial training (FGSM, FGSM-RS, N-FGSM, PGD, Free-AT; GradAlign, ELLE, CURE, ...)",
+             "Adversarial training (FGSM, FGSM-RS, N-FGSM, PGD-k, Free-AT) of an image classifier, with an optional "
+             "regularizer against catastrophic overfitting (GradAlign exact or by finite differences, ELLE, the "
+             "input-gradient-norm penalty, CURE).",
              _TINY + ("--eval-pgd-steps", "1", "--final-pgd-steps", "1", "--attack", "fgsm-rs")),
     _command("train-sam", "SAM / m-SAM / n-SAM training",
              "SAM / m-SAM training of an image classifier.", _TINY + ("--m", "4")),

@@ -5,7 +5,7 @@
   dense layer, softmax, backward passes, weight gradients, outer products), the buffer layout, and
   :func:`reduce_grad`, which sums the per-chunk gradient rows;
 * :mod:`.passes` — the clean passes and the attacks: :func:`logits`, :func:`loss_grad`,
-  :func:`input_grad`, :func:`attack`;
+  :func:`loss_grad_weighted`, :func:`input_grad`, :func:`attack`;
 * :mod:`.gradalign` — the GradAlign kernels: :func:`gradalign` and the fused FGSM-AT + GradAlign
   step gradient :func:`fgsm_gradalign`;
 * :mod:`.align_init` — Lemma 2's :func:`alignment_terms` (gradient alignment at initialization).
@@ -65,8 +65,8 @@ _drop_stale_cache()
 
 from .align_init import alignment_terms  # noqa: E402
 from .gradalign import fgsm_gradalign, gradalign  # noqa: E402
-from .passes import attack, input_grad, logits, loss_grad  # noqa: E402
+from .passes import attack, input_grad, logits, loss_grad, loss_grad_weighted  # noqa: E402
 from .primitives import MAX_CHUNKS, grad_row_size, n_chunks, reduce_grad  # noqa: E402
 
-__all__ = ["MAX_CHUNKS", "n_chunks", "grad_row_size", "reduce_grad", "logits", "loss_grad", "input_grad", "attack",
-           "gradalign", "fgsm_gradalign", "alignment_terms"]
+__all__ = ["MAX_CHUNKS", "n_chunks", "grad_row_size", "reduce_grad", "logits", "loss_grad", "loss_grad_weighted",
+           "input_grad", "attack", "gradalign", "fgsm_gradalign", "alignment_terms"]

@@ -1,5 +1,5 @@
 """Clean forward/backward passes and the ℓ∞ attacks: :func:`logits`, :func:`loss_grad`,
-:func:`input_grad`, :func:`attack` (numpy references of the same names in
+:func:`loss_grad_weighted`, :func:`input_grad`, :func:`attack` (numpy references of the same names in
 :mod:`toymodels.cnn._reference`).
 
 Model (channels-first, float64): for one example x ∈ R^{C×H×W},
@@ -91,6 +91,45 @@ def loss_grad(x, y, Wc, bc, U, c, losses, gbuf):
             _dense(Up, c, True, a, z)
             losses[n] = _softmax_ce(z, y[n], p)
             p[y[n]] -= 1.0
+            _backh(Up, p, a, g, M, H, W)
+            _wgrad(g, xp, dW, db, H, W)
+            _outer(p, a, dU, dc)
+
+
+@nb.njit(cache=True, parallel=True, fastmath=_FM)
+def loss_grad_weighted(x, y, w, Wc, bc, U, c, losses, gbuf):
+    """Per-example losses ``losses[n]`` and the *weighted* parameter gradient Σₙ wₙ ∇_θ ℓₙ in per-chunk
+    rows of ``gbuf`` (as :func:`loss_grad`, whose s = p − e_y is scaled by wₙ before the backward pass;
+    used by the finite-difference regularizers of :mod:`toymodels.cnn.regularizers`)."""
+    N, C, H, W = x.shape
+    M = Wc.shape[0]
+    K = U.shape[0]
+    Wp = W + 2
+    P = (H + 2) * Wp
+    Q = H * Wp
+    G = Q + 4 * Wp + 2
+    Up = _pad_U(U, M, H, W)
+    T = gbuf.shape[0]
+    for t in prange(T):
+        lo, hi = _chunk_bounds(N, T, t)
+        row = gbuf[t]
+        row[:] = 0.0
+        dW, db, dU, dc = _grad_views(row, M, C, H, W, K)
+        xp = np.zeros(C * P + 2)
+        a = np.empty(M * Q)
+        g = np.zeros(M * G)
+        z = np.empty(K)
+        p = np.empty(K)
+        for n in range(lo, hi):
+            _load(x, n, xp)
+            _conv(xp, Wc, bc, True, a, H, W)
+            _relu(a, M, H, W)
+            _dense(Up, c, True, a, z)
+            losses[n] = _softmax_ce(z, y[n], p)
+            p[y[n]] -= 1.0
+            wn = w[n]
+            for k in range(K):
+                p[k] *= wn
             _backh(Up, p, a, g, M, H, W)
             _wgrad(g, xp, dW, db, H, W)
             _outer(p, a, dU, dc)

@@ -1,0 +1,133 @@
+"""Torch benchmarks of issue 14: the epoch cost of each catastrophic-overfitting (CO) method relative to
+FGSM AT, measured in the same run on the torch device (cuda if present, else cpu, 1 thread).
+
+One "epoch" = one pass of :func:`toymodels.torch.train.at_step` (attack, regularizer, SGD step; model
+in train mode) over ``images`` uniform-random 32×32×3 images with random labels, batch 128, ε = 8/255,
+float32, after one warm-up batch; each method's λ is its default at 8/255
+(:func:`toymodels.torch.config.default_reg_lambda`; the cost does not depend on it). The methods'
+epochs alternate within each repeat (best of the repeats), so all see the same background load:
+
+    fgsm, fgsm-rs (α = 1.25ε), n-fgsm (k = 2, α = ε), pgd-2 (α = ε/2), gradalign (exact, double
+    backprop), gradalign-fd (central FD, h = 1e-3), gradalign-fd-fwd (forward FD), elle (+ FGSM),
+    elle-clean (ELLE on the clean loss, no attack), gradnorm / cure (exact), and gradnorm-fd / cure-fd
+    (central FD, h = 1e-3); every other regularizer on top of FGSM.
+
+* ``torch_co_methods_cnn`` — the single-layer CNN (4 filters), 4,000 images (``--quick``: 512).
+* ``torch_co_methods_resnet18`` — PreAct ResNet-18; cuda: 5,000 images; cpu: 128 (``--quick``: cuda
+  512, cpu 16).
+
+``ratios`` maps each method to its epoch time / the FGSM epoch time (``epoch_s``: the times); the table's
+``numpy_s`` = ``numba_s`` = the FGSM epoch (speedup 1), the ratios are printed below it (``notes``).
+"""
+from __future__ import annotations
+
+import time
+
+from . import BenchContext, workload
+
+BATCH = 128
+EPS = 8 / 255
+H = 1e-3
+#: method name → TrainConfig fields (task "at", ε = 8/255)
+METHODS = {
+    "fgsm": dict(attack="fgsm"),
+    "fgsm-rs": dict(attack="fgsm-rs", alpha=1.25 * EPS),
+    "n-fgsm": dict(attack="n-fgsm"),
+    "pgd-2": dict(attack="pgd", alpha=EPS / 2, pgd_steps=2),
+    "gradalign": dict(attack="fgsm", reg="gradalign"),
+    "gradalign-fd": dict(attack="fgsm", reg="gradalign-fd", reg_h=H),
+    "gradalign-fd-fwd": dict(attack="fgsm", reg="gradalign-fd", reg_h=H, reg_scheme="forward"),
+    "elle": dict(attack="fgsm", reg="elle"),
+    "elle-clean": dict(attack="none", reg="elle"),
+    "gradnorm": dict(attack="fgsm", reg="gradnorm"),
+    "gradnorm-fd": dict(attack="fgsm", reg="gradnorm", reg_h=H),
+    "cure": dict(attack="fgsm", reg="cure"),
+    "cure-fd": dict(attack="fgsm", reg="cure", reg_h=H),
+}
+
+
+def _epochs(model_name: str, n: int, repeats: int, device) -> tuple[dict, float]:
+    """({method: best epoch seconds}, total warm-up seconds) over n images."""
+    import torch
+
+    from ..torch.models import build_model
+    from ..torch.train import TrainConfig, at_step
+    from .torch_train import _Null
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(n, 3, 32, 32, generator=g).to(device)
+    y = torch.randint(0, 10, (n,), generator=g).to(device)
+    norm = None if model_name == "cnn" else ((0.5,) * 3, (0.25,) * 3)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def make_epoch(fields):
+        cfg = TrainConfig(task="at", eps=EPS, **fields)
+        torch.manual_seed(0)
+        net = build_model(model_name, 10, 3, 32, normalize=norm).to(device).train()
+        opt = torch.optim.SGD(net.parameters(), lr=1e-4, momentum=0.9)
+
+        def step_fn(loss):
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        def one_epoch(limit=None):
+            gen = torch.Generator().manual_seed(1)
+            stop = n if limit is None else min(n, limit)
+            for i in range(0, stop, BATCH):
+                at_step(cfg, net, net, x[i:i + BATCH], y[i:i + BATCH], gen, step_fn, lambda: _Null())
+            sync()
+        return one_epoch
+
+    prev = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)        # as torch_train.py: the intra-op pool spin-waits on a busy machine
+    try:
+        epochs = {name: make_epoch(f) for name, f in METHODS.items()}
+        warm = 0.0
+        for ep in epochs.values():
+            t = time.perf_counter()
+            ep(BATCH)
+            warm += time.perf_counter() - t
+        best = {name: float("inf") for name in epochs}
+        for _ in range(max(1, repeats)):
+            for name, ep in epochs.items():
+                t = time.perf_counter()
+                ep()
+                best[name] = min(best[name], time.perf_counter() - t)
+    finally:
+        torch.set_num_threads(prev)
+    return best, warm
+
+
+def _co_methods(ctx: BenchContext, model_name: str, n_cpu: int, n_cuda: int, quick_cpu: int, quick_cuda: int) -> dict:
+    from ..torch.device import device_name, resolve_device
+
+    dev = resolve_device("auto")
+    cuda = dev.type == "cuda"
+    n = (quick_cuda if cuda else quick_cpu) if ctx.quick else (n_cuda if cuda else n_cpu)
+    reps = ctx.repeats if (model_name == "cnn" or cuda) else 1
+    best, warm = _epochs(model_name, n, reps, dev)
+    base = best["fgsm"]
+    ratios = {k: v / base for k, v in best.items()}
+    notes = [f"{model_name} on {device_name(dev)}, {n} images: epoch time / FGSM epoch: "
+             + ", ".join(f"{k} {r:.2f}x" for k, r in ratios.items())]
+    return {"numpy_s": base, "numba_s": base, "speedup": 1.0, "compile_s": warm, "ratios": ratios,
+            "epoch_s": best, "images": n, "batch": BATCH, "model": model_name, "eps": EPS, "fd_h": H,
+            "torch_device": device_name(dev), "torch_threads": None if cuda else 1, "repeats": reps,
+            "baseline": "numpy_s = numba_s = the FGSM epoch; ratios: each method's epoch / FGSM's", "notes": notes}
+
+
+@workload("torch_co_methods_cnn", target=None, needs=("torch",),
+          description="epoch time of each CO method / FGSM AT, single-layer CNN (4k images)")
+def torch_co_methods_cnn(ctx: BenchContext) -> dict:
+    return _co_methods(ctx, "cnn", 4_000, 4_000, 512, 512)
+
+
+@workload("torch_co_methods_resnet18", target=None, needs=("torch",),
+          description="epoch time of each CO method / FGSM AT, PreAct ResNet-18 (cpu 128 / cuda 5k images)")
+def torch_co_methods_resnet(ctx: BenchContext) -> dict:
+    return _co_methods(ctx, "preact-resnet18", 128, 5_000, 16, 512)
