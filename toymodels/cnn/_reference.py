@@ -85,12 +85,7 @@ def _backward(x, y, Wc, bc, U, c):
 
 def _ce_grads(x, y, Wc, bc, U, c):
     """(per-example losses, Σₙ ∇_θ ℓₙ as (dW, db, dU, dc))."""
-    N = x.shape[0]
-    M = Wc.shape[0]
-    loss, P = _backward(x, y, Wc, bc, U, c)
-    ga, s = P["ga"], P["s"]
-    dW = np.einsum("nmp,nkp->mk", ga, P["cols"], optimize=True).reshape(Wc.shape)
-    return loss, (dW, ga.sum(axis=(0, 2)), s.T @ P["h"].reshape(N, -1), s.sum(axis=0))
+    return _ce_grads_weighted(x, y, np.ones(x.shape[0]), Wc, bc, U, c)
 
 
 def _ce_grads_weighted(x, y, w, Wc, bc, U, c):
@@ -174,10 +169,7 @@ def logits(x, Wc, bc, U, c, z_out):
 
 
 def loss_grad(x, y, Wc, bc, U, c, losses, gbuf):
-    H, W = x.shape[2:]
-    for t, (lo, hi) in enumerate(_chunks(x.shape[0], gbuf.shape[0])):
-        losses[lo:hi], g = _ce_grads(x[lo:hi], y[lo:hi], Wc, bc, U, c)
-        _put_row(gbuf[t], g, H, W)
+    loss_grad_weighted(x, y, np.ones(x.shape[0]), Wc, bc, U, c, losses, gbuf)
 
 
 def loss_grad_weighted(x, y, w, Wc, bc, U, c, losses, gbuf):
