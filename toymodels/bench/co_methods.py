@@ -50,37 +50,13 @@ def _epochs(model_name: str, n: int, repeats: int, device) -> tuple[dict, float]
     """({method: best epoch seconds}, total warm-up seconds) over n images."""
     import torch
 
-    from ..torch.models import build_model
-    from ..torch.train import TrainConfig, at_step
-    from .torch_train import _Null
+    from ..torch.train import TrainConfig
+    from .torch_train import at_epoch, random_images
 
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(n, 3, 32, 32, generator=g).to(device)
-    y = torch.randint(0, 10, (n,), generator=g).to(device)
-    norm = None if model_name == "cnn" else ((0.5,) * 3, (0.25,) * 3)
-
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+    x, y = random_images(n, device)
 
     def make_epoch(fields):
-        cfg = TrainConfig(task="at", eps=EPS, **fields)
-        torch.manual_seed(0)
-        net = build_model(model_name, 10, 3, 32, normalize=norm).to(device).train()
-        opt = torch.optim.SGD(net.parameters(), lr=1e-4, momentum=0.9)
-
-        def step_fn(loss):
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
-        def one_epoch(limit=None):
-            gen = torch.Generator().manual_seed(1)
-            stop = n if limit is None else min(n, limit)
-            for i in range(0, stop, BATCH):
-                at_step(cfg, net, net, x[i:i + BATCH], y[i:i + BATCH], gen, step_fn, lambda: _Null())
-            sync()
-        return one_epoch
+        return at_epoch(model_name, TrainConfig(task="at", eps=EPS, **fields), x, y, device, lr=1e-4)
 
     prev = torch.get_num_threads()
     if device.type == "cpu":

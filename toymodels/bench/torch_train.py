@@ -35,41 +35,57 @@ RATIO_GOAL = 2.0
 CIFAR_TRAIN = 50_000
 
 
+def random_images(n: int, device):
+    """(x, y): n uniform-random 32×32×3 images and random labels of 10 classes (the content does not
+    change the cost), drawn from a fixed CPU generator, on ``device``."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    return (torch.rand(n, 3, 32, 32, generator=g).to(device),
+            torch.randint(0, 10, (n,), generator=g).to(device))
+
+
+def at_epoch(model_name: str, cfg, x, y, device, *, lr: float):
+    """``one_epoch(limit=None)``: one pass of :func:`toymodels.torch.train.at_step` with ``cfg`` over (x, y)
+    in batches of :data:`BATCH` (the first ``limit`` images only, e.g. for a warm-up) on a fresh
+    ``model_name`` (seed 0, train mode, SGD with ``lr``), synchronized on cuda."""
+    import torch
+
+    from ..torch.models import build_model
+    from ..torch.train import at_step
+
+    norm = None if model_name == "cnn" else ((0.5,) * 3, (0.25,) * 3)
+    torch.manual_seed(0)
+    net = build_model(model_name, 10, 3, 32, normalize=norm).to(device).train()
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
+
+    def step_fn(loss):
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def one_epoch(limit=None):
+        gen = torch.Generator().manual_seed(1)
+        stop = len(y) if limit is None else min(len(y), limit)
+        for i in range(0, stop, BATCH):
+            at_step(cfg, net, net, x[i:i + BATCH], y[i:i + BATCH], gen, step_fn, lambda: _Null())
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    return one_epoch
+
+
 def _epoch_times(model_name: str, n: int, lams, repeats: int, device) -> tuple[list, list]:
     """Best epoch seconds and warm-up seconds of FGSM AT (+ GradAlign λ) over n images, one entry per
     λ in ``lams``; the repeats alternate between the λ's so that all see the same background load."""
     import torch
 
-    from ..torch.models import build_model
-    from ..torch.train import TrainConfig, at_step
+    from ..torch.train import TrainConfig
 
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(n, 3, 32, 32, generator=g).to(device)
-    y = torch.randint(0, 10, (n,), generator=g).to(device)
-    norm = None if model_name == "cnn" else ((0.5,) * 3, (0.25,) * 3)
-
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+    x, y = random_images(n, device)
 
     def make_epoch(lam):
         cfg = TrainConfig(task="at", attack="fgsm", eps=EPS, alpha=EPS, grad_align=lam)
-        torch.manual_seed(0)
-        net = build_model(model_name, 10, 3, 32, normalize=norm).to(device).train()
-        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-
-        def step_fn(loss):
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
-        def one_epoch(limit=None):
-            gen = torch.Generator().manual_seed(1)
-            stop = n if limit is None else min(n, limit)
-            for i in range(0, stop, BATCH):
-                at_step(cfg, net, net, x[i:i + BATCH], y[i:i + BATCH], gen, step_fn, lambda: _Null())
-            sync()
-        return one_epoch
+        return at_epoch(model_name, cfg, x, y, device, lr=0.01)
 
     # on the CPU torch runs on 1 thread: its intra-op pool spin-waits badly on a busy machine
     prev = torch.get_num_threads()
