@@ -8,7 +8,7 @@ adaptive (c = |w|) average/worst-case (ℓ₂) sharpness at ρ = 0.05. Right: a 
 on a 3-Gaussian mixture, adaptive sharpness with and without eq. 7.5: only the normalized one is
 constant in S (exactly, with the same random draws).
 
-Fig. 7.7 (l.3804–3806): 200 diagonal linear networks (``toymodels.dln``, β = w₊² − w₋²,
+Fig. 7.7 (l.3804–3808): 200 diagonal linear networks (``toymodels.dln``, β = w₊² − w₋²,
 L = 1/(4n)‖Xβ − y‖²) on sparse regression, d = 200, 90 % sparsity (k = 20 entries ±1), n = 100 (not
 stated in the thesis), trained by full-batch GD with learning rates log-uniform in [0.01, 0.08] and
 initializations α log-uniform in [0.02, 1] for 8000 steps; models with training loss ≤ 1e-5 are kept.
@@ -147,6 +147,6 @@ def fig_7_7(ctx: Context) -> Rendered:
     summary = {"n": n, "d": d, "k": k, "steps": steps, "models": M, "kept": len(keep),
                "kendall_tau": taus, "test_loss_range": [float(test.min()), float(test.max())],
                "trace_rescaled_over_beta_l1_minus_1_mean_abs": float(np.mean(np.abs(rel))),
-               "thesis": "tau around 0.8 for the best measure (l.3806); tr rescaled ~ 2 |beta|_1 in the "
+               "thesis": "tau around 0.8 for the best measure (l.3808); tr rescaled ~ 2 |beta|_1 in the "
                          "thesis normalization, ~ |beta|_1 here (ERRATA sharpness E2)"}
     return Rendered(fig, summary, {"test_loss": test, **vals, "alpha": alphas[keep], "lr": lrs[keep]})

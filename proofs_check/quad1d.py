@@ -29,7 +29,7 @@ PRINTED_MAX = 2 * (1 + G) ** sp.Rational(3, 2) / (3 * sp.sqrt(3) * G)          #
 CORRECT_MAX = 2 * (1 + G) ** sp.Rational(3, 2) / (3 * sp.sqrt(3 * G))
 
 
-@check("quad1d.lemma9_max_formula", "Lemma 9, eq. 6.28 (l.3327)")
+@check("quad1d.lemma9_max_formula", "Lemma 9, eq. 6.28 (l.3331)")
 def lemma9_max_formula(formula=CORRECT_MAX):
     """max_θ h_γ(θ) = h_γ(θ_γ), θ_γ = √((1 + 1/γ)/3): the formula must equal it identically in γ.
     The printed 2(1+γ)^{3/2}/(3√3 γ) fails (γ where √γ belongs); the default is the corrected one."""
@@ -84,7 +84,7 @@ def p1_growth(factor=sp.Rational(3, 2), low=sp.Rational(65, 100)):
     return bool(v > factor), f"2 - 0.65^2 = {float(v)}"
 
 
-@check("quad1d.lemma10_eps", "Lemma 10 (l.3357)")
+@check("quad1d.lemma10_eps", "Lemma 10 (proof, l.3353)")
 def lemma10_eps(eps_of=lambda g: sp.Min((g - 1) / 3, sp.Rational(2, 100))):
     """For every γ_min ∈ (1, 1.25) and ε < ε_o(γ_min): γ_min(2 − ε)(1 − ε) > 2 (exactly:
     γ(2 − 3ε + ε²) > γ(3 − γ) ≥ 2 on (1, 2)), checked on a grid of γ_min up to ε = ε_o."""

@@ -205,3 +205,109 @@ def kendall_tau_eq74(var=lambda M: sp.Rational(2 * (2 * M + 5), 9 * M * (M - 1))
     v = sum(x * x for x in vals) / len(vals) - mean ** 2
     ok = tau(t, t) == 1 and tau(t, [-u for u in t]) == -1 and mean == 0 and sp.simplify(v - var(M)) == 0
     return bool(ok), f"mean {mean}, variance {v} (formula {var(M)})"
+
+
+# ------------------------------------------------------------------ Prop. 7.8.1 (worst case, small ρ)
+
+def _lp_dual_norm(g, p):
+    """‖g‖_q with 1/p + 1/q = 1 (p ∈ {1, 2, ∞})."""
+    if p == 1:
+        return sp.Max(*[sp.Abs(x) for x in g])
+    if p == 2:
+        return sp.sqrt(sum(x ** 2 for x in g))
+    return sum(sp.Abs(x) for x in g)
+
+
+def _quad_max_on_unit_sphere(H, p):
+    """max_{γ ≠ 0} γᵀHγ/‖γ‖_p² for a 2×2 symmetric H (p = 2: λ_max; p = ∞: box boundary, exactly)."""
+    if p == 2:
+        return max(H.eigenvals(), key=lambda e: float(e))
+    assert p == sp.oo
+    s = sp.Symbol("s", real=True)
+    vals = []
+    for i in (0, 1):   # edges |γ_i| = 1, γ_j = s ∈ [−1, 1] (γ and −γ give the same value)
+        g = [1, s] if i == 0 else [s, 1]
+        q = sp.expand((sp.Matrix(g).T * H * sp.Matrix(g))[0])
+        vals += [q.subs(s, e) for e in (-1, 1)]
+        vals += [q.subs(s, r) for r in sp.solve(sp.diff(q, s), s) if r.is_real and abs(r) <= 1]
+    return max(vals, key=lambda e: float(e))
+
+
+def _prop781(g, H, p, rho):
+    """Prop. 7.8.1 as printed (l.4029), one batch: g = ∇L ⊙ |w|, H = ∇²L ⊙ |w||w|ᵀ.
+    S_max^ρ = ‖g‖_q ρ + O(ρ²) if g ≠ 0; ρ²/2 · max_γ γᵀHγ/‖γ‖_p² + O(ρ³) if g = 0 and H is not
+    negative definite; O(ρ³) (here: 0) if g = 0 and H is negative definite."""
+    if any(x != 0 for x in g):
+        return _lp_dual_norm(g, p) * rho
+    if all(float(e) < 0 for e in H.eigenvals()):
+        return sp.Integer(0)
+    return rho ** 2 / 2 * _quad_max_on_unit_sphere(H, p)
+
+
+def _exact_worst_case(V, g1, g2, rho, p):
+    """max_{‖γ‖_p ≤ ρ} V(γ) for a polynomial V (2D), to 40 digits: all critical points of V on the
+    boundary of the ℓ_p ball (circle: rational parametrization; box / diamond: the four edges, with their
+    end points) and γ = 0. Valid when V has no other interior critical point in the ball, as in the
+    cases of :func:`max_local_limit` (∇V ≠ 0 near 0, or ∇V = H_c γ + O(γ²) with H_c invertible)."""
+    t = sp.Symbol("t", real=True)
+    pieces = []   # (γ₁(t), γ₂(t), candidate t values)
+    if p == 2:
+        den = 1 + t ** 2
+        e1, e2 = rho * (1 - t ** 2) / den, rho * 2 * t / den
+        num = sp.numer(sp.together(sp.diff(V.subs({g1: e1, g2: e2}), t)))
+        roots = [r for r in sp.Poly(num, t).nroots(n=40, maxsteps=200) if abs(sp.im(r)) < 1e-25]
+        pieces.append((e1, e2, [sp.re(r) for r in roots]))
+        pieces.append((-rho + 0 * t, 0 * t, [0]))                      # t = ∞
+    else:
+        edges = ([(s1 * rho + 0 * t, t) for s1 in (-1, 1)] + [(t, s2 * rho + 0 * t) for s2 in (-1, 1)]
+                 if p == sp.oo else
+                 [(s1 * (rho - t), s2 * t) for s1 in (-1, 1) for s2 in (-1, 1)])
+        lo, hi = (-rho, rho) if p == sp.oo else (0, rho)
+        for e1, e2 in edges:
+            f = sp.expand(V.subs({g1: e1, g2: e2}))
+            crit = [sp.re(r) for r in sp.Poly(sp.diff(f, t), t).nroots(n=40, maxsteps=200)
+                    if abs(sp.im(r)) < 1e-25 and lo <= sp.re(r) <= hi] if sp.degree(f, t) > 1 else []
+            pieces.append((e1, e2, [lo, hi, *crit]))
+    vals = [sp.Integer(0)]
+    for e1, e2, ts in pieces:
+        vals += [sp.N(V.subs({g1: e1.subs(t, v), g2: e2.subs(t, v)}), 40) for v in ts]
+    return max(vals)
+
+
+@check("sharpness7.max_local_limit", "Prop. 7.8.1 (l.4027–4029)")
+def max_local_limit(formula=_prop781):
+    """Worst-case adaptive sharpness S_max^ρ(w, |w|) = max_{‖γ‖_p ≤ ρ} L(w + γ ⊙ |w|) − L(w) of concrete
+    cubic losses in 2D, computed exactly (up to 40 digits) at ρ = 10⁻², 10⁻³, 10⁻⁴ by enumerating the
+    critical points on the ℓ_p sphere, against ``formula``(∇L ⊙ |w|, ∇²L ⊙ |w||w|ᵀ, p, ρ). The
+    proposition's order claim is that |S − formula| = O(ρ^{k+1}), k = 1 at a non-critical point
+    (p = 1, 2, ∞: the dual norm), k = 2 at a critical point (p = 2, ∞; indefinite H_c), and S = O(ρ³)
+    when H_c is negative definite (there S = 0 exactly for small ρ). Passes when |S − formula|/ρ^{k+1}
+    does not grow from ρ = 10⁻² to 10⁻⁴ (by more than 2×); a wrong leading term makes it grow ~100×."""
+    g1, g2 = sp.symbols("g1 g2", real=True)
+    x1, x2 = sp.symbols("x1 x2", real=True)
+    w0 = (sp.Rational(3, 2), sp.Rational(-1, 2))
+    aw = [abs(c) for c in w0]
+    d1, d2 = x1 - w0[0], x2 - w0[1]
+    losses = {   # name: (L, ps)
+        "noncritical": (x1 ** 2 * x2 + x2 ** 3 / 3 - 2 * x1 * x2 + x1 + x1 ** 2 + x2 ** 2, (1, 2, sp.oo)),
+        "critical_indefinite": (2 * d1 ** 2 + 3 * d1 * d2 - d2 ** 2 + d1 ** 3 - 2 * d1 * d2 ** 2 + d2 ** 3,
+                                (2, sp.oo)),
+        "critical_neg_def": (-d1 ** 2 + d1 * d2 - 3 * d2 ** 2 + d1 ** 3 + d2 ** 3, (2,)),
+    }
+    rhos = [sp.Rational(1, 10 ** k) for k in (2, 3, 4)]
+    ok, out = True, []
+    for name, (L, ps) in losses.items():
+        grad = [sp.diff(L, v).subs({x1: w0[0], x2: w0[1]}) for v in (x1, x2)]
+        hess = sp.hessian(L, (x1, x2)).subs({x1: w0[0], x2: w0[1]})
+        gc = [grad[i] * aw[i] for i in range(2)]
+        Hc = sp.Matrix(2, 2, lambda i, j: hess[i, j] * aw[i] * aw[j])
+        k = 1 if any(x != 0 for x in gc) else 2
+        V = sp.expand(L.subs({x1: w0[0] + g1 * aw[0], x2: w0[1] + g2 * aw[1]}) - L.subs({x1: w0[0], x2: w0[1]}))
+        for p in ps:
+            r = [abs(_exact_worst_case(V, g1, g2, rho, p) - sp.N(formula(gc, Hc, p, rho), 40)) / rho ** (k + 1)
+                 for rho in rhos]
+            good = bool(r[2] <= 2 * r[0] + sp.Float("1e-20") and r[1] <= 2 * r[0] + sp.Float("1e-20"))
+            ok &= good
+            out.append(f"{name} p={p}: |S-F|/rho^{k + 1} = {', '.join(f'{float(x):.3g}' for x in r)}"
+                       + ("" if good else " (grows)"))
+    return ok, "; ".join(out)

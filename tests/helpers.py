@@ -127,3 +127,25 @@ def small_cnn(seed: int = 0, N: int = 6, C: int = 3, H: int = 8, M: int = 4, K: 
         p = cnn.CNNParams(p.Wc * weight_scale, p.bc, p.U * weight_scale, p.c)
     rng = stream(seed, "tests/small-cnn")
     return p, rng.uniform(0, 1, (N, C, H, H)), rng.integers(0, K, N)
+
+
+def torch_dln(u, v):
+    """The u⊙v diagonal linear network as a float64 ``nn.Module`` f(x) = ⟨u ⊙ v, x⟩, parameters (u, v)
+    in this order (flat w = [u; v], as :mod:`toymodels.sharpness.dln`). Needs torch."""
+    import torch
+
+    class DLN(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.u = torch.nn.Parameter(torch.tensor(u, dtype=torch.float64))
+            self.v = torch.nn.Parameter(torch.tensor(v, dtype=torch.float64))
+
+        def forward(self, x):
+            return x @ (self.u * self.v)
+
+    return DLN()
+
+
+def mse4(out, y):
+    """The project's DLN loss 1/(4n)‖Xβ − y‖² as the mean over a batch (or chunk)."""
+    return ((out - y) ** 2).mean() / 4

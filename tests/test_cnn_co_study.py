@@ -172,8 +172,41 @@ def test_cli_quick_smoke(tmp_path):
     assert {p.name for p in (tmp_path / "o").iterdir()} >= {"result.json", "robust_vs_eps.png", "cost_vs_robust.png"}
 
 
+@pytest.mark.parametrize("name,base,lam", [("elle", "elle", None), ("elle:1000", "elle", 1000.0),
+                                           ("gradalign:0.5", "gradalign", 0.5), ("cure:0", "cure", 0.0),
+                                           ("elle-a:3e2", "elle-a", 300.0)])
+def test_method_names_with_lambda(name, base, lam):
+    assert cs.split_method(name) == (base, lam)
+    cfg = cs._method_config(name, A)
+    if lam is not None:
+        assert getattr(cfg, cs.LAMBDA_FIELD[base]) == lam
+
+
+@pytest.mark.parametrize("name", ["fgsm:1", "n-fgsm:2", "elle:", "elle:abc", "elle:-1", "elle:nan", "elle:1e9",
+                                  "bogus:1"])
+def test_bad_method_lambda_names_the_field(name):
+    with pytest.raises(ConfigError) as e:
+        cs.split_method(name)
+    assert e.value.field == "methods"
+
+
+def test_lambda_grid_runs_each_lambda_as_its_own_row():
+    """Two λ of one method are two rows, each run with its own λ; the run with λ = 0 is FGSM training
+    (same streams), so its records equal FGSM's run (timings aside)."""
+    cfg = cs.resolve_study(cs.StudyConfig(methods=("fgsm", "gradnorm:0", "gradnorm:5"), eps=(A,), seeds=1, **TINY))
+    runs = [cs.run_one(sp) for sp in cs._specs(cfg)]
+    by = {r["method"]: r for r in runs}
+    keys = ("co_epoch", "clean_acc", "robust_acc", "pgd_curve", "fgsm_curve")
+    assert all(by["gradnorm:0"][k] == by["fgsm"][k] for k in keys)
+    lams = {sp.method: cs._train.resolve(cs._train_config(sp)).reg_lambda for sp in cs._specs(cfg)}
+    assert lams == {"fgsm": 0.0, "gradnorm:0": 0.0, "gradnorm:5": 5.0}
+    rows = cs.aggregate(runs, cfg.methods, cfg.eps)
+    assert [r["method"] for r in rows] == ["fgsm", "gradnorm:0", "gradnorm:5"]
+
+
 @pytest.mark.parametrize("args,flag", [
-    (["--methods", "fgsm,bogus"], "--methods"), (["--eps", "0"], "--eps"), (["--eps", "1/255,1/255"], "--eps"),
+    (["--methods", "fgsm,bogus"], "--methods"), (["--methods", "elle:abc"], "--methods"),
+    (["--methods", "fgsm:2"], "--methods"), (["--eps", "0"], "--eps"), (["--eps", "1/255,1/255"], "--eps"),
     (["--seeds", "0"], "--seeds"), (["--robust", "fab"], "--robust"), (["--n-train", "64"], "--n-train"),
     (["--robust-n", "100"], "--robust-n"), (["--n-eval", "100"], "--n-eval"), (["--workers", "0"], "--workers"),
 ])

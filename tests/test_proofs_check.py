@@ -123,3 +123,45 @@ def test_thesis_constants_reported_in_detail():
     assert "{2: '1/2', 3: '1/3'}" in detail
     _, detail = dln.onesam_rho_bound(rho_max=lambda R, B, bs: 1 / (4 * R**2 * sp.sqrt(B * (B + bs))))
     assert "1/16" in detail and "conservative" in detail
+
+
+# ------------------------------------------------------------------ Prop. 7.8.1 (issue 17)
+
+def _prop781_with(first=None, second=None):
+    """Prop. 7.8.1's formula with one of its two leading terms replaced."""
+    from proofs_check import sharpness as ps
+
+    def formula(g, H, p, rho):
+        if any(x != 0 for x in g):
+            return first(g, p, rho) if first else ps._prop781(g, H, p, rho)
+        return second(H, p, rho) if second and not all(float(e) < 0 for e in H.eigenvals()) \
+            else ps._prop781(g, H, p, rho)
+    return formula
+
+
+PROP781_PERTURBED = {
+    "primal_norm": _prop781_with(first=lambda g, p, rho: rho * (sum(abs(x) ** p for x in g) ** (sp.Integer(1) / p)
+                                                                if p != sp.oo else max(abs(x) for x in g))),
+    "first_order_rho_squared": _prop781_with(first=lambda g, p, rho: rho ** 2 * sp.sqrt(sum(x ** 2 for x in g))),
+    "no_one_half": _prop781_with(second=lambda H, p, rho: rho ** 2 * max(H.eigenvals(), key=float)),
+    "average_case_trace": _prop781_with(second=lambda H, p, rho: rho ** 2 / 2 * H.trace()),
+    "lambda_max_for_every_p": _prop781_with(second=lambda H, p, rho: rho ** 2 / 2 * max(H.eigenvals(), key=float)),
+}
+
+
+def test_prop_7_8_1_worst_case_small_rho_expansion():
+    from proofs_check import sharpness as ps
+
+    passed, detail = ps.max_local_limit()
+    assert passed is True, detail
+    assert "critical_neg_def p=2: |S-F|/rho^3 = 0, 0, 0" in detail      # S = 0 exactly there
+    assert proofs_check.registry()["sharpness7.max_local_limit"].func is ps.max_local_limit
+
+
+@pytest.mark.parametrize("name", sorted(PROP781_PERTURBED))
+def test_prop_7_8_1_perturbed_formula_is_rejected(name):
+    from proofs_check import sharpness as ps
+
+    passed, detail = ps.max_local_limit(formula=PROP781_PERTURBED[name])
+    assert passed is False, detail
+    assert "(grows)" in detail

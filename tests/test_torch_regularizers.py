@@ -306,3 +306,48 @@ def test_cli_n_fgsm_with_a_regularizer_runs():
     got = (c["attack"], c["reg"], c["reg_lambda"], c["reg_h"], c["nfgsm_k"])
     assert got == ("n-fgsm", "gradalign-fd", 0.5, 1e-3, 2.0)
     assert math.isfinite(r.json["history"][-1]["train_loss"])
+
+
+def test_elle_a_step_is_fgsm_while_off_and_elle_when_on(twin):
+    """ELLE-A's training step: with λ = 0 the gradient is FGSM's alone (the error is only measured, and
+    fed to the schedule); with λ = λ_max it is ELLE's step with that λ (same draws, float64 twin)."""
+    from toymodels.elle_a import ElleA
+    from toymodels.torch.train import TrainConfig, at_step
+
+    *_, m, xt, yt = twin
+
+    def grads(cfg, sched):
+        out = {}
+
+        def capture(loss):
+            m.zero_grad(set_to_none=True)
+            loss.backward()
+            out["g"] = [q.grad.clone() for q in m.parameters()]
+
+        at_step(cfg, m, m, xt, yt, torch.Generator().manual_seed(5), capture,
+                lambda: torch.autocast("cpu", enabled=False), sched=sched)
+        return out["g"]
+
+    base = dict(task="at", attack="fgsm", eps=EPS)
+    off = ElleA(3.0)
+    g_off = grads(TrainConfig(**base, reg="elle-a", reg_lambda=3.0), off)
+    assert off.n == 1 and off.mean > 0                      # the error was measured and recorded
+    on = ElleA(3.0)
+    on.lam = 3.0
+    g_on = grads(TrainConfig(**base, reg="elle-a", reg_lambda=3.0), on)
+    g_fgsm = grads(TrainConfig(**base), None)
+    g_elle = grads(TrainConfig(**base, reg="elle", reg_lambda=3.0), None)
+    for a, b in zip(g_off, g_fgsm):
+        assert torch.equal(a, b)
+    for a, b in zip(g_on, g_elle):
+        assert torch.equal(a, b)
+    assert any(not torch.equal(a, b) for a, b in zip(g_on, g_fgsm))
+
+
+def test_cli_elle_a_runs_and_records_lambda():
+    r = run_cli("toymodels.torch", ["train-at", *MINI, "--eval-n", "4", "--final-n", "4", "--eval-pgd-steps", "1",
+                                    "--final-pgd-steps", "1", "--reg", "elle-a", "--reg-lambda", "10", "--json"])
+    assert r.rc == 0, r.err
+    assert r.json["config"]["reg"] == "elle-a" and r.json["config"]["reg_lambda"] == 10.0
+    h = r.json["history"][-1]
+    assert 0.0 <= h["elle_a_lambda"] <= 10.0 and h["elle_a_switch_ons"] >= 0

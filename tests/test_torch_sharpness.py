@@ -15,7 +15,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from helpers import run_cli  # noqa: E402
+from helpers import mse4, run_cli, torch_dln  # noqa: E402
 
 from toymodels.errors import ConfigError  # noqa: E402
 from toymodels.rng import child_seed  # noqa: E402
@@ -27,20 +27,6 @@ SEED = 0  # any seed in 0..99 passes
 MC_N = 4000
 
 
-class DLN(torch.nn.Module):
-    """f(x) = ⟨u ⊙ v, x⟩ with parameters (u, v) in this order (flat w = [u; v], as the twin)."""
-
-    def __init__(self, u, v):
-        super().__init__()
-        self.u = torch.nn.Parameter(torch.tensor(u, dtype=torch.float64))
-        self.v = torch.nn.Parameter(torch.tensor(v, dtype=torch.float64))
-
-    def forward(self, x):
-        return x @ (self.u * self.v)
-
-
-def mse4(out, y):  # the project's DLN loss 1/(4n)‖Xβ − y‖² as a batch mean
-    return ((out - y) ** 2).mean() / 4
 
 
 def _problem(seed, n=12, d=5, at_min=False, whitened=False):
@@ -82,7 +68,7 @@ def test_avg_equals_numpy_twin_with_same_draws(adaptive):
     w = np.r_[u, v]
     c = np.abs(w) if adaptive else np.ones_like(w)
     ref = np_avg(loss, w, c, 0.05, n_samples=300, seed=7)
-    mean, se, base = avg_sharpness_batch(DLN(u, v), torch.tensor(X), torch.tensor(y), 0.05, adaptive=adaptive,
+    mean, se, base = avg_sharpness_batch(torch_dln(u, v), torch.tensor(X), torch.tensor(y), 0.05, adaptive=adaptive,
                                          n_samples=300, seed=7, loss_fn=mse4)
     assert abs(mean - ref[0]) <= 1e-10 and abs(se - ref[1]) <= 1e-10
     assert base == pytest.approx(float(loss(w[None])[0]), rel=1e-12)
@@ -96,7 +82,7 @@ def test_worst_case_follows_numpy_twin_iterates(norm, p, adaptive):
     w = np.r_[u, v]
     c = np.abs(w) if adaptive else np.ones_like(w)
     ref = np_max(loss, grad, w, c, 0.05, p=p, n_iter=40, n_restarts=1, seed=3)
-    got = worst_sharpness_batch(DLN(u, v), torch.tensor(X), torch.tensor(y), 0.05, norm=norm, adaptive=adaptive,
+    got = worst_sharpness_batch(torch_dln(u, v), torch.tensor(X), torch.tensor(y), 0.05, norm=norm, adaptive=adaptive,
                                 n_iter=40, seed=3, loss_fn=mse4)
     assert ref.value > 0
     np.testing.assert_allclose(got.history, ref.history, rtol=0, atol=1e-10)
@@ -117,8 +103,8 @@ def test_m_sharpness_uses_the_twins_batch_streams():
         max_ref.append(np_max(loss, grad, w, np.abs(w), 0.05, p="2", n_iter=10, n_restarts=1,
                               seed=child_seed(7, "sharpness/max", b)).value)
     kw = dict(m=4, seed=7, loss_fn=mse4)
-    avg = sharpness(DLN(u, v), torch.tensor(X), torch.tensor(y), 0.05, kind="avg-l2", n_samples=50, **kw)
-    mx = sharpness(DLN(u, v), torch.tensor(X), torch.tensor(y), 0.05, kind="worst-l2", n_iter=10, **kw)
+    avg = sharpness(torch_dln(u, v), torch.tensor(X), torch.tensor(y), 0.05, kind="avg-l2", n_samples=50, **kw)
+    mx = sharpness(torch_dln(u, v), torch.tensor(X), torch.tensor(y), 0.05, kind="worst-l2", n_iter=10, **kw)
     assert avg.n_batches == 3 and mx.n_batches == 3
     np.testing.assert_allclose(avg.per_batch, avg_ref, rtol=0, atol=1e-10)
     np.testing.assert_allclose(mx.per_batch, max_ref, rtol=0, atol=1e-10)
@@ -128,7 +114,7 @@ def test_m_sharpness_uses_the_twins_batch_streams():
 def test_worst_case_reaches_exact_max_and_local_limit_at_whitened_minimum(norm):
     u, v, X, y = _problem(3, at_min=True, whitened=True)
     rho = 1e-2
-    res = worst_sharpness_batch(DLN(u, v), torch.tensor(X), torch.tensor(y), rho, norm=norm, n_iter=60,
+    res = worst_sharpness_batch(torch_dln(u, v), torch.tensor(X), torch.tensor(y), rho, norm=norm, n_iter=60,
                                 n_restarts=2, seed=SEED, loss_fn=mse4)
     exact = _exact_max(u * v, rho, norm)
     assert 0.98 * exact <= res.value <= exact * (1 + 1e-9)
@@ -142,7 +128,7 @@ def test_worst_case_reaches_exact_max_and_local_limit_at_whitened_minimum(norm):
 def test_avg_matches_exact_expectation_at_minimum(noise):
     u, v, X, y = _problem(4, at_min=True)
     rho = 0.1
-    mean, se, _ = avg_sharpness_batch(DLN(u, v), torch.tensor(X), torch.tensor(y), rho, n_samples=MC_N,
+    mean, se, _ = avg_sharpness_batch(torch_dln(u, v), torch.tensor(X), torch.tensor(y), rho, n_samples=MC_N,
                                       seed=SEED, loss_fn=mse4, noise=noise)
     assert abs(mean - _exact_avg(u * v, X, rho)) <= 5 * se
 

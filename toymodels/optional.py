@@ -12,7 +12,8 @@ __all__ = ["INSTALL", "missing_modules", "install_hint"]
 INSTALL = {"torch": "pip install torch==2.13.0 (a CPU build; see the README)",
            "distributed": "pip install distributed", "skimage": "pip install scikit-image",
            # its declared dependencies pull a CUDA torch and torchvision, which its attacks never import
-           "torchattacks": "pip install --no-deps torchattacks==3.5.1"}
+           "torchattacks": "pip install --no-deps torchattacks==3.5.1",
+           "pyhessian": "pip install --no-deps pyhessian==0.1"}
 
 
 def missing_modules(needs: Sequence[str]) -> list[str]:

@@ -49,7 +49,7 @@ __all__ = [
 #: modules whose import registers workloads (in this order, which is also the table order)
 BUILTIN_MODULES: tuple[str, ...] = tuple(f"toymodels.bench.{m}" for m in (
     "dln", "fgsm", "cnn", "relu", "quad1d", "sde", "square", "sam_convergence", "sharpness", "torch_dln",
-    "torch_train", "co_methods", "attacks", "kernels"))
+    "torch_train", "co_methods", "attacks", "curvature", "kernels"))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ epochs alternate within each repeat (best of the repeats), so all see the same b
 
     fgsm, fgsm-rs (α = 1.25ε), n-fgsm (k = 2, α = ε), pgd-2 (α = ε/2), gradalign (exact, double
     backprop), gradalign-fd (central FD, h = 1e-3), gradalign-fd-fwd (forward FD), elle (+ FGSM),
-    elle-clean (ELLE on the clean loss, no attack), gradnorm / cure (exact), and gradnorm-fd / cure-fd
+    elle-clean (ELLE on the clean loss, no attack), elle-a (ELLE-A from λ = 0: an
+    epoch of mostly-off penalty), gradnorm / cure (exact), and gradnorm-fd / cure-fd
     (central FD, h = 1e-3); every other regularizer on top of FGSM.
 
 * ``torch_co_methods_cnn`` — the single-layer CNN (4 filters), 4,000 images (``--quick``: 512).
@@ -39,6 +40,7 @@ METHODS = {
     "gradalign-fd-fwd": dict(attack="fgsm", reg="gradalign-fd", reg_h=H, reg_scheme="forward"),
     "elle": dict(attack="fgsm", reg="elle"),
     "elle-clean": dict(attack="none", reg="elle"),
+    "elle-a": dict(attack="fgsm", reg="elle-a"),
     "gradnorm": dict(attack="fgsm", reg="gradnorm"),
     "gradnorm-fd": dict(attack="fgsm", reg="gradnorm", reg_h=H),
     "cure": dict(attack="fgsm", reg="cure"),

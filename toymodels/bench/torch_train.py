@@ -51,8 +51,9 @@ def at_epoch(model_name: str, cfg, x, y, device, *, lr: float):
     ``model_name`` (seed 0, train mode, SGD with ``lr``), synchronized on cuda."""
     import torch
 
+    from ..elle_a import ElleA
     from ..torch.models import build_model
-    from ..torch.train import at_step
+    from ..torch.train import _reg_and_lambda, at_step
 
     norm = None if model_name == "cnn" else ((0.5,) * 3, (0.25,) * 3)
     torch.manual_seed(0)
@@ -66,9 +67,11 @@ def at_epoch(model_name: str, cfg, x, y, device, *, lr: float):
 
     def one_epoch(limit=None):
         gen = torch.Generator().manual_seed(1)
+        # ELLE-A: a fresh λ schedule per epoch (λ starts at 0: the epoch measures the mostly-off cost)
+        sched = ElleA(_reg_and_lambda(cfg)[1]) if cfg.reg == "elle-a" else None
         stop = len(y) if limit is None else min(len(y), limit)
         for i in range(0, stop, BATCH):
-            at_step(cfg, net, net, x[i:i + BATCH], y[i:i + BATCH], gen, step_fn, lambda: _Null())
+            at_step(cfg, net, net, x[i:i + BATCH], y[i:i + BATCH], gen, step_fn, lambda: _Null(), sched=sched)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
     return one_epoch

@@ -12,9 +12,14 @@ default on ``photos``):
 * ``gradalign``     FGSM + exact GradAlign (double backprop; the reference);
 * ``n-fgsm``        N-FGSM (de Jorge et al. 2022): noise U[−2ε, 2ε]^d, step α = ε, no projection;
 * ``elle``          FGSM + ELLE's local-linearity penalty (Abad Rocamora et al. 2024);
+* ``elle-a``        FGSM + ELLE with the adaptive λ of ELLE-A (λ_max = ELLE's λ, :mod:`toymodels.elle_a`);
 * ``gradalign-fd``  FGSM + GradAlign with the finite-difference parameter gradient (no double backprop);
 * ``gradnorm``      FGSM + the ℓ₂ input-gradient-norm penalty (thesis App. 2.11.5);
 * ``cure``          FGSM + CURE (Moosavi-Dezfooli et al. 2019).
+
+A regularized method may be named ``base:λ`` (``elle:1000``, ``gradnorm:10``; the bases of
+:data:`LAMBDA_FIELD`) to run it with that λ instead of its default; each name is its own row, so a
+λ-calibration grid is one study (``co-study --methods elle:300,elle:1000,elle:3000 --eps 40/255``).
 
 A method is *available* when the installed :mod:`toymodels.cnn.train` accepts its fields
 (:func:`available_methods`); asking for one that is not is a ConfigError naming ``methods``.
@@ -112,7 +117,7 @@ from ..rng import check_seed, child_seed, stream
 from . import attacks, model
 from . import train as _train
 
-__all__ = ["METHODS", "StudyConfig", "RunRecord", "RunSpec", "available_methods", "resolve_study", "run_one", "run_study", "aggregate",
+__all__ = ["METHODS", "LAMBDA_FIELD", "split_method", "StudyConfig", "RunRecord", "RunSpec", "available_methods", "resolve_study", "run_one", "run_study", "aggregate",
            "mean_se", "epoch_times", "goal_summary", "ROBUST", "QUICK", "MAX_SEEDS", "MAX_WORKERS"]
 
 #: method → the TrainConfig fields that define it (module docstring)
@@ -123,10 +128,15 @@ METHODS = {
     "gradalign": dict(attack="fgsm", grad_align="default"),
     "n-fgsm": dict(attack="n-fgsm"),
     "elle": dict(attack="fgsm", reg="elle", reg_lambda="default"),
+    "elle-a": dict(attack="fgsm", reg="elle-a", reg_lambda="default"),
     "gradalign-fd": dict(attack="fgsm", reg="gradalign-fd", reg_lambda="default"),
     "gradnorm": dict(attack="fgsm", reg="gradnorm", reg_lambda="default"),
     "cure": dict(attack="fgsm", reg="cure", reg_lambda="default"),
 }
+#: the regularized methods and the TrainConfig field of their λ: a method may be named ``base:λ``
+#: (e.g. ``elle:1000``) to run it with that λ instead of the default (λ calibration grids)
+LAMBDA_FIELD = {"gradalign": "grad_align", "elle": "reg_lambda", "elle-a": "reg_lambda", "gradalign-fd": "reg_lambda",
+                "gradnorm": "reg_lambda", "cure": "reg_lambda"}
 ROBUST = ("pgd", "cascade")
 MAX_SEEDS = 1000
 MAX_WORKERS = 64
@@ -168,9 +178,34 @@ QUICK = dict(eps=(32 / 255,), seeds=2, epochs=3, n_train=1000, n_test=500, n_eva
              time_images=1000, time_repeats=2)
 
 
+def split_method(name: str) -> tuple[str, float | None]:
+    """(base method, λ or None) of a method name ``base`` or ``base:λ`` (λ a number ≥ 0, only for the
+    methods of :data:`LAMBDA_FIELD`); ConfigError naming ``methods`` otherwise."""
+    base, sep, lam = str(name).partition(":")
+    if base not in METHODS:
+        raise ConfigError("methods", f"{name!r}: {base!r} is not a method; methods: {', '.join(METHODS)}", name)
+    if not sep:
+        return base, None
+    if base not in LAMBDA_FIELD:
+        raise ConfigError("methods", f"{name!r}: only the regularized methods {', '.join(LAMBDA_FIELD)} take ':λ'",
+                          name)
+    try:
+        x = float(lam)
+    except ValueError:
+        x = math.nan
+    if not (math.isfinite(x) and 0 <= x <= _train.MAX_LAMBDA):
+        raise ConfigError("methods", f"{name!r}: λ must be a number in [0, {_train.MAX_LAMBDA:g}]", name)
+    return base, x
+
+
 def _method_config(method: str, eps: float) -> _train.TrainConfig:
-    """The TrainConfig of ``method`` at ``eps`` (TypeError if the installed TrainConfig lacks a field)."""
-    return replace(_train.TrainConfig(), eps=float(eps), **METHODS[method])
+    """The TrainConfig of ``method`` (``base`` or ``base:λ``) at ``eps`` (TypeError if the installed
+    TrainConfig lacks a field)."""
+    base, lam = split_method(method)
+    fields = dict(METHODS[base])
+    if lam is not None:
+        fields[LAMBDA_FIELD[base]] = lam
+    return replace(_train.TrainConfig(), eps=float(eps), **fields)
 
 
 def available_methods(dataset: str = "photos") -> tuple:
@@ -194,9 +229,10 @@ def _check_methods(methods, dataset: str) -> tuple:
     if not methods or len(set(methods)) != len(methods):
         raise ConfigError("methods", "must be a non-empty list of distinct method names", methods)
     for m in methods:
-        if m not in avail:
-            why = "is not a method" if m not in METHODS else "is not available in this toymodels.cnn.train"
-            raise ConfigError("methods", f"{m!r} {why}; available: {', '.join(avail)}", methods)
+        base, _ = split_method(m)
+        if base not in avail:
+            raise ConfigError("methods", f"{m!r} is not available in this toymodels.cnn.train; available: "
+                                         f"{', '.join(avail)}", methods)
     return methods
 
 

@@ -6,7 +6,9 @@ import argparse
 
 from .._cli import Choice, Command, Int, ListOf, Num, Result
 from .._io import save_figure
-from .co_study import MAX_SEEDS, MAX_WORKERS, METHODS, QUICK, ROBUST, StudyConfig, resolve_study, run_study
+from ..errors import ConfigError
+from .co_study import (LAMBDA_FIELD, MAX_SEEDS, MAX_WORKERS, METHODS, QUICK, ROBUST, StudyConfig, resolve_study,
+                       run_study, split_method)
 from .train import MAX_EPOCHS, MAX_POINTS, MAX_RESTARTS, MAX_STEPS
 
 __all__ = ["CO_STUDY"]
@@ -15,13 +17,35 @@ _GENERATED = ("photos", "synthetic", "strokes")
 _IMAGES = "at most 10^6 images (24.6 KB each at 32×32×3 in float64)"
 _STEP = "a step is a forward and backward pass per point"
 _D = StudyConfig()
+_MAX_METHODS = 64
+
+
+class MethodName(Choice):
+    """A method of :data:`METHODS`, or ``base:λ`` for a regularized one (:func:`split_method`)."""
+
+    def describe(self) -> str:
+        return ("must be one of {" + ", ".join(self.choices) + "}, or " + "|".join(LAMBDA_FIELD)
+                + ":λ with a number λ >= 0")
+
+    def __call__(self, text: str) -> str:
+        t = str(text).strip()
+        if t in self.choices:
+            return t
+        try:
+            split_method(t)
+        except ConfigError:
+            self.fail(text, self.describe())
+        if ":" not in t:
+            self.fail(text, self.describe())
+        return t
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("grid")
-    g.add_argument("--methods", type=ListOf(Choice(*METHODS), 1, len(METHODS), unique=True), default=None,
+    g.add_argument("--methods", type=ListOf(MethodName(*METHODS), 1, _MAX_METHODS, unique=True), default=None,
                    metavar="M1,M2,...", help="methods, from {" + ",".join(METHODS) + "} (default: every method "
-                   "the installed toymodels.cnn.train supports)")
+                   "the installed toymodels.cnn.train supports); a regularized one may carry its λ, e.g. "
+                   "elle:1000,elle:3000 (a λ-calibration grid; default: the method's calibrated λ)")
     g.add_argument("--eps", type=ListOf(Num(0, 1, lo_open=True), 1, 32, unique=True), default=None,
                    help="ℓ∞ radii in (0, 1], fractions allowed (default 32/255,40/255; --quick 32/255)")
     g.add_argument("--seeds", type=Int(1, MAX_SEEDS, "each seed is a training run per method and ε"), default=None,
@@ -150,7 +174,10 @@ def _plot_cost(out: dict, path) -> None:
     ax.set_xlabel("epoch CPU time relative to FGSM (in the runs)")
     ax.set_ylabel(f"robust accuracy ({out['robust_attack']})")
     ax.set_title("cost vs robust accuracy (× = a method with CO runs)")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    else:       # no FGSM runs in the study: no relative cost to plot
+        ax.text(0.5, 0.5, "no FGSM runs: relative cost unavailable", ha="center", transform=ax.transAxes)
     save_figure(fig, path)
 
 

@@ -128,8 +128,8 @@ def elle_noise(x_shape, eps: float, seed=0) -> tuple[np.ndarray, np.ndarray, np.
     return ua, ub, rng.uniform(0.0, 1.0, size=x_shape[0])
 
 
-def elle_loss_and_grad(params: CNNParams, x, y, eps: float, *, noise=None, seed=0,
-                       backend: str = "numba") -> tuple[float, CNNParams]:
+def elle_loss_and_grad(params: CNNParams, x, y, eps: float, *, noise=None, seed=0, grad: bool = True,
+                       backend: str = "numba") -> tuple[float, CNNParams | None]:
     """ELLE's local-linearity penalty (Abad Rocamora et al., ICLR 2024) and its parameter gradient.
 
     With (u_a, u_b, t) = ``noise`` (default :func:`elle_noise` (x.shape, ε, ``seed``)),
@@ -142,7 +142,8 @@ def elle_loss_and_grad(params: CNNParams, x, y, eps: float, *, noise=None, seed=
 
     ∇_θ E_lin = (2/N) Σₙ eₙ [∇_θ ℓₙ(x_c) − (1 − tₙ) ∇_θ ℓₙ(x_a) − tₙ ∇_θ ℓₙ(x_b)]: ordinary backprop
     through three losses, one forward pass over the 3N points for the eₙ and one weighted
-    forward-backward pass. E_lin = 0 whenever ℓₙ is affine on the segment [x_a, x_b]."""
+    forward-backward pass (skipped with ``grad=False``: ``(E_lin, None)``, what ELLE-A needs while its
+    λ is 0). E_lin = 0 whenever ℓₙ is affine on the segment [x_a, x_b]."""
     check_backend(backend)
     eps = check_nonneg("eps", eps)
     P, x, y = _validate(params, x, y)
@@ -160,6 +161,8 @@ def elle_loss_and_grad(params: CNNParams, x, y, eps: float, *, noise=None, seed=
     ys = np.concatenate([y, y, y])
     ls = _losses_core(P, pts, ys, backend)
     e = ls[:N] - (1.0 - t) * ls[N:2 * N] - t * ls[2 * N:]
+    if not grad:
+        return float(np.mean(e * e)), None
     w = (2.0 / N) * np.concatenate([e, -(1.0 - t) * e, -t * e])
     return float(np.mean(e * e)), _weighted(P, pts, ys, w, backend)[1]
 

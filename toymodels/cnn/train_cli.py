@@ -84,7 +84,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--reg", type=Choice(*REGS), metavar=Choice(*REGS).metavar, default="none",
                    help="regularizer added to the training loss (default none): gradalign (exact, = --grad-align), "
                         "gradalign-fd (finite-difference gradient, no double backprop), elle (local linearity), "
-                        "gradnorm (mean ‖∇ₓℓ‖²), cure (mean ‖∇ₓℓ(x+δ_FGSM) − ∇ₓℓ(x)‖²)")
+                        "elle-a (ELLE with ELLE-A's adaptive λ, λ_max = --reg-lambda), gradnorm (mean ‖∇ₓℓ‖²), cure (mean ‖∇ₓℓ(x+δ_FGSM) − ∇ₓℓ(x)‖²)")
     g.add_argument("--reg-lambda", type=GradAlign(0, MAX_LAMBDA), default="default", metavar="LAMBDA",
                    help="weight λ of --reg, a number >= 0 or 'default' (per method; see toymodels.cnn.train."
                         "default_reg_lambda)")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from ..datasets import IMAGE_DATASETS
-from ..errors import ConfigError, check_choice, check_int, check_nonneg, check_positive, check_range
+from ..errors import ConfigError, check_bool, check_choice, check_int, check_nonneg, check_positive, check_range
 from ..rng import check_seed
 
 __all__ = ["MODELS", "TASKS", "ATTACKS", "REGS", "FD_REGS", "SCHEMES", "default_reg_lambda", "SCHEDULES", "WARMUPS",
@@ -25,7 +25,7 @@ MODELS = ("preact-resnet18", "densenet100-12", "cnn")
 TASKS = ("at", "sam", "sgd")
 ATTACKS = ("none", "fgsm", "fgsm-rs", "pgd", "free", "n-fgsm")
 #: regularizers of train-at (:mod:`toymodels.torch.regularizers`; "gradalign" is eq. 2.7 by double backprop)
-REGS = ("none", "gradalign", "gradalign-fd", "elle", "gradnorm", "cure")
+REGS = ("none", "gradalign", "gradalign-fd", "elle", "elle-a", "gradnorm", "cure")
 #: regularizers that take the finite-difference step ``reg_h`` (gradnorm / cure: exact without it)
 FD_REGS = ("gradalign-fd", "gradnorm", "cure")
 #: finite-difference schemes (error O(h²) / O(h))
@@ -55,7 +55,9 @@ class TrainConfig:
     ``eval_n`` / ``final_n`` default to min(64, test images), ``sparsity_n`` to min(256, training
     images); a value given explicitly must fit the data. ``resume``: ``"no"`` (start fresh),
     ``"yes"`` (continue ``out/checkpoint.pt``, which must exist; ``True`` means the same) or
-    ``"if-present"`` (continue it if it exists, else start fresh).
+    ``"if-present"`` (continue it if it exists, else start fresh). ``augment``: the standard data
+    augmentation of every training batch (random crop with zero padding 4 and random horizontal flip,
+    :mod:`toymodels.torch.augment`; drawn from the stream ``(seed, "augment", epoch)``).
     """
 
     task: str = "at"
@@ -102,6 +104,7 @@ class TrainConfig:
     final_restarts: int = 1
     filters: int = 4
     dtype: str = "float32"
+    augment: bool = False                 # random crop (zero padding 4) + horizontal flip of training batches
     amp: bool = False
     deterministic: bool = True            # cuda: deterministic cuDNN / torch kernels (bitwise reproducible)
     device: str = "auto"
@@ -177,20 +180,29 @@ def _resolve_attack(cfg: TrainConfig) -> tuple[str, float, float]:
 
 
 def default_reg_lambda(reg: str, eps: float, dataset: str | None = None) -> float:
-    """λ of ``reg_lambda="default"``, log-linear in ε between the published values at 8/255 and 16/255
-    (CIFAR-10, PreAct ResNet-18; s = (255ε − 8)/8):
+    """λ of ``reg_lambda="default"``.
 
-    * gradalign, gradalign-fd: :func:`toymodels.cnn.train.default_lambda` (thesis Table 2.2: 0.2 · 10^s);
+    On ``photos`` (the embedded data): the values calibrated for the toy CNN by the numba CO study,
+    :func:`toymodels.cnn.train.default_reg_lambda` (the same for every model: recalibrate for another
+    architecture with the study's ``method:λ`` grids). Elsewhere, log-linear in ε between the published
+    values at 8/255 and 16/255 (CIFAR-10, PreAct ResNet-18; s = (255ε − 8)/8):
+
+    * gradalign, gradalign-fd: :func:`toymodels.cnn.train.default_lambda` (thesis Table 2.2: 0.2 · 10^s;
+      SVHN has its own row);
     * gradnorm: thesis App. 2.11.5, λ = 1000 at 8/255 and 2000 at 16/255: 1000 · 2^s;
     * cure: thesis App. 2.11.5, λ = 700 at 8/255 and 20000 at 16/255: 700 · (200/7)^s;
-    * elle: 5000 at every ε (Abad Rocamora et al. 2024, CIFAR-10; not re-tuned here);
+    * elle, elle-a (λ_max): 5000 at every ε (the order of the λ in Abad Rocamora et al. 2024's CIFAR-10
+      scripts; not verified against them here and not re-tuned);
     * none: 0."""
-    s = (255.0 * eps - 8.0) / 8.0
-    if reg in ("gradalign", "gradalign-fd"):
-        from ..cnn.train import default_lambda
+    from ..cnn.train import default_lambda
+    from ..cnn.train import default_reg_lambda as photos_reg_lambda
 
-        return float(default_lambda(eps, dataset))
-    return {"none": 0.0, "gradnorm": 1000.0 * 2.0 ** s, "cure": 700.0 * (200.0 / 7.0) ** s, "elle": 5000.0}[reg]
+    if dataset == "photos" or reg in ("gradalign", "gradalign-fd"):
+        return 0.0 if reg == "none" else float(photos_reg_lambda(reg, eps, dataset) if dataset == "photos"
+                                               else default_lambda(eps, dataset))
+    s = (255.0 * eps - 8.0) / 8.0
+    return {"none": 0.0, "gradnorm": 1000.0 * 2.0 ** s, "cure": 700.0 * (200.0 / 7.0) ** s, "elle": 5000.0,
+            "elle-a": 5000.0}[reg]
 
 
 def _resolve_reg(cfg: TrainConfig, attack: str, eps: float) -> tuple[str, float, float, float | None]:
@@ -253,6 +265,7 @@ def resolve(cfg: TrainConfig, world_size: int = 1) -> TrainConfig:
     check_choice("dataset", cfg.dataset, IMAGE_DATASETS)
     check_seed(cfg.seed)
     check_choice("dtype", cfg.dtype, DTYPES)
+    check_bool("augment", cfg.augment)
     _check_sizes(cfg, world_size)
     attack, eps, alpha = _resolve_attack(cfg)
     reg, reg_lambda, grad_align, reg_h = _resolve_reg(cfg, attack, eps)

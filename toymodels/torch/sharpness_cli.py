@@ -16,10 +16,10 @@ import time
 
 import numpy as np
 
-from .._cli import Choice, Command, InDir, InFile, Int, Num, Result
-from ..datasets import IMAGE_DATASETS
+from .._cli import Choice, Command, Int, Num, Result
 from ..errors import ConfigError
-from .config import KINDS, MODELS
+from .config import KINDS
+from .source_cli import add_source, first_points
 from .train_cli import DEVICE, MAX_IMAGES
 
 __all__ = ["COMMAND", "add_arguments"]
@@ -28,11 +28,7 @@ _POINTS = "training points held in memory"
 
 
 def add_arguments(p) -> None:
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", type=InFile(), metavar="FILE",
-                     help="checkpoint of toymodels.torch.train (torch.save dict with 'model_state' and 'config')")
-    src.add_argument("--model", type=Choice(*MODELS),
-                     help="measure a freshly initialized model (drawn with --seed) instead")
+    add_source(p)
     p.add_argument("--rho", type=Num(0, lo_open=True), default=0.01, help="radius ρ > 0 (default 0.01)")
     p.add_argument("--kind", type=Choice(*KINDS), default="worst-linf", help="default: worst-linf")
     g = p.add_mutually_exclusive_group()
@@ -42,10 +38,6 @@ def add_arguments(p) -> None:
     p.add_argument("--m", type=Int(1, MAX_IMAGES, _POINTS), default=None,
                    help="m-sharpness batch size in [1, --n-examples] (default: --n-examples, one batch)")
     p.add_argument("--logit-norm", action="store_true", help="normalize the logits (thesis eq. 7.5)")
-    p.add_argument("--dataset", type=Choice(*IMAGE_DATASETS), default=None,
-                   help="default: the checkpoint's, else synthetic")
-    p.add_argument("--data-dir", type=InDir(), default=None,
-                   help="folder holding the real datasets (nothing downloads)")
     p.add_argument("--n-examples", type=Int(1, MAX_IMAGES, _POINTS), default=256,
                    help="training points used (default 256)")
     p.add_argument("--n-samples", type=Int(2, 10 ** 6), default=100,
@@ -72,18 +64,6 @@ def _human(out: dict) -> None:
     print(f"base loss {np.mean(out['base_loss']):.6g}; {out['device_name']}; {out['runtime_s']:.2f} s")
 
 
-def _data(a, src):
-    """The first --n-examples points of the training set (the checkpoint's, same size and seed)."""
-    from .data import load
-
-    n_train = max(int(src.config.get("n_train") or a.n_examples), a.n_examples)
-    x, y, _, _, num_classes = load(src.dataset, src.data_dir, n_train, 1, src.data_seed)
-    if x.shape[0] < a.n_examples:
-        raise ConfigError("n_examples", f"must be <= {x.shape[0]} (training points of {src.dataset})",
-                          a.n_examples)
-    return x[:a.n_examples], y[:a.n_examples], num_classes
-
-
 def run(a, session) -> Result:
     if a.m is not None and a.m > a.n_examples:
         raise ConfigError("m", f"must be <= --n-examples = {a.n_examples}", a.m)
@@ -93,7 +73,7 @@ def run(a, session) -> Result:
 
     device = resolve_device(a.device)
     src = model_source(a.checkpoint, a.model, a.dataset, a.data_dir, a.seed, device)
-    x, y, num_classes = _data(a, src)
+    x, y, num_classes = first_points(src, a.n_examples, "n_examples")
     seed_everything(a.seed)
     model = instantiate(src, num_classes, tuple(x.shape[1:])).to(device)
     dtype = next(model.parameters()).dtype

@@ -71,6 +71,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from .._io import atomic_write
+from ..elle_a import ElleA
 from ..errors import ConfigError
 from ..progress import progress as _progress
 from ..rng import child_seed
@@ -287,7 +288,7 @@ def _regularizer(cfg: TrainConfig, reg: str, net, x, y, gen, noise, g_clean):
     if reg == "gradalign-fd":
         return regularizers.gradalign_fd(net, x, y, cfg.eps, noise, h=h, scheme=cfg.reg_scheme, clean_grad=g_clean,
                                          generator=gen)
-    if reg == "elle":
+    if reg in ("elle", "elle-a"):
         return regularizers.elle(net, x, y, cfg.eps, generator=gen)
     if reg == "gradnorm":
         return regularizers.gradnorm(net, x, y, exact=cfg.reg_h is None, h=h, scheme=cfg.reg_scheme)
@@ -296,26 +297,45 @@ def _regularizer(cfg: TrainConfig, reg: str, net, x, y, gen, noise, g_clean):
     return None
 
 
-def at_step(cfg: TrainConfig, model, net, x, y, gen: torch.Generator, backward_step, amp_ctx) -> tuple[float, float]:
+def at_step(cfg: TrainConfig, model, net, x, y, gen: torch.Generator, backward_step, amp_ctx,
+            sched: ElleA | None = None, reduce=None) -> tuple[float, float]:
     """One adversarial-training step on (x, y): attack none/fgsm/fgsm-rs/pgd/n-fgsm, then the training
     loss (1/|B|) Σ ℓ(xₙ + δₙ) + λ R with R the regularizer ``reg`` (GradAlign, GradAlign-FD, ELLE,
     gradient norm, CURE of :mod:`toymodels.torch.regularizers`, on the clean batch) or none.
 
     ``model`` is what the loss goes through (DDP or the bare module), ``net`` the bare module used for
     the attack and the regularizer; ``backward_step(loss)`` does zero_grad, backward and the optimizer
-    step. Returns (loss, accuracy) on the perturbed batch (the regularizer not included)."""
+    step. Returns (loss, accuracy) on the perturbed batch (the regularizer not included).
+
+    ELLE-A (``reg="elle-a"``): λ = ``sched.lam`` (:class:`toymodels.elle_a.ElleA`), then
+    ``sched.update(E_lin)`` with this step's error (averaged over the processes by ``reduce``, a
+    callable float → float, under DDP, so that every rank keeps the same λ); while λ = 0 the error is
+    computed without a graph (no backward through the penalty)."""
     reg_name, lam = _reg_and_lambda(cfg)
+    if reg_name == "elle-a":
+        if sched is None:
+            raise ConfigError("reg", "'elle-a' needs its λ schedule: pass sched=toymodels.elle_a.ElleA(λ_max)")
+        lam = sched.lam
     noise = None
     if reg_name in ("gradalign", "gradalign-fd") and cfg.attack in ("none", "fgsm"):
         # these attacks draw nothing: GradAlign's η can be drawn first (same draws), so that its
         # host-to-device copy waits for an idle GPU rather than stalling it in the middle of the step
         noise = attacks.uniform_noise(x.shape, cfg.eps, gen, x)
     xa, g_clean = _attack_input(cfg, net, x, y, gen)
-    reg = _regularizer(cfg, reg_name, net, x, y, gen, noise, g_clean)
+    reg_off = None
+    if reg_name == "elle-a" and lam == 0:
+        with torch.no_grad():
+            reg_off = _regularizer(cfg, reg_name, net, x, y, gen, None, None)
+        reg = None
+    else:
+        reg = _regularizer(cfg, reg_name, net, x, y, gen, noise, g_clean)
     with amp_ctx():
         out = model(xa)
         loss = F.cross_entropy(out.float() if out.dtype in (torch.float16, torch.bfloat16) else out, y)
     backward_step(loss if reg is None else loss + lam * reg)
+    if reg_name == "elle-a":
+        err = float((reg_off if reg is None else reg).detach())
+        sched.update(reduce(err) if reduce is not None else err)
     return float(loss.detach()), float((out.detach().argmax(1) == y).float().mean())
 
 
@@ -386,6 +406,7 @@ class _State:
     start_epoch: int = 1
     free_delta: torch.Tensor | None = None
     diverged_at: dict | None = None
+    sched: ElleA | None = None
 
 
 def _device(cfg: TrainConfig, D: _Dist) -> torch.device:
@@ -461,7 +482,10 @@ def _resume(r: _Run, path: str) -> _State:
     ranks = ck.get("rank_states") or [{"rng": ck["rng_states"], "free_delta": ck.get("free_delta")}]
     _set_rng_states(ranks[r.D.rank]["rng"], r.gen)
     delta = ranks[r.D.rank]["free_delta"]
-    return _State(ck["history"], ck["epoch"] + 1, None if delta is None else delta.to(r.device))
+    st = _State(ck["history"], ck["epoch"] + 1, None if delta is None else delta.to(r.device), sched=_sched(r.cfg))
+    if st.sched is not None:
+        st.sched.load_state_dict(ck["elle_a"])
+    return st
 
 
 def _start(r: _Run) -> _State:
@@ -473,7 +497,13 @@ def _start(r: _Run) -> _State:
     if r.cfg.resume != "no" and os.path.exists(path):
         return _resume(r, path)
     rec = r.evaluate(r.cfg.eval_n, r.cfg.eval_pgd_steps, 1)
-    return _State([{"epoch": 0, "train_loss": None, "train_acc": None, **rec}])
+    return _State([{"epoch": 0, "train_loss": None, "train_acc": None, **rec}], sched=_sched(r.cfg))
+
+
+def _sched(cfg: TrainConfig) -> ElleA | None:
+    """ELLE-A's λ schedule (λ_max = the resolved ``reg_lambda``) or None for the other regularizers."""
+    reg, lam = _reg_and_lambda(cfg)
+    return ElleA(lam) if reg == "elle-a" else None
 
 
 def _step(r: _Run, st: _State, x, y) -> tuple[float, float]:
@@ -490,7 +520,8 @@ def _step(r: _Run, st: _State, x, y) -> tuple[float, float]:
                                                          cfg.free_replays, step_fn=r.backward_step,
                                                          autocast=r.amp_ctx)
         return loss, acc
-    return at_step(cfg, r.model, r.net, x, y, r.gen, r.backward_step, r.amp_ctx)
+    reduce = (lambda v: r.D.sum([v], r.device)[0] / r.D.world) if r.D.on else None
+    return at_step(cfg, r.model, r.net, x, y, r.gen, r.backward_step, r.amp_ctx, sched=st.sched, reduce=reduce)
 
 
 def _epoch(r: _Run, st: _State, epoch: int, bar) -> tuple[float, float] | None:
@@ -501,13 +532,19 @@ def _epoch(r: _Run, st: _State, epoch: int, bar) -> tuple[float, float] | None:
     r.model.train()
     perm = torch.randperm(N, generator=torch_generator(r.cfg.seed, "shuffle", epoch))
     perm = torch.cat([perm, perm[:r.shard_len * D.world - N]])[D.rank::D.world].to(r.device)
+    # crops and flips from their own stream, restarted each epoch: a resumed run draws the same ones
+    # (under DDP every rank draws the same offsets, for its own images)
+    aug = torch_generator(r.cfg.seed, "augment", epoch) if r.cfg.augment else None
+    if aug is not None:
+        from .augment import random_crop_flip
     tot_loss = tot_acc = 0.0
     for i in range(r.spe):
         step = (epoch - 1) * r.spe + i
         for g in r.opt.param_groups:
             g["lr"] = float(r.lrs[step])
         idx = perm[i * r.bs:(i + 1) * r.bs]
-        loss, acc = _step(r, st, xtr[idx], ytr[idx])
+        xb = xtr[idx] if aug is None else random_crop_flip(xtr[idx], aug)
+        loss, acc = _step(r, st, xb, ytr[idx])
         bad = 0.0 if math.isfinite(loss) else 1.0
         if D.on:
             bad = D.sum([bad], r.device)[0]
@@ -530,7 +567,8 @@ def _checkpoint(r: _Run, st: _State, epoch: int) -> None:
             "model_state": r.net.state_dict(), "optimizer_state": r.opt.state_dict(), "epoch": epoch,
             "rng_states": states[0]["rng"], "free_delta": states[0]["free_delta"],
             "rank_states": states, "world_size": r.D.world, "history": st.history, "config": r.cfg.as_dict(),
-            "scaler_state": r.scaler.state_dict() if r.amp_on else None})
+            "scaler_state": r.scaler.state_dict() if r.amp_on else None,
+            "elle_a": None if st.sched is None else st.sched.state_dict()})
 
 
 def _train(r: _Run, st: _State, show: bool) -> None:
@@ -545,7 +583,9 @@ def _train(r: _Run, st: _State, show: bool) -> None:
             tr_loss, tr_acc = r.D.sum(list(means), r.device)
             rec = r.evaluate(cfg.eval_n, cfg.eval_pgd_steps, 1)
             st.history.append({"epoch": epoch, "train_loss": tr_loss / r.D.world,
-                               "train_acc": None if cfg.task == "sam" else tr_acc / r.D.world, **rec})
+                               "train_acc": None if cfg.task == "sam" else tr_acc / r.D.world, **rec,
+                               **({} if st.sched is None else {"elle_a_lambda": st.sched.lam,
+                                                               "elle_a_switch_ons": st.sched.n_on})})
             if r.ckpt_path and (epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs):
                 _checkpoint(r, st, epoch)
 
@@ -555,8 +595,8 @@ def run(cfg: TrainConfig, *, progress: bool = True, return_model: bool = False):
     ``return_model`` also the trained (bare, non-DDP) module: ``(result, model)``.
 
     The result holds ``config`` (resolved), ``device``, ``world_size``, ``task``, ``history``,
-    ``co_epoch``, ``final``, ``diverged``, ``diverged_at``, ``steps_per_epoch``, ``runtime_s`` and
-    ``n_params``. With ``out`` the checkpoint is written there (no ``result.json``: that is the CLI's)."""
+    ``co_epoch``, ``co`` (1 if CO was detected, else 0; None outside AT), ``final``, ``diverged``,
+    ``diverged_at``, ``steps_per_epoch``, ``runtime_s`` and ``n_params``. With ``out`` the checkpoint is written there (no ``result.json``: that is the CLI's)."""
     with _kernels(bool(cfg.deterministic)):
         D = _init_dist(cfg.device)
         r = _setup(resolve(cfg, D.world), D)
@@ -569,9 +609,11 @@ def run(cfg: TrainConfig, *, progress: bool = True, return_model: bool = False):
         final = None
         if st.diverged_at is None:
             final = r.evaluate(r.cfg.final_n, r.cfg.final_pgd_steps, r.cfg.final_restarts)
+    co_epoch = attacks.detect_co(st.history) if r.cfg.task == "at" else None
     result = {
         "config": r.cfg.as_dict(), "device": device_name(r.device), "world_size": D.world, "task": r.cfg.task,
-        "history": st.history, "co_epoch": attacks.detect_co(st.history) if r.cfg.task == "at" else None,
+        # "co": 1/0 so that a sweep's --metric co is the CO rate over seeds (None outside AT)
+        "history": st.history, "co_epoch": co_epoch, "co": None if r.cfg.task != "at" else int(co_epoch is not None),
         "final": final, "diverged": st.diverged_at is not None, "diverged_at": st.diverged_at,
         "steps_per_epoch": r.spe, "runtime_s": runtime, "n_params": sum(p.numel() for p in r.net.parameters()),
     }

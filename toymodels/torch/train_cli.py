@@ -72,6 +72,9 @@ def _data_options(p, d: TrainConfig) -> None:
     p.add_argument("--filters", type=Int(1, 4096, "conv filters of the cnn model"), default=d.filters,
                    help=f"filters of the cnn model (default: {d.filters})")
     p.add_argument("--dtype", type=Choice(*DTYPES), default=d.dtype, help="default: float32")
+    p.add_argument("--augment", action="store_true",
+                   help="standard augmentation of the training batches: random crop with zero padding 4 and "
+                        "random horizontal flip")
 
 
 def _optim_options(p, d: TrainConfig) -> None:
@@ -115,7 +118,8 @@ def _task_options(p, task: str, d: TrainConfig) -> None:
                        help="differentiate through both input gradients (default: only through ∇ℓ(x+η))")
         p.add_argument("--reg", type=Choice(*REGS), default="none",
                        help="regularizer on the clean batch: gradalign (double backprop; = --grad-align), "
-                       "gradalign-fd (finite differences), elle, gradnorm, cure (default: none)")
+                       "gradalign-fd (finite differences), elle, elle-a (ELLE-A's adaptive λ, λ_max = --reg-lambda), "
+                       "gradnorm, cure (default: none)")
         p.add_argument("--reg-lambda", type=_Lambda(0), default="default",
                        help="λ of --reg >= 0, or 'default' (published CIFAR-10 values, log-linear in ε)")
         p.add_argument("--reg-h", type=Num(0, 1, lo_open=True), default=None,
@@ -176,8 +180,9 @@ def config_from_args(a, task: str) -> TrainConfig:
               warmup_frac=a.warmup_frac, warmup_ratio=a.warmup_ratio, decay_at=tuple(a.decay_at),
               decay_factor=a.decay_factor, eps=a.eps, eval_n=a.eval_n, eval_pgd_steps=a.eval_pgd_steps,
               final_n=a.final_n, final_pgd_steps=a.final_pgd_steps, final_restarts=a.final_restarts,
-              filters=a.filters, dtype=a.dtype, amp=a.amp, deterministic=not a.nondeterministic, device=a.device,
-              seed=a.seed, out=a.out, checkpoint_every=a.checkpoint_every, resume=a.resume)
+              filters=a.filters, dtype=a.dtype, augment=a.augment, amp=a.amp,
+              deterministic=not a.nondeterministic, device=a.device, seed=a.seed, out=a.out,
+              checkpoint_every=a.checkpoint_every, resume=a.resume)
     if task == "at":
         lam = a.grad_align
         if lam == "default":
