@@ -22,8 +22,6 @@ epochs alternate within each repeat (best of the repeats), so all see the same b
 """
 from __future__ import annotations
 
-import time
-
 from . import BenchContext, workload
 
 BATCH = 128
@@ -50,35 +48,16 @@ METHODS = {
 
 def _epochs(model_name: str, n: int, repeats: int, device) -> tuple[dict, float]:
     """({method: best epoch seconds}, total warm-up seconds) over n images."""
-    import torch
-
     from ..torch.train import TrainConfig
-    from .torch_train import at_epoch, random_images
+    from .torch_train import at_epoch, interleaved_best, random_images
 
     x, y = random_images(n, device)
 
     def make_epoch(fields):
         return at_epoch(model_name, TrainConfig(task="at", eps=EPS, **fields), x, y, device, lr=1e-4)
 
-    prev = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(1)        # as torch_train.py: the intra-op pool spin-waits on a busy machine
-    try:
-        epochs = {name: make_epoch(f) for name, f in METHODS.items()}
-        warm = 0.0
-        for ep in epochs.values():
-            t = time.perf_counter()
-            ep(BATCH)
-            warm += time.perf_counter() - t
-        best = {name: float("inf") for name in epochs}
-        for _ in range(max(1, repeats)):
-            for name, ep in epochs.items():
-                t = time.perf_counter()
-                ep()
-                best[name] = min(best[name], time.perf_counter() - t)
-    finally:
-        torch.set_num_threads(prev)
-    return best, warm
+    best, warm = interleaved_best([make_epoch(f) for f in METHODS.values()], repeats, device)
+    return dict(zip(METHODS, best)), sum(warm)
 
 
 def _co_methods(ctx: BenchContext, model_name: str, n_cpu: int, n_cuda: int, quick_cpu: int, quick_cuda: int) -> dict:

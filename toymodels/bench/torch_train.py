@@ -80,8 +80,6 @@ def at_epoch(model_name: str, cfg, x, y, device, *, lr: float):
 def _epoch_times(model_name: str, n: int, lams, repeats: int, device) -> tuple[list, list]:
     """Best epoch seconds and warm-up seconds of FGSM AT (+ GradAlign λ) over n images, one entry per
     λ in ``lams``; the repeats alternate between the λ's so that all see the same background load."""
-    import torch
-
     from ..torch.train import TrainConfig
 
     x, y = random_images(n, device)
@@ -90,18 +88,27 @@ def _epoch_times(model_name: str, n: int, lams, repeats: int, device) -> tuple[l
         cfg = TrainConfig(task="at", attack="fgsm", eps=EPS, alpha=EPS, grad_align=lam)
         return at_epoch(model_name, cfg, x, y, device, lr=0.01)
 
-    # on the CPU torch runs on 1 thread: its intra-op pool spin-waits badly on a busy machine
+    best, warm = interleaved_best([make_epoch(lam) for lam in lams], repeats, device)
+    return best, warm
+
+
+def interleaved_best(epochs, repeats: int, device) -> tuple[list, list]:
+    """(best seconds, warm-up seconds) per callable of ``epochs``: each is called once with
+    :data:`BATCH` (warm-up), then all of them in turn ``repeats`` times, the shortest time kept — the
+    methods alternate, so they all see the same background load. On the CPU torch runs on 1 thread
+    (its intra-op pool spin-waits badly on a busy machine)."""
+    import torch
+
     prev = torch.get_num_threads()
     if device.type == "cpu":
         torch.set_num_threads(1)
     try:
-        epochs = [make_epoch(lam) for lam in lams]
         warm = []
         for ep in epochs:
             t = time.perf_counter()
             ep(BATCH)
             warm.append(time.perf_counter() - t)
-        best = [float("inf")] * len(lams)
+        best = [float("inf")] * len(epochs)
         for _ in range(max(1, repeats)):
             for k, ep in enumerate(epochs):
                 t = time.perf_counter()
