@@ -155,7 +155,7 @@ def fig_5_6(ctx: Context) -> Rendered:
     methods = [("ERM", "none", C_ERM), ("n-SAM", "n", C_N), ("1-SAM", "1", C_1)]
     cfgs = [DLNConfig(sam=s, alpha=alpha, lr=lr, rho=(None if s == "none" else rho), steps=steps,
                       record_every=rec) for _, s, _ in methods]
-    runs = train_ensemble(data, cfgs, show_progress=ctx.show_progress)
+    runs = train_ensemble(data, cfgs, show_progress=ctx.show_progress, theory=False)
     flow = _flow_limit_test_loss(data, alpha)
 
     fig = Figure(figsize=(11, 4.3), layout="constrained")
@@ -219,7 +219,7 @@ def fig_5_13(ctx: Context) -> Rendered:
             groups.setdefault((algo, batch), []).append((j, seed, cfg(sam, algo, batch, seed)))
     runs: dict = {}
     for members in groups.values():
-        res = train_ensemble(data, [c for _, _, c in members], show_progress=ctx.show_progress)
+        res = train_ensemble(data, [c for _, _, c in members], show_progress=ctx.show_progress, theory=False)
         for (j, seed, _), r in zip(members, res):
             runs[(j, seed)] = r
 
@@ -275,7 +275,7 @@ def fig_5_14(ctx: Context) -> Rendered:
     base = dict(alpha=alpha, lr=lr, steps=steps, record_every=max(1, steps // 100), tol=tol)
     cfgs = [DLNConfig(sam="none", **base)]
     cfgs += [DLNConfig(sam=s, rho=float(r), **base) for s in ("n", "1") for r in rhos]
-    runs = train_ensemble(data, cfgs, show_progress=ctx.show_progress)
+    runs = train_ensemble(data, cfgs, show_progress=ctx.show_progress, theory=False)
     erm, rn, r1 = runs[0], runs[1:1 + rhos.size], runs[1 + rhos.size:]
 
     fig = Figure(figsize=(10.5, 5.0), layout="constrained")
@@ -439,7 +439,7 @@ def fig_5_15(ctx: Context) -> Rendered:
             DLNConfig(sam="1", rho=rho_e2s, switch_at=switch, switch_mode="erm-to-sam", **base),
             DLNConfig(sam="1", rho=rho_s2e, switch_at=switch, switch_mode="sam-to-erm", **base)]
     names = ["ERM", f"ERM→1-SAM (ρ={rho_e2s:g})", f"1-SAM→ERM (ρ={rho_s2e:g})"]
-    erm, e2s, s2e = runs = train_ensemble(data, cfgs, show_progress=ctx.show_progress)
+    erm, e2s, s2e = runs = train_ensemble(data, cfgs, show_progress=ctx.show_progress, theory=False)
     stability = _fig15_stability(data, alpha, switch, rho_e2s, ctx.quick)
 
     fig = Figure(figsize=(15, 4.6), layout="constrained")

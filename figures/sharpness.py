@@ -128,7 +128,7 @@ def fig_7_7(ctx: Context) -> Rendered:
     inits = alphas[:, None] * np.exp(rng.standard_normal((M, d)))
     cfgs = [DLNConfig(alpha=a.tolist(), lr=float(g), steps=steps, tol=1e-5, seed=i, record_every=steps)
             for i, (a, g) in enumerate(zip(inits, lrs))]
-    runs = train_ensemble(data, cfgs, show_progress=ctx.show_progress)
+    runs = train_ensemble(data, cfgs, show_progress=ctx.show_progress, theory=False)
     keep = [i for i, r in enumerate(runs) if not r.diverged and r.train_loss <= 1e-5]
     meas = [_dln_measures(runs[i], data.X, data.y) for i in keep]
     test = np.array([runs[i].test_loss for i in keep])

@@ -12,6 +12,9 @@
   success rate on the same points as a horizontal reference. Default: the correctly classified
   points among the first 100 test points, 1000 queries (``--quick``: 30 points, 150 queries, 2
   epochs, 1000 images).
+
+Thesis Fig. 3.2, Fig. 3.5 and Table 3.7 (ids ``3.2``, ``3.5``, ``table-3.7``) are in
+:mod:`figures.square_ch3`, imported (and so registered) at the end of this module.
 """
 from __future__ import annotations
 
@@ -136,3 +139,7 @@ def fig_square_success(ctx: Context) -> Rendered:
     ax.legend(fontsize=7, loc="center left")
     fig.tight_layout()
     return Rendered(fig=fig, summary=summary, data=data)
+
+
+# Thesis Fig. 3.2, Fig. 3.5 and Table 3.7 live in figures/square_ch3.py; importing it registers them
+from . import square_ch3  # noqa: E402,F401

@@ -136,3 +136,77 @@ def logistic_smoothness(bound=sp.Rational(1, 4)):
     var_ok = sp.expand(lhs - rhs) == 0
     ok = d2 and at0 and crit and var_ok
     return bool(ok), f"l''=s(1-s): {d2}; l''(0)=bound: {at0}; unique critical point 0: {crit}; variance form: {var_ok}"
+
+
+def _telescoped(decrease, noise):
+    """Sum the one-step bound E L_{t+1} ≤ E L_t − decrease·E‖∇L(w_t)‖² + noise over t < T (with the symbols
+    S = Σ_{t<T} E‖∇L(w_t)‖², L0, LT): S·decrease ≤ L0 − LT + T·noise; returns the bound on S/T."""
+    S, L0, LT = sp.symbols("S L0 LT", real=True)
+    ineq = sp.solve(sp.Eq(decrease * S, L0 - LT + T * noise), S)[0]
+    return sp.expand(ineq / T), L0, LT
+
+
+@check("sam_convergence.thm5106_from_lemma6", "Thm 5.10.6 (l.2833) from Lemma 6 (l.2791)")
+def thm5106_from_lemma6(noise_factor=sp.Integer(1)):
+    """Lemma 6 with the σ²/b of its proof, E L_{t+1} ≤ E L_t − (γ/4)E‖∇L‖² + γβσ²(γ + ρ²β)/b, summed over
+    t < T and divided by Tγ/4: 4(L0 − E L_T)/(Tγ) + ``noise_factor``·4σ²β(γ + ρ²β)/b must be exactly the
+    telescoped bound. The print's noise_factor = T (4Tσ²β(γ+ρ²β)/b) is rejected (weaker, not equal)."""
+    derived, L0, LT = _telescoped(G / 4, G * B * S2 * (G + R ** 2 * B) / BS)
+    formula = 4 * (L0 - LT) / (T * G) + noise_factor * 4 * S2 * B * (G + R ** 2 * B) / BS
+    diff = sp.simplify(derived - formula)
+    return diff == 0, f"derived - formula = {diff}"
+
+
+@check("sam_convergence.thm5107_from_lemma8", "Thm 5.10.7 (l.2897) from Lemma 8 (l.2871); Thm 5.6.1 (l.2335)")
+def thm5107_from_lemma8(rho_coef=sp.Integer(2)):
+    """Lemma 8, E L_{t+1} ≤ E L_t − (3γ/8)E‖∇L‖² + γβ(σ²/b)(γ + 2ρ²β), summed over t < T and divided by 3Tγ/8
+    gives 8(L0 − E L_T)/(3Tγ) + 8σ²β(γ + ``rho_coef``·ρ²β)/(3b) iff rho_coef = 2; the printed rho_coef = 1 does
+    not follow. With γ = 1/(√Tβ), ρ = 1/(T^{1/4}β) the noise term must then be 8σ²/(b√T), Thm 5.6.1's constant
+    (the printed version would give 16σ²/(3b√T))."""
+    derived, L0, LT = _telescoped(3 * G / 8, G * B * S2 / BS * (G + 2 * R ** 2 * B))
+    formula = sp.Rational(8, 3) * (L0 - LT) / (T * G) + sp.Rational(8, 3) * S2 * B * (G + rho_coef * R ** 2 * B) / BS
+    diff = sp.simplify(derived - formula)
+    steps = {G: 1 / (sp.sqrt(T) * B), R: 1 / (T ** sp.Rational(1, 4) * B)}
+    noise = sp.simplify(formula.subs({L0: 0, LT: 0}).subs(steps))
+    ok = diff == 0 and sp.simplify(noise - 8 * S2 / (BS * sp.sqrt(T))) == 0
+    return bool(ok), f"derived - formula = {diff}; noise term at Thm 5.6.1's steps = {noise}"
+
+
+@check("sam_convergence.lemma8_proof_coefficient", "Lemma 8 (l.2871), end of its proof (l.2889–2891)")
+def lemma8_proof_coefficient(claimed=sp.Rational(1, 4)):
+    """After Lemma 7 the proof of Lemma 8 has the decrease coefficient γ[(γβ/2)(1 − 4β²ρ²) + (1 − γβ)(1/2 − βρ)]
+    = γ[1/2 − y + xy(1 − 2y)] (x = γβ ∈ [0, 1], y = ρβ ∈ [0, 1/4]) and the noise coefficient
+    γβ(σ²/b)[γ + ρ²β(1/2 + 3γβ/2)] ≤ γβ(σ²/b)(γ + 2ρ²β). Its last line (l.2891) writes this combined
+    coefficient as (γ/2)(1 − 2βρ(1 − γ(β − 2ρβ²))) (equal, checked) but also keeps −(γ²β/2)(1 − 4β²ρ²)‖∇L‖²
+    (counted twice, a slip on the safe side). The minimum over the box is γ/4 (x → 0, y = 1/4), so the proof
+    gives ``claimed`` = 1/4; the printed 3γ/8 holds only for γβ = 1 (there 1/2 − 2y² ≥ 3/8). (Lemma 8 itself is
+    not contradicted: |E D − ∇L(w + ρ∇L)| ≤ βρσ/√b by (A2) gives it for every x.) Checks that ``claimed`` ≤
+    that minimum."""
+    x, y = sp.symbols("x y", nonnegative=True)
+    coef = sp.expand(x / 2 * (1 - 4 * y ** 2) + (1 - x) * (sp.Rational(1, 2) - y))
+    last_line = (1 - 2 * y * (1 - x + 2 * x * y)) / 2
+    same = sp.simplify(coef - (sp.Rational(1, 2) - y + x * y * (1 - 2 * y))) == 0 and \
+        sp.simplify(last_line - coef) == 0
+    # linear in x with slope y(1 − 2y) ≥ 0 on [0, 1/4]: minimum at x = 0, then decreasing in y
+    slope = y * (1 - 2 * y)                       # concave in y: ≥ 0 on [0, 1/4] iff ≥ 0 at both ends
+    slope_nonneg = sp.diff(slope, y, 2) < 0 and slope.subs(y, 0) >= 0 and slope.subs(y, sp.Rational(1, 4)) >= 0
+    cmin = coef.subs({x: 0, y: sp.Rational(1, 4)})
+    grid_min = min(coef.subs({x: sp.Rational(i, 8), y: sp.Rational(j, 32)}) for i in range(9) for j in range(9))
+    noise_ok = all(sp.Rational(1, 2) + sp.Rational(3, 2) * sp.Rational(i, 8) <= 2 for i in range(9))
+    ok = same and slope_nonneg and grid_min == cmin and noise_ok and claimed <= cmin
+    return bool(ok), f"min decrease coefficient / gamma = {cmin} (grid min {grid_min}); claimed {claimed}"
+
+
+@check("sam_convergence.lemma6_proof_coefficient", "Lemma 6 (l.2791), last line of its proof")
+def lemma6_proof_coefficient(claimed=sp.Integer(0)):
+    """The proof of Lemma 6 ends with the decrease (γ/2)[1 − 2ρβ(1 − 2γβ(1 − ρβ))]‖∇L(w_t)‖². Over the stated
+    range γβ, ρβ ∈ [0, 1/2] its minimum (divided by γ) is 0, at γ → 0, ρ = 1/(2β): the proof does not give
+    the printed γ/4 there (``claimed`` = 1/4 is rejected; the lemma itself holds, see ERRATA)."""
+    x, y = sp.symbols("x y", nonnegative=True)
+    coef = (1 - 2 * y * (1 - 2 * x * (1 - y))) / 2
+    # for fixed y, increasing in x (slope 2y(1 − y) ≥ 0): minimum at x = 0, i.e. (1 − 2y)/2, smallest at y = 1/2
+    slope = sp.simplify(sp.diff(coef, x))
+    cmin = coef.subs({x: 0, y: sp.Rational(1, 2)})
+    grid_min = min(coef.subs({x: sp.Rational(i, 16), y: sp.Rational(j, 16)}) for i in range(9) for j in range(9))
+    ok = sp.simplify(slope - 2 * y * (1 - y)) == 0 and grid_min == cmin and claimed <= cmin
+    return bool(ok), f"min decrease coefficient / gamma = {cmin} (grid min {grid_min}); claimed {claimed}"

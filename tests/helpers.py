@@ -149,3 +149,45 @@ def torch_dln(u, v):
 def mse4(out, y):
     """The project's DLN loss 1/(4n)‖Xβ − y‖² as the mean over a batch (or chunk)."""
     return ((out - y) ** 2).mean() / 4
+
+
+def torch_dln_pm(wp, wm):
+    """The w₊/w₋ diagonal linear network as a float64 ``nn.Module``: β = w₊² − w₋², prediction ⟨β, x⟩
+    (element-wise, so CPU autocast leaves it in float64); parameters (w₊, w₋). Needs torch."""
+    import torch
+
+    class DLN(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wp = torch.nn.Parameter(torch.tensor(wp, dtype=torch.float64))
+            self.wm = torch.nn.Parameter(torch.tensor(wm, dtype=torch.float64))
+
+        def forward(self, x):
+            return (x * (self.wp ** 2 - self.wm ** 2)).sum(-1)
+
+    return DLN()
+
+
+def assert_resume_bitwise(cfg: dict, tmp_path, interrupted) -> dict:
+    """Train ``TrainConfig(**cfg)`` uninterrupted into tmp_path/a and, interrupted after its first
+    checkpoint then resumed, into tmp_path/b (``interrupted``: the conftest fixture
+    ``interrupted_after_checkpoint``); assert equal histories, final results and model states bit for
+    bit. Returns the uninterrupted result. Needs torch."""
+    import os
+
+    import torch
+
+    from toymodels.torch import train
+    from toymodels.torch.config import TrainConfig
+
+    a = train.run(TrainConfig(**cfg, out=str(tmp_path / "a")), progress=False)
+    out_b = str(tmp_path / "b")
+    with interrupted():
+        train.run(TrainConfig(**cfg, out=out_b), progress=False)
+    b = train.run(TrainConfig(**cfg, out=out_b, resume=True), progress=False)
+    assert a["history"] == b["history"] and a["final"] == b["final"]
+    sa = torch.load(os.path.join(tmp_path / "a", "checkpoint.pt"), weights_only=False)
+    sb = torch.load(os.path.join(out_b, "checkpoint.pt"), weights_only=False)
+    for k, v in sa["model_state"].items():
+        assert torch.equal(v, sb["model_state"][k]), k
+    return a

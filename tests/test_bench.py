@@ -69,7 +69,7 @@ def test_list_json_names_every_workload_and_the_registry():
     assert {f"kernels.{n}" for n in kernels.registry()} <= set(names)
     assert {"torch_dln_ensemble_1sam", "cnn_epoch_fgsm", NAME} <= set(names)
     torch_rows = [w for w in out["workloads"] if "torch" in w["needs"]]
-    assert len(torch_rows) == 13               # 4 training/DLN + 2 CO-method + 5 attack + 2 curvature workloads
+    assert len(torch_rows) == 17               # 4 training/DLN + 4 speed + 2 CO-method + 5 attack + 2 curvature workloads
 
 
 @pytest.fixture()
@@ -87,7 +87,7 @@ def test_without_torch_the_torch_workloads_are_skipped(no_torch):
     r, out = _bench("--quick", "--json", "--repeats", "1", "torch", "cnn_epoch_fgsm")
     assert r.rc == 0, r.err
     rows = {w["name"]: w for w in out["workloads"]}
-    assert set(out["skipped"]) == {n for n in rows if n.startswith("torch_")} and len(out["skipped"]) == 13
+    assert set(out["skipped"]) == {n for n in rows if n.startswith("torch_")} and len(out["skipped"]) == 17
     for name in out["skipped"]:
         w = rows[name]
         assert "torch" in w["skipped"] and "pip install" in w["skipped"]

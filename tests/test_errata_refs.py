@@ -46,6 +46,9 @@ KNOWN_WRONG: dict[str, str] = {}
 
 # snippet of ERRATA.md (unique, contains the reference) -> {item: substring | (first, last) for a range}
 TABLE: dict[str, dict[str, object]] = {
+    # ---- Ch. 3, Table 3.7 (the ℓ₂ ablation's η^rand)
+    "Table 3.7's ℓ₂ ablation (l.1414)": {"1414": "where the step 7 in Algorithm 3 is"},
+    "is step 6 (l.1013)": {"1013": r"$\rho \leftarrow \text{Uniform}(\{-1, 1\})$"},
     # ---- Ch. 5, DLN implicit bias (Thm 5.9.2, 5.9.3)
     "exponent constant, line 2432": {"2432": r"\alpha_{n\text{-SAM}} = \alpha \odot \exp\left(-\frac{2\rho}{n^2}"},
     "exponent constant, line 2486": {"2486": r"\alpha_{1\text{-SAM}} = \alpha \odot \exp\left(-\frac{8\rho}{n}"},

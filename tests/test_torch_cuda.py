@@ -428,3 +428,78 @@ def test_ddp_over_nccl_equals_the_plain_process(tmp_path):
         for k, v in r1.items():
             if isinstance(v, float):
                 assert abs(v - r2[k]) < 1e-9, (k, v, r2[k])
+
+
+# ------------------------------------------------------------------ issue 16: the speed options on cuda
+def _speed_cfg(**kw):
+    base = dict(model="preact-resnet18", width=8, dataset="photos", n_train=128, n_test=64, epochs=2, batch_size=32,
+                eval_n=16, final_n=16, eval_pgd_steps=2, final_pgd_steps=2, sparsity_n=16, augment=True,
+                device="cuda", seed=0, lr=0.05)
+    base.update(kw)
+    return train.TrainConfig(**base)
+
+
+@pytest.mark.parametrize("task", ["sgd", "at", "sam"])
+def test_fast_configuration_on_cuda_trains_close_to_float32(task):
+    """bf16 + channels-last + data on device (+ compile) against float32 on cuda, 8 steps: the
+    tolerances of tests/test_torch_speed.py (8% on the last epoch's mean train loss, 3% on the final
+    test loss; bfloat16 rounds to 2⁻⁹ relative per operation; cpu maxima over seeds 0–9: 5.2% / 1.7%)."""
+    ref = train.run(_speed_cfg(task=task), progress=False)
+    for fast in (dict(bf16=True, channels_last=True, data_on_device=True),
+                 dict(bf16=True, channels_last=True, data_on_device=True, compile=True)):
+        got = train.run(_speed_cfg(task=task, **fast), progress=False)
+        assert not got["diverged"]
+        assert got["history"][-1]["train_loss"] == pytest.approx(ref["history"][-1]["train_loss"], rel=0.08)
+        assert got["final"]["clean_loss"] == pytest.approx(ref["final"]["clean_loss"], rel=0.03)
+
+
+def test_compile_with_gradalign_on_cuda_equals_eager():
+    """--compile compiles the training forward only (GradAlign's double backprop stays eager, which
+    torch.compile cannot differentiate twice): 2 steps equal the eager run to 1e-4 relative."""
+    kw = dict(task="at", attack="fgsm", grad_align=0.2, n_train=64, epochs=1)
+    ref = train.run(_speed_cfg(**kw), progress=False)
+    got = train.run(_speed_cfg(**kw, compile=True), progress=False)
+    assert got["history"][-1]["train_loss"] == pytest.approx(ref["history"][-1]["train_loss"], rel=1e-4)
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_data_on_device_batches_on_cuda_equal_the_default_path(augment):
+    """The batches of --data-on-device on cuda are bitwise those of the default path on cuda and of
+    the cpu (same draws of the crop offsets and flips)."""
+    from toymodels.torch import speed
+
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.rand(300, 3, 32, 32, generator=g), torch.randint(0, 10, (300,), generator=g)
+    perm = torch.randperm(300, generator=g)
+
+    def batches(dev, on_device, cl=False):
+        aug = torch.Generator().manual_seed(7) if augment else None
+        return [(a.cpu(), b.cpu()) for a, b in speed.epoch_batches(x.to(dev), y.to(dev), perm.to(dev), 4, 64, aug,
+                                                                   on_device=on_device, channels_last=cl)]
+    ref = batches("cpu", False)
+    for got in (batches(CUDA, False), batches(CUDA, True), batches(CUDA, True, True)):
+        for (xb, yb), (xr, yr) in zip(got, ref):
+            assert torch.equal(xb, xr) and torch.equal(yb, yr)
+
+
+def test_channels_last_on_cuda_matches_the_default_layout():
+    """Gradients of PreAct ResNet-18 (BatchNorm) in channels-last equal the default layout's to 1e-5
+    relative with TF32 off (cuDNN's NHWC kernels sum in another order)."""
+    import copy
+
+    import torch.nn.functional as F
+
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        torch.manual_seed(0)
+        net = models.build_model("preact-resnet18", 10, 3, 32, normalize=((0.5,) * 3, (0.25,) * 3), width=16).to(CUDA)
+        x, y = torch.rand(32, 3, 32, 32, device=CUDA), torch.randint(0, 10, (32,), device=CUDA)
+        grads = []
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            m = copy.deepcopy(net).to(memory_format=fmt).train()
+            loss = F.cross_entropy(m(x.contiguous(memory_format=fmt)), y)
+            grads.append(torch.cat([g.flatten() for g in torch.autograd.grad(loss, list(m.parameters()))]))
+        assert float((grads[1] - grads[0]).norm() / grads[0].norm()) < 1e-5
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+
+from helpers import mse4, torch_dln_pm  # noqa: E402
 from torch import nn  # noqa: E402
 
 from toymodels.datasets import make_sparse_regression  # noqa: E402
@@ -205,21 +207,8 @@ def test_bn_frozen_restores_exactly_and_still_normalizes_by_batch():
 
 
 # --------------------------------------------------------------------------- toymodels.dln twins
-class DLN(nn.Module):
-    """β = w₊² − w₋², prediction ⟨β, x⟩ (elementwise, so CPU autocast leaves it in float64)."""
-
-    def __init__(self, wp, wm):
-        super().__init__()
-        self.wp = nn.Parameter(torch.tensor(wp, dtype=DT))
-        self.wm = nn.Parameter(torch.tensor(wm, dtype=DT))
-
-    def forward(self, x):
-        return (x * (self.wp ** 2 - self.wm ** 2)).sum(-1)
-
-
-def quarter_mse(pred, y):
-    """ℓᵢ = ¼(⟨β, xᵢ⟩ − yᵢ)², batch mean (eq. 5.5)."""
-    return 0.25 * ((pred - y) ** 2).mean()
+DLN = torch_dln_pm              # the w₊/w₋ DLN module (tests/helpers.py)
+quarter_mse = mse4              # ℓᵢ = ¼(⟨β, xᵢ⟩ − yᵢ)², batch mean (eq. 5.5)
 
 
 def run_torch_dln(data, cfg, scaler=None):

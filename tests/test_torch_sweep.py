@@ -124,3 +124,43 @@ def test_cli_failed_points_give_exit_1_with_the_result(tmp_path):
     assert r.rc == 1 and len(r.err_lines) == 1 and "1 of 2 points failed" in r.err
     out = r.json
     assert out["n_failed"] == 1 and (tmp_path / "result.json").exists() and (tmp_path / "results.jsonl").exists()
+
+
+def test_local_workers_get_distinct_gpus(tmp_path):
+    """Two workers, GPUs 0 and 1: each running point has CUDA_VISIBLE_DEVICES set to one GPU, and two
+    points that run at the same time never share one (the runner records the overlap)."""
+    import threading
+    import time as _time
+
+    from toymodels.torch.sweep import expand, run_sweep
+
+    lock, running, seen = threading.Lock(), set(), []
+
+    def runner(p, env=None):
+        gpu = env["CUDA_VISIBLE_DEVICES"]
+        with lock:
+            assert gpu not in running
+            running.add(gpu)
+            seen.append(gpu)
+        _time.sleep(0.05)
+        with lock:
+            running.discard(gpu)
+        return {"point": p.describe(), "key": p.key, "returncode": 0, "result": {}, "runtime_s": 0.05}
+
+    pts = expand("toymodels.fgsm", [], {"d": ["3", "5", "7"]}, [0, 1])
+    rep = run_sweep(pts, workers=2, runner=runner, gpus=("0", "1"))
+    assert rep.n_failed == 0 and sorted(seen) == sorted(r["gpu"] for r in rep.points)
+    assert set(seen) == {"0", "1"} and len(seen) == 6
+    # one worker, or gpus=(): no CUDA_VISIBLE_DEVICES is set
+    rep = run_sweep(pts, workers=1, runner=lambda p: {"point": p.describe(), "key": p.key, "returncode": 0},
+                    gpus=("0", "1"))
+    assert rep.n_failed == 0 and all("gpu" not in r for r in rep.points)
+
+
+def test_visible_gpus_reads_cuda_visible_devices(monkeypatch):
+    from toymodels.torch.sweep import visible_gpus
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
+    assert visible_gpus() == ["2", "5"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert visible_gpus() == []

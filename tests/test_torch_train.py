@@ -278,3 +278,19 @@ def test_ddp_resume_reproduces_uninterrupted_ddp_run(tmp_path):
     assert resumed["world_size"] == 2
     assert resumed["history"] == straight["history"]
     assert resumed["final"] == straight["final"]
+
+
+def test_sharp_loss_evaluation_leaves_the_weights_bitwise_unchanged():
+    """The per-epoch SAM evaluation perturbs w by e and must put back exactly w (w + e − e ≠ w in float32:
+    before the fix it moved the weights by a rounding step every epoch)."""
+    from toymodels.torch.train import _sharp_loss_sum
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 7), torch.nn.Tanh(), torch.nn.Linear(7, 3))
+    before = [p.detach().clone() for p in net.parameters()]
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(16, 3, 2, 2, generator=g), torch.randint(0, 3, (16,), generator=g)
+    total = _sharp_loss_sum(net, x, y, 0.37, 4, True)
+    assert total > 0
+    for a, b in zip(before, net.parameters()):
+        assert torch.equal(a, b)

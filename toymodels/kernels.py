@@ -24,7 +24,7 @@ import numpy as np
 __all__ = ["KernelCase", "PACKAGES", "registry", "call_both", "mismatches", "time_case"]
 
 #: the packages whose ``_reference.CASES`` make up the registry (every package with numba kernels)
-PACKAGES = ("cnn", "dln", "fgsm", "quad1d", "relu", "sam_convergence", "sde", "sharpness", "square")
+PACKAGES = ("cnn", "dln", "fgsm", "quad1d", "relu", "sam_convergence", "sde", "sharpness", "square", "torch")
 
 SIZES = ("small", "bench")
 

@@ -290,3 +290,75 @@ def select(names: Sequence[str]) -> list[Workload]:
         for m in grp.get(n, [n]):
             seen.setdefault(m, reg[m])
     return list(seen.values())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Honest speed-ups and physical limits (issue 17): the lean baseline, the readable reference, the floor.
+
+#: one core's dgemm peak on the 2-core benchmark machine (issue 17), FLOP/s
+PEAK_FLOPS = 76e9
+_BANDWIDTH: dict[str, float] = {}
+
+
+def memory_bandwidth_gbs(mbytes: int = 200, repeats: int = 7) -> float:
+    """This machine's copy bandwidth in GB/s (10⁹ bytes read + written per second): the best of
+    ``repeats`` ``np.copyto`` of a ``mbytes``-MB float64 array onto another (2·mbytes MB of traffic per
+    copy), measured once per process and memoized. Other processes' memory traffic lowers it: on a
+    loaded machine it is a pessimistic figure (and the byte floors of :func:`physical_limit` optimistic
+    ones)."""
+    if "copy" not in _BANDWIDTH:
+        import numpy as np
+
+        n = mbytes * 1_000_000 // 8
+        src, dst = np.ones(n), np.zeros(n)
+        best = float("inf")
+        for _ in range(max(1, repeats)):
+            t = time.perf_counter()
+            np.copyto(dst, src)
+            best = min(best, time.perf_counter() - t)
+        _BANDWIDTH["copy"] = 2 * n * 8 / best / 1e9
+    return _BANDWIDTH["copy"]
+
+
+def physical_limit(flops_per_step: float, bytes_per_step: float, steps: float, kernel_s: float,
+                   note: str = "") -> dict:
+    """The ``limit`` field of a result row: the floor time of ``steps`` steps at one core's peak,
+    ``floor_s = steps · max(flops_per_step / PEAK_FLOPS, bytes_per_step / bandwidth)`` (bandwidth from
+    :func:`memory_bandwidth_gbs`; ``bytes_per_step`` counts the memory traffic a step cannot avoid,
+    see each workload's docstring), and ``ratio = kernel_s / floor_s`` (≥ 1; how far the kernel is
+    from that floor). ``note`` says which resource bounds the workload and why."""
+    bw = memory_bandwidth_gbs()
+    flop_s = steps * flops_per_step / PEAK_FLOPS
+    byte_s = steps * bytes_per_step / (bw * 1e9)
+    floor = max(flop_s, byte_s)
+    return {"flops_per_step": float(flops_per_step), "bytes_per_step": float(bytes_per_step),
+            "steps": float(steps), "peak_gflops": PEAK_FLOPS / 1e9, "bandwidth_gbs": round(bw, 2),
+            "flop_floor_s": flop_s, "byte_floor_s": byte_s, "floor_s": floor,
+            "bound": "flops" if flop_s >= byte_s else "bytes",
+            "ratio": kernel_s / floor if floor > 0 else None, "note": note}
+
+
+def lean_fields(baseline: str, lean_s: float, reference_s: float, numba_s: float, **extra) -> dict:
+    """The row fields of an honest speed-up: ``numpy_s`` = the lean baseline's time (named by
+    ``baseline``, e.g. "lean numpy" or "torch cpu"), ``reference_s`` = the readable reference's,
+    ``speedup_vs_reference`` = reference_s / numba_s (the speed-up column itself is numpy_s / numba_s,
+    i.e. against the lean baseline)."""
+    return {"numpy_s": lean_s, "baseline": baseline, "reference_s": reference_s,
+            "speedup_vs_reference": reference_s / numba_s if numba_s > 0 else None,
+            "lean_over_reference": lean_s / reference_s if reference_s > 0 else None, **extra}
+
+
+def audit(res: dict, baseline: str, lean_s: float, reference_s: float, flops_per_step: float,
+          bytes_per_step: float, steps: float, note: str = "") -> dict:
+    """Add to a workload's result ``res`` (which holds ``numba_s``) the fields of :func:`lean_fields`
+    and ``limit`` (:func:`physical_limit`), and one line of ``notes`` saying all of it; returns ``res``."""
+    nb_s = float(res["numba_s"])
+    res.update(lean_fields(baseline, lean_s, reference_s, nb_s))
+    lim = physical_limit(flops_per_step, bytes_per_step, steps, nb_s, note)
+    res["limit"] = lim
+    line = (f"baseline = {baseline} {lean_s:.4g} s; readable reference {reference_s:.4g} s "
+            f"(numba {res['speedup_vs_reference']:.1f}x vs reference); floor {lim['floor_s']:.3g} s "
+            f"({lim['bound']}: {flops_per_step:.3g} FLOP, {bytes_per_step:.3g} B per step at "
+            f"{lim['peak_gflops']:g} GFLOP/s, {lim['bandwidth_gbs']:g} GB/s), kernel/floor {lim['ratio']:.1f}")
+    res["notes"] = [*(res.get("notes") or []), line + (f" - {note}" if note else "")]
+    return res

@@ -117,6 +117,14 @@ def data_from_args(args, seed: int | None = None):
     return data, desc, {"n": args.n, "d": args.d, "k": args.k, "n_test": args.n_test, "noise": args.noise}
 
 
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    """:func:`add_dln_arguments` and the options of this command only."""
+    add_dln_arguments(parser)
+    parser.add_argument("--no-theory", action="store_true",
+                        help="skip the implicit-bias logs (lean kernel, same iterates; α_eff theory "
+                             "reported as null)")
+
+
 def _implicit(res: DLNResult, X, y) -> dict:
     """The implicit-bias check: β vs argmin φ_{α_eff} (and φ_α) subject to Xβ = y."""
     from .implicit_bias import solve_implicit_bias
@@ -140,7 +148,7 @@ def _implicit(res: DLNResult, X, y) -> dict:
 def _record(res: DLNResult, X, y) -> dict:
     rec = res.summary()
     rec.update(_implicit(res, X, y))
-    rec["alpha_eff_mean"] = float(np.mean(res.alpha_eff))
+    rec["alpha_eff_mean"] = float(np.mean(res.alpha_eff))    # NaN (JSON null) without the theory logs
     rec["alpha_eff_theory_mean"] = float(np.mean(res.alpha_eff_theory))
     return rec
 
@@ -172,7 +180,8 @@ _ROWS = [
     ("steps run", lambda r, e: _fmt(r.steps_run)),
     ("status", lambda r, e: _status(r, r.config["tol"])),
     ("α_eff = √(w₊w₋) (mean)", lambda r, e: _fmt(np.mean(r.alpha_eff), ".5f")),
-    ("α_eff theory (mean)", lambda r, e: _fmt(np.mean(r.alpha_eff_theory), ".5f")),
+    ("α_eff theory (mean)", lambda r, e: _fmt(np.mean(r.alpha_eff_theory), ".5f")
+     if np.all(np.isfinite(r.alpha_eff_theory)) else "—"),
     ("‖β − β_φ(α_eff)‖/‖β‖", lambda r, e: _fmt(e.get("implicit_bias_rel_error"))),
     ("‖β − β_φ(α)‖/‖β‖", lambda r, e: _fmt(e.get("implicit_bias_rel_error_alpha"))),
 ]
@@ -220,7 +229,7 @@ def run(args: argparse.Namespace, session) -> Result:
     configs = [cfg] if args.no_baseline else [cfg, erm_baseline(cfg)]
     runs = []
     for c in configs:
-        res = train(data, c, show_progress=session.show_progress)
+        res = train(data, c, show_progress=session.show_progress, theory=not args.no_theory)
         runs.append((res, _record(res, data.X, data.y)))
         if res.diverged:
             session.note(f"{res.method}: diverged at step {res.diverged_at} (non-finite iterate); "
@@ -231,13 +240,14 @@ def run(args: argparse.Namespace, session) -> Result:
         out["baseline"] = {**runs[1][1], "config": {**runs[1][0].config, **data_cfg}}
     curves = {f"{k}_{i}": v for i, (r, _) in enumerate(runs)
               for k, v in (("steps", r.curve_steps), ("train", r.curve_train), ("test", r.curve_test))}
-    return Result(out, {**runs[0][0].config, **data_cfg}, human=lambda: _print_human(runs, data_desc),
+    return Result(out, {**runs[0][0].config, **data_cfg, "theory": not args.no_theory},
+                  human=lambda: _print_human(runs, data_desc),
                   files={"curves.npz": lambda path: save_npz(path, **curves),
                          "loss_curves.png": lambda path: _plot(runs, path)})
 
 
 CLI = Cli(PROG, __doc__, [Command(
-    None, "train a diagonal linear network beside an ERM baseline", add_dln_arguments, run,
+    None, "train a diagonal linear network beside an ERM baseline", _add_arguments, run,
     description=__doc__.split("\n\n")[0],
     epilog="Example: python -m toymodels.dln --sam 1 --rho 0.05 --steps 200000 --json",
     flags={"replacement": "--no-replacement"},

@@ -1,7 +1,8 @@
 """Plain-numpy references of :mod:`toymodels.dln._kernels` (same names, arguments and semantics).
 
 Vectorized per step (all chunks of a step at once), never deliberately slow: the test oracle of the
-numba kernels and the baseline of ``python -m toymodels.bench``. The kernels reassociate their dot
+numba kernels, timed by ``python -m toymodels.bench`` as ``reference_s`` (the speed-ups themselves are
+against the leaner loops of :mod:`toymodels.bench.dln`, which keep no logs). The kernels reassociate their dot
 products (and evaluate full-batch 1-SAM in closed form), so the two agree to rounding, not bit for bit.
 """
 from __future__ import annotations
@@ -99,6 +100,24 @@ def run_many(data, state, rates, t0, idx, aidx, opts, rec, status):
             status[s] = run((X[s], y[s], Xte[s], yte[s]), state[s], rates[s], t0, idx[s], aidx[s], opts[s], rec[s])
 
 
+def run_lean(data, state, rates, t0, idx, aidx, opts, rec):
+    """:func:`run` with rows LOG_FLOW and LOG_DISC of ``state`` left as they were (the lean kernel's
+    contract: only w₊, w₋, ``rec`` and the divergence step)."""
+    logs = state[2:].copy()
+    out = run(data, state, rates, t0, idx, aidx, opts, rec)
+    state[2:] = logs
+    return out
+
+
+def run_many_lean(data, state, rates, t0, idx, aidx, opts, rec, status):
+    """:func:`run_lean` for each of the S stacked runs (one after another)."""
+    X, y, Xte, yte = data
+    for s in range(state.shape[0]):
+        if status[s] < 0:
+            status[s] = run_lean((X[s], y[s], Xte[s], yte[s]), state[s], rates[s], t0, idx[s], aidx[s], opts[s],
+                                 rec[s])
+
+
 # ----------------------------------------------------------------------------------------------------
 # the registry: kernel vs reference on the algorithms' code paths
 
@@ -151,5 +170,10 @@ CASES = [
     KernelCase("dln.run.nsam-independent-ascent", _kernels.run, run,
                lambda size: _run_args(size, "n", "sgd", 4, ascent="independent", ascent_batch=2), **_TOL),
     KernelCase("dln.run_many", _kernels.run_many, run_many, _run_many_args, **_TOL),
+    KernelCase("dln.run_lean.1sam-gd", _kernels.run_lean, run_lean, lambda size: _run_args(size, "1"), **_TOL),
+    KernelCase("dln.run_lean.erm-gd", _kernels.run_lean, run_lean, lambda size: _run_args(size, "none"), **_TOL),
+    KernelCase("dln.run_lean.erm-sgd", _kernels.run_lean, run_lean, lambda size: _run_args(size, "none", "sgd", 1),
+               **_TOL),
+    KernelCase("dln.run_many_lean", _kernels.run_many_lean, run_many_lean, _run_many_args, **_TOL),
 ]
 

@@ -3,7 +3,9 @@
 All runs of an ensemble must share the number of steps, ``record_every``, (n, d, n_test), the batch
 size and the ascent-batch size, so that their arrays stack; everything else (data, seed, α, γ, ρ,
 m, SAM variant, schedules, normalization) may differ per run. Each run's result is identical to
-``train(data_s, config_s)`` (tested), only faster on several cores.
+``train(data_s, config_s)`` (tested), only faster on several cores. ``theory=False`` runs the lean
+kernels (:func:`toymodels.dln._kernels.run_many_lean`, no implicit-bias logs: the same w and curves,
+``alpha_eff_theory*`` NaN), as ``train(..., theory=False)``.
 """
 from __future__ import annotations
 
@@ -48,8 +50,9 @@ def _check_stackable(states: Sequence[RunState]) -> None:
 
 
 def train_ensemble(data: RegressionData | Sequence[RegressionData], configs: Sequence[DLNConfig], *,
-                   show_progress: bool = False, chunks: int = 50) -> list[DLNResult]:
-    """Run ``len(configs)`` DLNs in parallel; ``data`` is shared or given per run."""
+                   show_progress: bool = False, chunks: int = 50, theory: bool = True) -> list[DLNResult]:
+    """Run ``len(configs)`` DLNs in parallel; ``data`` is shared or given per run. ``theory=False``:
+    the lean kernels, for ensembles that do not use ``alpha_eff_theory*`` (left NaN)."""
     configs = list(configs)
     if not configs:
         raise ConfigError("configs", "must hold at least one config")
@@ -62,6 +65,7 @@ def train_ensemble(data: RegressionData | Sequence[RegressionData], configs: Seq
     step = chunk_steps(states[0].cfg, chunks)
     status = np.full(len(states), -1, dtype=np.int64)
     args = None
+    kernel = _kernels.run_many if theory else _kernels.run_many_lean
     t_start = time.perf_counter()
     with progress(T, disable=not show_progress, desc=f"ensemble of {len(states)}", unit="step") as bar:
         for t0 in range(0, T, step):
@@ -70,7 +74,7 @@ def train_ensemble(data: RegressionData | Sequence[RegressionData], configs: Seq
                 args = list(stack_states(states, t0, t1))
             else:
                 args[3:6] = t0, *_batches(states, t0, t1)
-            _kernels.run_many(*args, status)
+            kernel(*args, status)
             bar.update(t1 - t0)
             if np.all(status >= 0):
                 break
@@ -78,4 +82,4 @@ def train_ensemble(data: RegressionData | Sequence[RegressionData], configs: Seq
     if args is not None:
         for s_i, st in enumerate(states):
             st.state[:], st.rec[:] = args[1][s_i], args[7][s_i]
-    return [finish(st, int(status[s_i]), runtime) for s_i, st in enumerate(states)]
+    return [finish(st, int(status[s_i]), runtime, theory) for s_i, st in enumerate(states)]

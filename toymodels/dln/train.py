@@ -19,7 +19,10 @@ Randomness: only SGD draws, its mini-batch indices from the stream ``(seed, "dln
 independent ascent batches of eq. 5.21 from ``(seed, "dln/ascent-batches")`` (:mod:`toymodels.rng`).
 
 The result carries the effective initialization scale α_eff = √(w₊ ⊙ w₋) of the final iterate and
-its leading-order prediction, which together make Thm 5.9.2/5.9.3 checkable.
+its leading-order prediction, which together make Thm 5.9.2/5.9.3 checkable. The prediction needs
+the implicit-bias logs the kernel accumulates every step; ``theory=False`` runs the lean kernel
+(:func:`toymodels.dln._kernels.run_lean`: the same w₊, w₋ and loss curves bit for bit, 1–3× faster)
+and leaves the prediction NaN.
 """
 from __future__ import annotations
 
@@ -370,9 +373,11 @@ class RunState:
                 else np.empty((t1 - t0, 0), dtype=np.int64))
         return idx, aidx
 
-    def advance(self, t0: int, t1: int, backend: str = "numba") -> int:
-        """Run steps t0 ≤ t < t1 (the kernel or its numpy reference); the divergence step or −1."""
-        fn = _kernels.run if backend == "numba" else _reference.run
+    def advance(self, t0: int, t1: int, backend: str = "numba", theory: bool = True) -> int:
+        """Run steps t0 ≤ t < t1 (the kernel or its numpy reference); the divergence step or −1.
+        ``theory=False``: the lean kernel, without the implicit-bias logs (numba backend only; the
+        reference always keeps them)."""
+        fn = (_kernels.run if theory else _kernels.run_lean) if backend == "numba" else _reference.run
         idx, aidx = self.batches(t0, t1)
         return int(fn(self.data_tuple(), self.state, self.rates, t0, idx, aidx, self.opts, self.rec))
 
@@ -404,8 +409,9 @@ def prepare(data: RegressionData, config: DLNConfig, init=None) -> RunState:
     return RunState(cfg, data, X, y, Xte, yte, state, rates, opts, rec, np.sqrt(np.abs(wp * wm)), desc, asc)
 
 
-def finish(st: RunState, status: int, runtime: float) -> DLNResult:
-    """The :class:`DLNResult` of a prepared run after its kernel calls (``status``: divergence step or −1)."""
+def finish(st: RunState, status: int, runtime: float, theory: bool = True) -> DLNResult:
+    """The :class:`DLNResult` of a prepared run after its kernel calls (``status``: divergence step or −1);
+    ``theory=False`` (lean kernel, no logs): ``alpha_eff_theory*`` are NaN."""
     cfg, wp, wm = st.cfg, st.wp.copy(), st.wm.copy()
     diverged = status >= 0
     steps_run = status if diverged else cfg.steps
@@ -423,13 +429,14 @@ def finish(st: RunState, status: int, runtime: float) -> DLNResult:
     # √(w₊w₋) is the effective scale only while w₊ and w₋ keep a common sign (they do under
     # the flow from w₊ = w₋ = α > 0); otherwise it is undefined and reported as NaN.
     alpha_eff = np.sqrt(prod) if np.all(prod >= 0) else np.full(prod.shape, np.nan)
+    log_flow, log_disc = (st.log_flow, st.log_disc) if theory else (np.nan, np.nan)
     return DLNResult(
         method=method_name(cfg), config=cfg.as_dict(), beta=beta, w_plus=wp, w_minus=wm,
         train_loss=train_loss, test_loss=test_loss,
         converged=bool(not diverged and train_loss <= cfg.tol), diverged=diverged,
         diverged_at=(int(status) if diverged else None), steps_run=int(steps_run),
-        alpha=st.alpha0, alpha_eff=alpha_eff, alpha_eff_theory=st.alpha0 * np.exp(st.log_flow),
-        alpha_eff_theory_discrete=st.alpha0 * np.exp(st.log_flow + st.log_disc),
+        alpha=st.alpha0, alpha_eff=alpha_eff, alpha_eff_theory=st.alpha0 * np.exp(log_flow),
+        alpha_eff_theory_discrete=st.alpha0 * np.exp(log_flow + log_disc),
         curve_steps=np.arange(st.rec.shape[1])[keep] * cfg.record_every,
         curve_train=st.rec_train[keep].copy(), curve_test=st.rec_test[keep].copy(),
         beta_star=st.data.beta_star, runtime_s=runtime)
@@ -444,7 +451,7 @@ def chunk_steps(cfg: DLNConfig, chunks: int) -> int:
 
 
 def train(data: RegressionData, config: DLNConfig = DLNConfig(), *, init=None, backend: str = "numba",
-          show_progress: bool = False, chunks: int = 50) -> DLNResult:
+          show_progress: bool = False, chunks: int = 50, theory: bool = True) -> DLNResult:
     """Train one DLN on ``data`` (see the module docstring for the algorithms).
 
     Parameters
@@ -462,6 +469,10 @@ def train(data: RegressionData, config: DLNConfig = DLNConfig(), *, init=None, b
     chunks : int
         Number of kernel calls the run is split into (progress granularity; results do not depend
         on it).
+    theory : bool
+        Accumulate the implicit-bias logs (default). False runs the lean kernel: w₊, w₋ and the
+        loss curves are the same bit for bit, ``alpha_eff_theory*`` are NaN; for runs that do not
+        need the prediction (sweeps, ``--no-theory``).
 
     Returns
     -------
@@ -477,11 +488,11 @@ def train(data: RegressionData, config: DLNConfig = DLNConfig(), *, init=None, b
     with progress(T, disable=not show_progress, desc=method_name(st.cfg), unit="step") as bar:
         for t0 in range(0, T, step):
             t1 = min(T, t0 + step)
-            status = st.advance(t0, t1, backend)
+            status = st.advance(t0, t1, backend, theory)
             bar.update(t1 - t0)
             if status >= 0:
                 break
-    return finish(st, status, time.perf_counter() - t_start)
+    return finish(st, status, time.perf_counter() - t_start, theory)
 
 
 # --- the u ⊙ v parameterization (Ch. 6–7) -------------------------------------------------------

@@ -97,18 +97,7 @@ def ensemble(key, key0, start, theta0, eta, theta_star, a, b, points, cF, lo_ban
     if rec:
         for j in np.flatnonzero(div[:ntr] >= 0):
             traj[j, div[j] + 1:] = np.nan
-    istat[:, I_ARGMIN] = amin
-    istat[:, I_ARGMAX] = amax
-    istat[:, I_DIV] = div
-    qual = (div < 0) & (t_done >= 2)
-    istat[:, I_BOUNCE] = np.where(qual, last_nb + 1, steps)
-    istat[:, I_BAND] = np.where(qual, last_nband + 1, steps)
-    fstat[:, F_THETA_FINAL] = th
-    fstat[:, F_LOSS_MIN] = lmin
-    fstat[:, F_LOSS_MAX] = lmax
-    fstat[:, F_LOSS_FINAL] = np.where(div < 0, loss, np.nan)
-    fstat[:, F_THMIN] = thmin
-    fstat[:, F_THMAX] = thmax
+    write_stats(istat, fstat, amin, amax, div, t_done, last_nb, last_nband, steps, th, lmin, lmax, loss, thmin, thmax)
 
 
 def _ensemble_args(size: str, points=()):
@@ -126,3 +115,21 @@ CASES = [
     KernelCase("quad1d.ensemble.points", _kernels.ensemble, ensemble,
                lambda size: _ensemble_args(size, points=(0.5, 1.0, 1.3))),
 ]
+
+
+def write_stats(istat, fstat, amin, amax, div, t_done, last_nb, last_nband, steps, th, lmin, lmax, loss, thmin,
+                thmax) -> None:
+    """Fill the per-run statistics rows (``I_*`` / ``F_*`` columns) at the end of a run; shared with the
+    lean benchmark baseline (:func:`toymodels.bench.quad1d.lean_ensemble`)."""
+    istat[:, I_ARGMIN] = amin
+    istat[:, I_ARGMAX] = amax
+    istat[:, I_DIV] = div
+    qual = (div < 0) & (t_done >= 2)
+    istat[:, I_BOUNCE] = np.where(qual, last_nb + 1, steps)
+    istat[:, I_BAND] = np.where(qual, last_nband + 1, steps)
+    fstat[:, F_THETA_FINAL] = th
+    fstat[:, F_LOSS_MIN] = lmin
+    fstat[:, F_LOSS_MAX] = lmax
+    fstat[:, F_LOSS_FINAL] = np.where(div < 0, loss, np.nan)
+    fstat[:, F_THMIN] = thmin
+    fstat[:, F_THMAX] = thmax

@@ -6,12 +6,14 @@ A finite run "bounces from some step on" when θ_t alternates around θ* for eve
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import theory as T
 from .sim import Quad1DResult
 
-__all__ = ["tail", "evaluate", "summary", "regime"]
+__all__ = ["tail", "evaluate", "summary", "regime", "lemma_checks", "step_gammas", "gamma_support"]
 
 
 def tail(steps: int) -> int:
@@ -162,3 +164,162 @@ def summary(res: Quad1DResult) -> dict:
             "loss_max": float(np.max(res.loss_max[ok])) if ok.any() else None,
             "loss_final_max": float(np.max(res.loss_final[ok])) if ok.any() else None,
             "bounce_fraction": r["bounce_fraction"], "regime": r}
+
+
+# ---------------------------------------------------------------- Lemmas 11–14 (thesis l.3389–3503) on trajectories
+#: fractions of ε_o at which the lemmas (stated "for any ε < ε_o") are checked by default
+EPS_FRACS = (0.01, 0.5, 0.99)
+#: comparisons that hold with equality in real arithmetic (eq. 6.36 when a = b = γ_min or γ_max) get this
+#: relative slack for the rounding of the kernel (θ in absolute units) vs h_γ (rescaled units)
+ROUND = 1e-12
+
+
+def step_gammas(res: Quad1DResult) -> np.ndarray:
+    """γ_t = ηθ*²x_t² (the rescaled step of eq. 6.26 applied between θ_t and θ_{t+1}) of the recorded runs,
+    shape (record, steps), regenerated from the kernel's stream (run r, step t: counter r·2³² + t)."""
+    from ._reference import uniforms
+    from .sim import stream_keys
+
+    c = res.config
+    k, steps = res.traj.shape[0], c.steps
+    key, _ = stream_keys(c.seed)
+    runs = np.arange(k, dtype=np.uint64)
+    u = np.stack([uniforms(key, runs, t) for t in range(steps)], axis=1) if k else np.empty((0, steps))
+    if c.points:
+        pts = np.asarray(c.points)
+        x = pts[np.minimum((u * pts.size).astype(np.int64), pts.size - 1)]
+    else:
+        x = c.x_min + (c.x_max - c.x_min) * u
+    return c.eta * c.theta_star ** 2 * x * x
+
+
+def gamma_support(res: Quad1DResult) -> tuple[float, float]:
+    """(γ_min, γ_max) = (inf Γ, sup Γ) of the support Γ of γ = ηθ*²x², x ~ ρ̂."""
+    c = res.config
+    return T.gamma_range(c.eta, c.x_min, c.x_max, c.theta_star)
+
+
+def _first_bad(mask) -> tuple[int, int] | None:
+    idx = np.argwhere(mask)
+    return (int(idx[0, 0]), int(idx[0, 1])) if idx.size else None
+
+
+def lemma_checks(res: Quad1DResult, eps_fracs=EPS_FRACS, *, eps_values=None, low: float = T.C_LOW,
+                 upper: float = T.C_UPPER, require_hypotheses: bool = True) -> list[dict]:
+    """Lemmas 11–14 of Ch. 6 AS STATED, checked at every step of every recorded trajectory that meets the
+    hypotheses, for ε = f·ε_o, f ∈ ``eps_fracs`` (the lemmas are stated for every ε ∈ (0, ε_o)).
+
+    With u_t = θ_t/θ*, Γ ⊆ (1, 1.25) the support of γ, I₁ = (0.65, 1−ε), I₂ = [1−ε, 1), and
+    u_{t+2} = h_a(h_b(u_t)) with b = γ_t, a = γ_{t+1} (:func:`step_gammas`):
+
+    * Lemma 11 (l.3389): u_t ∈ I₁∪I₂ ⇒ u_{t+2} ∈ I₁∪I₂ and eq. 6.36
+      g_{γmax}(u_t) ≤ u_{t+2} ≤ g_{γmin}(u_t) (g_γ = h_γ∘h_γ; up to ``ROUND``); also eq. 6.39 of its proof,
+      g_{1.25}(u_t) < u_{t+2} < g_1(u_t).
+    * Lemma 13 (l.3461): the membership claim alone (the repeated print).
+    * Lemma 12 (l.3421): u_t ∈ I₂ ⇒ ∃k > 0, u_{t+2k} ∈ I₁ (and, P3, u_{t+2k'} ∈ I₂ for 0 < k' < k). Checked
+      quantitatively: the distance to 1 grows at least by r = (γmin(1−ε)(2−ε) − 1)(2γmin − 1) > 1 every two
+      steps while in I₂ (eq. 6.37), so k ≤ k_max = ⌈log(ε/(1−u_t))/log r⌉; visits whose k_max passes the
+      horizon are "censored" (counted, not judged). Also the proof's u_{t+2} < u_t on I₂.
+    * Lemma 14 (l.3483): u_t ∈ I₁ ⇒ u_{t+2} ∈ I₁ and u_{t+1} ∈ (1+ε, 1.162).
+
+    Returns ``[{name, statement, holds, evidence}]``; ``holds`` is None when the config violates the
+    hypotheses (Γ ⊄ (1, 1.25), i.e. η outside the interval, or nothing recorded). Evidence: the number of
+    (run, t) checked, the worst margins, and the first counterexample (run, step, θ_t, γ's) if any.
+    ``eps_values``: absolute ε's instead of fractions of ε_o; ``low``, ``upper``: the constants 0.65 (edge of
+    I₁) and 1.162, exposed so that a test can pass wrong ones; ``require_hypotheses=False`` judges the
+    conclusions even when Γ ⊄ (1, 1.25) (to show that the hypotheses matter).
+
+    Long because each lemma's hypothesis/conclusion pair is spelled out next to the others (they share
+    the trajectory arrays)."""
+    c = res.config
+    g0, g1 = gamma_support(res)
+    rec = res.traj is not None and res.traj.shape[0] > 0
+    ok_hyp = rec and ((1 < g0 and g1 < T.C_GAMMA_MAX) or not require_hypotheses)
+    out = []
+
+    def add(name, statement, holds, ev):
+        out.append({"name": name, "statement": statement, "holds": bool(holds) if ok_hyp else None,
+                    "evidence": ev if ok_hyp else ev | {"note": "hypotheses not met: Gamma must lie in (1, 1.25) "
+                                                                "and trajectories must be recorded"}})
+
+    if not ok_hyp:
+        for n in ("Lemma 11", "Lemma 12", "Lemma 13", "Lemma 14"):
+            add(n, "", False, {"gamma_support": [g0, g1]})
+        return out
+    U = res.traj / c.theta_star
+    G = step_gammas(res)
+    eo = T.eps_o(g0)
+    u0, u1, u2 = U[:, :-2], U[:, 1:-1], U[:, 2:]
+    fin = np.isfinite(u0) & np.isfinite(u2)
+    g = T.h                                                     # h_γ(u)
+    for f, eps in ([(e / eo if eo > 0 else math.nan, e) for e in eps_values] if eps_values is not None
+                   else [(f, f * eo) for f in eps_fracs]):
+        in12 = fin & (u0 > low) & (u0 < 1)
+        in1 = in12 & (u0 < 1 - eps)
+        in2 = in12 & (u0 >= 1 - eps)
+        tag = f"eps={eps:.4g}={f:.3g} eps_o"
+        memb = in12 & ~((u2 > low) & (u2 < 1))
+        lo36, hi36 = g(g1, g(g1, u0)), g(g0, g(g0, u0))
+        b36 = in12 & ((u2 < lo36 - ROUND) | (u2 > hi36 + ROUND))
+        b39 = in12 & ~((u2 > g(1.25, g(1.25, u0))) & (u2 < g(1.0, g(1.0, u0))))
+        ev = {"checked": int(in12.sum()), "u_t2_range": _rng(u2[in12]), "gamma_support": [g0, g1], "eps": eps}
+        add(f"Lemma 11 ({tag}): h_a(h_b(theta)) in I1 u I2 and eq. 6.36 (and 6.39)",
+            "Lemma 11 (l.3389): theta in I1 u I2, a, b in Gamma => h_a(h_b(theta)) in I1 u I2 and "
+            "g_gmax(theta) <= h_a(h_b(theta)) <= g_gmin(theta)", not (memb.any() or b36.any() or b39.any()),
+            ev | _cx_lemma(res, U, G, memb | b36 | b39))
+        add(f"Lemma 13 ({tag}): h_a(h_b(theta)) in I1 u I2",
+            "Lemma 13 (l.3461): theta in I1 u I2, a, b in Gamma => h_a(h_b(theta)) in I1 u I2",
+            not memb.any(), ev | _cx_lemma(res, U, G, memb))
+        b14 = in1 & ~((u2 > low) & (u2 < 1 - eps) & (u1 > 1 + eps) & (u1 < upper))
+        add(f"Lemma 14 ({tag}): theta in I1 => h_a(h_b(theta)) in I1, h_a(theta) in (1+eps, 1.162)",
+            "Lemma 14 (l.3483): theta in I1, a, b in Gamma => h_a(h_b(theta)) in I1 and h_a(theta) in (1+eps, 1.162)",
+            not b14.any(), {"checked": int(in1.sum()), "u_t1_range": _rng(u1[in1]), "u_t2_range": _rng(u2[in1]),
+                            "eps": eps} | _cx_lemma(res, U, G, b14))
+        out.append(_lemma12(res, U, G, in2, eps, g0, tag, low))
+    return out
+
+
+def _rng(x) -> list | None:
+    return [float(x.min()), float(x.max())] if x.size else None
+
+
+def _cx_lemma(res, U, G, bad) -> dict:
+    k = _first_bad(bad)
+    if k is None:
+        return {}
+    r, t = k
+    return {"counterexample": _cx(res, r, t, u_t=float(U[r, t]), u_t1=float(U[r, t + 1]), u_t2=float(U[r, t + 2]),
+                                  b=float(G[r, t]), a=float(G[r, t + 1]))}
+
+
+def _lemma12(res, U, G, in2, eps, g0, tag, low) -> dict:
+    """Lemma 12 on the I₂ visits (see :func:`lemma_checks`)."""
+    steps = U.shape[1] - 1
+    rate = (g0 * (1 - eps) * (2 - eps) - 1) * (2 * g0 - 1)
+    resolved = censored = max_k = over = 0
+    bad = None
+    not_decr = in2 & ~(U[:, 2:] < U[:, :-2])
+    for r, t in np.argwhere(in2):
+        kmax = math.ceil(math.log(eps / (1 - U[r, t])) / math.log(rate)) if rate > 1 else steps
+        seq = U[r, t + 2::2]                                    # u_{t+2}, u_{t+4}, ...
+        out2 = ~((seq >= 1 - eps) & (seq < 1))
+        k = int(np.argmax(out2)) + 1 if out2.any() else None
+        if k is not None and low < seq[k - 1] < 1 - eps:
+            resolved += 1
+            max_k = max(max_k, k)
+            over += k > kmax                                    # would contradict the rate (not the lemma)
+        elif k is None and t + 2 * kmax > steps:
+            censored += 1
+        elif bad is None:
+            bad = (int(r), int(t), k)
+    ok = bad is None and not not_decr.any()
+    ev = {"visits": int(in2.sum()), "resolved": resolved, "censored": censored, "max_k": max_k,
+          "k_above_k_max": int(over), "two_step_rate": rate, "eps": eps}
+    if bad is not None:
+        ev["counterexample"] = _cx(res, bad[0], bad[1], u_t=float(U[bad[0], bad[1]]), first_exit_k=bad[2])
+    elif not_decr.any():
+        ev |= _cx_lemma(res, U, G, not_decr)
+    return {"name": f"Lemma 12 ({tag}): theta_t in I2 => theta_(t+2k) in I1 for some k > 0",
+            "statement": "Lemma 12 (l.3421) / P3: theta_t in I2 => exists k > 0 with theta_(t+2k) in I1 "
+                         "(through I2 only); checked with k <= k_max from the two-step rate",
+            "holds": bool(ok), "evidence": ev}

@@ -1,4 +1,4 @@
-"""SAM convergence bounds measured (thesis Thm 5.6.1, Thm 5.10.1–5.10.5, Lemmas 3–8, App. 5.10).
+"""SAM convergence bounds measured (thesis Thm 5.6.1, Thm 5.10.1–5.10.7, Lemmas 3–8, App. 5.10).
 
 problems.py — test problems with exact constants (quadratics, x² + 3 sin² x, least squares, logistic
 regression); bounds.py — each bound's right-hand side; run.py — full-batch / stochastic SAM (numba kernels in

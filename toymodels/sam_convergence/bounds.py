@@ -12,7 +12,8 @@ import math
 __all__ = [
     "lemma3", "lemma4_smooth", "lemma4_convex", "thm5101_avg", "thm5101_pl", "thm5102", "thm5103",
     "thm5104_avg", "thm5104_sc", "lemma5", "lemma6", "thm5105_avg", "thm5105_avg_corrected",
-    "thm5105_pl", "thm5105_pl_steps", "thm5105_avg_steps", "lemma7", "lemma8",
+    "thm5105_pl", "thm5105_pl_steps", "thm5105_avg_steps", "lemma7", "lemma8", "thm5106", "thm5106_printed",
+    "thm5107", "thm5107_proved",
 ]
 
 
@@ -120,3 +121,38 @@ def lemma8(L_t, g2, gamma, rho, beta, sigma2, b=1):
     """Lemma 8 (l.2871), m-SAM, γ ≤ 1/β, ρ ≤ 1/(4β): E L(w_{t+1}) ≤ L(w_t) − (3γ/8)‖∇L(w_t)‖²
     + γβ(σ²/b)(γ + 2ρ²β). Returns the upper bound on E L(w_{t+1})."""
     return L_t - 3 * gamma / 8 * g2 + gamma * beta * sigma2 / b * (gamma + 2 * rho ** 2 * beta)
+
+
+def thm5106(L0, ELT, gamma, rho, beta, sigma2, b, T, c_det=4.0, c_noise=4.0):
+    """Thm 5.10.6 (l.2833), n-SAM (5.21) with constant γ, ρ ≤ 1/(2β), (A1) + (A2'), corrected:
+
+        (1/T) Σ_{t<T} E‖∇L(w_t)‖² ≤ 4(L(w_0) − E L(w_T))/(Tγ) + 4σ²β(γ + ρ²β)/b,
+
+    i.e. Lemma 6 (with the σ²/b of its proof) summed over t < T and divided by Tγ/4. The print has a
+    spurious factor T in the noise term (:func:`thm5106_printed`, weaker) and says "iterates (5.4)" (m-SAM)
+    where Lemma 6 is about (5.21). ``c_det``, ``c_noise``: the two constants (4, 4), exposed so that a
+    test can pass wrong ones and see them rejected."""
+    return c_det * (L0 - ELT) / (T * gamma) + c_noise * sigma2 * beta * (gamma + rho ** 2 * beta) / b
+
+
+def thm5106_printed(L0, ELT, gamma, rho, beta, sigma2, b, T):
+    """Thm 5.10.6 as printed (l.2835): 4(L(w_0) − E L(w_T))/(Tγ) + 4Tσ²β(γ + ρ²β)/b (extra factor T)."""
+    return 4 * (L0 - ELT) / (T * gamma) + 4 * T * sigma2 * beta * (gamma + rho ** 2 * beta) / b
+
+
+def thm5107(L0, ELT, gamma, rho, beta, sigma2, b, T, c_det=8 / 3, c_noise=8 / 3, rho_coef=1.0):
+    """Thm 5.10.7 as printed (l.2899), m-SAM (5.4) with constant γ ≤ 1/β, ρ ≤ 1/(4β), (A1) + (A2):
+
+        (1/T) E Σ_{t<T} ‖∇L(w_t)‖² ≤ 8(L(w_0) − E L(w_T))/(3Tγ) + 8σ²β(γ + ρ²β)/(3b).
+
+    Summing Lemma 8 gives (γ + 2ρ²β) instead (:func:`thm5107_proved`, ``rho_coef=2``): the printed
+    noise constant does not follow from the proof (ERRATA), but is not contradicted by any measurement.
+    ``c_det``, ``c_noise``, ``rho_coef``: the constants (8/3, 8/3, 1), exposed for perturbation tests."""
+    return c_det * (L0 - ELT) / (T * gamma) + c_noise * sigma2 * beta * (gamma + rho_coef * rho ** 2 * beta) / b
+
+
+def thm5107_proved(L0, ELT, gamma, rho, beta, sigma2, b, T):
+    """Thm 5.10.7 as Lemma 8 (l.2871) summed over t < T gives it: 8(L(w_0) − E L(w_T))/(3Tγ)
+    + 8σ²β(γ + 2ρ²β)/(3b); with γ = 1/(√Tβ), ρ = 1/(T^{1/4}β) it is 8β(L(w_0) − E L(w_T))/(3√T)
+    + 8σ²/(b√T), the noise constant of Thm 5.6.1 (l.2337)."""
+    return thm5107(L0, ELT, gamma, rho, beta, sigma2, b, T, rho_coef=2.0)

@@ -17,7 +17,7 @@ from . import bounds as B
 from .problems import ConcaveCap, convex_quadratic, least_squares, logistic, quadratic, sine
 from .run import draw_batches, sam_full_batch, sam_stochastic_many
 
-__all__ = ["build_rows", "counterexample", "problems_", "verdict", "logistic_rows", "MAX_RUNS"]
+__all__ = ["build_rows", "counterexample", "problems_", "verdict", "logistic_rows", "const_step_rows", "MAX_RUNS"]
 
 #: the most Monte-Carlo runs per stochastic row (the table's time grows linearly with them: ~0.1 s a run)
 MAX_RUNS = 100_000
@@ -204,6 +204,54 @@ def stochastic_rows(seed=0, runs=100, fast=False):
     return rows
 
 
+#: (γβ, ρβ) of the constant-step rows: the largest steps each theorem allows, and a small γ (noise-dominated)
+STEPS_5106 = ((0.5, 0.5), (0.125, 0.5))
+STEPS_5107 = ((1.0, 0.25), (0.125, 0.25))
+
+
+def _const_step_rows(p, w0, b, beta, seed, runs, T, same, L_star=0.0, where=""):
+    """Thm 5.10.6 (n-SAM, ``same`` False) or Thm 5.10.7 (m-SAM, printed and proved) with constant steps
+    γ = x/β, ρ = y/β from STEPS_5106 / STEPS_5107. The bound contains −c·E L(w_T)/(Tγ); Monte Carlo over the
+    runs of Z_r = (1/T) Σ_{t<T} ‖∇L(w_t)‖² + c·L(w_T^{(r)})/(Tγ), whose mean must be ≤ the deterministic rest
+    of the bound, so ``se`` is the standard error of Z (LHS − RHS = mean Z − rest)."""
+    rows = []
+    L0 = float(p.loss(w0))
+    if same:
+        versions = [("Thm 5.10.7 m-SAM", "printed ρ²β", B.thm5107, "l.2899"),
+                    ("Thm 5.10.7 m-SAM", "proved 2ρ²β", B.thm5107_proved, "l.2899/2871")]
+        steps = STEPS_5107
+    else:
+        versions = [("Thm 5.10.6 n-SAM", "no factor T", B.thm5106, "l.2833")]
+        steps = STEPS_5106
+    for x, y in steps:
+        gam, rho = x / beta, y / beta
+        Ls, g2 = sam_stochastic_many(p, w0, np.full(T, gam), np.full(T, rho), b, runs, seed, same=same)
+        avg, LT = g2[:, :T].mean(1), Ls[:, T]
+        for label, what, f, ref in versions:
+            args = (gam, rho, beta, p.sigma2, b, T)
+            c = f(L0, 0.0, *args) - f(L0, 1.0, *args)          # coefficient of −E L(w_T)
+            mu_, se = _mc(avg + c * (LT - L_star))
+            rhs = f(L0 - L_star, float(np.mean(LT)) - L_star, *args)
+            rows.append(_row(f"{label} (γβ={x:g}, ρβ={y:g}; {what})", ref, f"{p.name},b={b}{where}",
+                             float(np.mean(avg)), rhs, se=se, n=runs))
+    return rows
+
+
+def const_step_rows(seed=0, runs=100, fast=False):
+    """Thm 5.10.6 (n-SAM) and Thm 5.10.7 (m-SAM) with general constant γ, ρ (the largest allowed and a small
+    γ) on the noisy quadratic (b = 1), x² + 3 sin² x (b = 4), and the 1-D quadratic L = βw²/2 started at its
+    minimum (L(w_0) − E L(w_T) < 0: the tightest case, the stationary noise floor); ``runs`` runs of
+    T = 64 (fast) or 256 steps, run r from the stream ``(seed, "run", r)``."""
+    T = 64 if fast else 256
+    rows = []
+    for p, w0, b, where in ((quadratic(mu=0.5, beta=4.0, noise=1.0), np.full(5, 2.0), 1, ""),
+                            (sine(d=2, noise=1.0), np.full(2, 2.0), 4, ""),
+                            (quadratic(d=1, mu=4.0, beta=4.0, noise=1.0), np.zeros(1), 1, ",w0=0")):
+        for same in (False, True):
+            rows += _const_step_rows(p, w0, b, p.beta, seed, runs, T, same, where=where)
+    return rows
+
+
 def counterexample(beta=2.0, x0=0.4, T=100, gamma=None):
     """ρ = 1/β on :class:`ConcaveCap`: x0 ∈ (−1, 1) \\ {0} is a fixed point of SAM (5.20) with L'(x0) = −βx0 ≠ 0;
     with ρ = 0.5/β the same start escapes the cap and converges to a minimizer ±2."""
@@ -310,6 +358,9 @@ def _logistic_stochastic_rows(p, w0, seed, runs, T):
             mu_, se = _mc(Ls[:, T] - p.L_star)
             rows.append(_row(f"{label} (PL, decreasing steps)", "l.2339/2757", f"{p.name},b={b}", mu_,
                              B.thm5105_pl(gap0, bi, p.mu, p.sigma2, b, T), se=se, n=runs))
+    # Thm 5.10.6 needs only (A2') (Lemmas 5–6 use the smoothness of L): n-SAM with the β of L; m-SAM with β_ind
+    rows += _const_step_rows(p, w0, 1, p.beta, seed, runs, T, False, L_star=p.L_star, where=",β of L")
+    rows += _const_step_rows(p, w0, 1, bi, seed, runs, T, True, L_star=p.L_star, where=",β_ind")
     return rows
 
 
@@ -332,8 +383,10 @@ def build_rows(seed=0, runs=100, fast=False):
     """Every row of the table. All randomness comes from ``seed``: random points of Lemmas 3–4 from the
     stream ``(seed, "lemma-points")``, the Lemma 5–6 draws from ``(seed, "lemma5-6")``, and the batches of
     Monte-Carlo run r (r < ``runs``, the same runs for every stochastic row) from ``(seed, "run", r)``;
-    ``fast``: fewer points and T = 64 instead of 256."""
+    ``fast``: fewer points and T = 64 instead of 256. Constant-step rows of Thm 5.10.6 / 5.10.7:
+    :func:`const_step_rows` (and the end of :func:`logistic_rows`)."""
     runs = check_int("runs", runs, 2, MAX_RUNS)
     P = problems_()
     return (lemma_rows(P, stream(seed, "lemma-points"), m=500 if fast else 2000) + full_batch_rows(P)
-            + stochastic_rows(seed, runs, fast=fast) + logistic_rows(seed, runs, fast=fast))
+            + stochastic_rows(seed, runs, fast=fast) + const_step_rows(seed, runs, fast=fast)
+            + logistic_rows(seed, runs, fast=fast))

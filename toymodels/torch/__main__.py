@@ -1,4 +1,4 @@
-"""``python -m toymodels.torch {train-at,train-sam,train-sgd,sharpness,curvature,sharpness-study,square,evaluate,leaderboard,dln-ensemble,sweep} ...``:
+"""``python -m toymodels.torch {train-at,train-sam,train-sgd,sharpness,curvature,sharpness-study,square,evaluate,leaderboard,dln-ensemble,interpolate,recipe,sweep} ...``:
 the torch layer's commands (models on cpu or cuda).
 
 Every command except ``sweep`` needs torch (``pip install "toymodels[torch]"``); without it ``--help``
@@ -11,6 +11,8 @@ from .._cli import Cli
 from .curvature_cli import COMMAND as CURVATURE
 from .dln_cli import COMMAND as DLN_ENSEMBLE
 from .evaluate_cli import COMMANDS as EVALUATE
+from .interpolate_cli import COMMAND as INTERPOLATE
+from .recipe_cli import COMMAND as RECIPE
 from .sharpness_cli import COMMAND as SHARPNESS
 from .sharpness_study_cli import COMMAND as SHARPNESS_STUDY
 from .square_cli import COMMAND as SQUARE
@@ -19,7 +21,7 @@ from .train_cli import COMMANDS as TRAIN
 
 PROG = "python -m toymodels.torch"
 
-CLI = Cli(PROG, __doc__, [*TRAIN, SHARPNESS, CURVATURE, SHARPNESS_STUDY, SQUARE, *EVALUATE, DLN_ENSEMBLE, SWEEP])
+CLI = Cli(PROG, __doc__, [*TRAIN, SHARPNESS, CURVATURE, SHARPNESS_STUDY, SQUARE, *EVALUATE, DLN_ENSEMBLE, INTERPOLATE, RECIPE, SWEEP])
 
 if __name__ == "__main__":
     raise SystemExit(CLI.main())

@@ -2,8 +2,8 @@
 model, dataset and data seed) or a freshly initialized model (shared by ``sharpness`` and ``square``).
 
 A checkpoint is a ``torch.save`` dict with ``model_state`` and ``config`` (``model``, ``dataset``,
-``data_dir``, ``seed``, ``n_train``, ``filters``); unreadable files, other dicts and states that do
-not fit the model are a :class:`~toymodels.errors.ConfigError` for the field ``checkpoint``.
+``data_dir``, ``seed``, ``n_train``, ``filters``, ``width``); unreadable files, other dicts and states
+that do not fit the model are a :class:`~toymodels.errors.ConfigError` for the field ``checkpoint``.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ConfigError, check_choice
-from .config import MODELS
+from .config import MODELS, WIDTH_MODELS
 from .data import IMAGE_DATASETS
 
 __all__ = ["Source", "load_checkpoint", "model_source", "instantiate"]
@@ -85,8 +85,18 @@ def _build(name, num_classes, shape, state, config):
     if state is not None:
         floats = [v.dtype for v in state.values() if torch.is_floating_point(v)]
         dtype = floats[0] if floats else dtype
-    kw = {"filters": int(config.get("filters", 4))} if name == "cnn" else {}
-    return build_model(name, num_classes, C, H, normalize=normalize, dtype=dtype, **kw)
+    return build_model(name, num_classes, C, H, normalize=normalize, dtype=dtype, **_model_kwargs(name, config))
+
+
+def _model_kwargs(name: str, config: dict) -> dict:
+    """The architecture arguments of :func:`~toymodels.torch.models.build_model` that the checkpoint's
+    config fixes: ``filters`` of ``cnn``, ``width`` of :data:`~toymodels.torch.config.WIDTH_MODELS`
+    (absent or None: the default 64). The normalization (BN / GN) is part of the model name."""
+    if name == "cnn":
+        return {"filters": int(config.get("filters", 4))}
+    if name in WIDTH_MODELS and config.get("width") is not None:
+        return {"width": int(config["width"])}
+    return {}
 
 
 def instantiate(src: Source, num_classes: int, shape) -> torch.nn.Module:

@@ -16,11 +16,15 @@ from ..errors import ConfigError, check_bool, check_choice, check_int, check_non
 from ..rng import check_seed
 
 __all__ = ["MODELS", "TASKS", "ATTACKS", "REGS", "FD_REGS", "SCHEMES", "default_reg_lambda", "SCHEDULES", "WARMUPS",
-           "OPTIMIZERS", "DTYPES", "KINDS", "NORMS", "CHECKPOINT", "RESUME", "RESUMABLE", "DEVICE_PATTERN", "TrainConfig",
-           "resolve", "fit_to_data"]
+           "OPTIMIZERS", "DTYPES", "WIDTH_MODELS", "SWITCH_TO", "resolve_settings", "KINDS", "NORMS", "CHECKPOINT", "RESUME", "RESUMABLE", "DEVICE_PATTERN", "TrainConfig",
+           "resolve", "fit_to_data", "check_speed"]
 
 #: models of :func:`toymodels.torch.models.build_model`
-MODELS = ("preact-resnet18", "densenet100-12", "cnn")
+MODELS = ("preact-resnet18", "preact-resnet18-gn", "wrn-28-10", "resnet34", "densenet100-12", "cnn")
+#: models that take a width factor (``TrainConfig.width``; default 64)
+WIDTH_MODELS = ("preact-resnet18", "preact-resnet18-gn", "resnet34")
+#: ``TrainConfig.switch_to``: the method of the epochs from ``switch_at`` on (ERM = plain SGD steps)
+SWITCH_TO = ("sam", "erm")
 #: training tasks of :func:`toymodels.torch.train.run` (adversarial training, SAM, plain SGD)
 TASKS = ("at", "sam", "sgd")
 ATTACKS = ("none", "fgsm", "fgsm-rs", "pgd", "free", "n-fgsm")
@@ -45,7 +49,8 @@ RESUME = ("no", "yes", "if-present")
 DEVICE_PATTERN = r"auto|cpu|cuda(:[0-9]{1,3})?"
 
 #: config fields that may differ between a run and the checkpoint it resumes from
-RESUMABLE = ("epochs", "out", "resume", "device", "checkpoint_every", "deterministic")
+RESUMABLE = ("epochs", "out", "resume", "device", "checkpoint_every", "deterministic",
+             "channels_last", "data_on_device", "compile")
 
 
 @dataclass
@@ -93,6 +98,9 @@ class TrainConfig:
     rho: float = 0.05
     m: int | None = None                  # m-SAM chunk (default: the per-process batch)
     sam_normalize: bool = True
+    sam_steps: int = 1                    # SAM ascent steps: k normalized steps of ρ/k (thesis Fig. 5.4)
+    sam_perturbation: str = "gradient"    # gradient (SAM) | random (a random direction of norm ρ, Fig. 5.1)
+    sam_ascent_batch: str = "same"        # same | other (n-SAM of Fig. 5.1: ascent on another drawn batch, eq. 5.21)
     sparsity_layers: tuple = ("auto",)
     sparsity_threshold: float = 0.95
     sparsity_neurons: int | None = 2048
@@ -105,7 +113,19 @@ class TrainConfig:
     filters: int = 4
     dtype: str = "float32"
     augment: bool = False                 # random crop (zero padding 4) + horizontal flip of training batches
+    # deep-net settings of thesis Ch. 5 (issue 16): see resolve_settings
+    width: int | None = None              # model width factor of WIDTH_MODELS (None: 64)
+    label_noise: float = 0.0              # fraction of training labels replaced by a different class
+    early_stop: bool = False              # keep the model with the best held-out accuracy
+    early_stop_n: int = 0                 # held-out images split off the training set (needed by early_stop)
+    switch_at: int | None = None          # first epoch trained with switch_to (1..epochs)
+    switch_to: str | None = None          # sam (task sgd: ERM -> SAM) | erm (task sam: SAM -> ERM)
     amp: bool = False
+    # speed options (issue 16; toymodels.torch.speed): none changes what is computed beyond rounding
+    bf16: bool = False                    # bfloat16 autocast (no GradScaler) of the training step, cuda and cpu
+    channels_last: bool = False           # model and training batches in torch.channels_last
+    data_on_device: bool = False          # each epoch's batches (gather + augmentation) built on the device at once
+    compile: bool = False                 # torch.compile of the module the training loss goes through
     deterministic: bool = True            # cuda: deterministic cuDNN / torch kernels (bitwise reproducible)
     device: str = "auto"
     seed: int = 0
@@ -255,6 +275,31 @@ def _resolve_optimizer(cfg: TrainConfig) -> tuple[str, float, float, str]:
     return opt, float(lr), float(wd), sched
 
 
+SAM_PERTURBATIONS = ("gradient", "random")
+#: ``TrainConfig.sam_ascent_batch``: the SAM ascent on the descent batch, or on another batch drawn
+#: from the training set (n-SAM, thesis Sec. 5.11 / eq. 5.21)
+SAM_ASCENT_BATCHES = ("same", "other")
+
+
+def _check_sam_variant(cfg: TrainConfig) -> None:
+    """``sam_steps`` in [1, 1000], ``sam_perturbation`` known; the random one takes no ascent steps and
+    has norm ρ (so ``sam_normalize``); as :func:`toymodels.torch.sam.check_sam_options`.
+    ``sam_ascent_batch`` in :data:`SAM_ASCENT_BATCHES`; ``"other"`` only with the gradient ascent and
+    only for runs with SAM steps."""
+    k = check_int("sam_steps", cfg.sam_steps, 1, 1000)
+    kind = check_choice("sam_perturbation", cfg.sam_perturbation, SAM_PERTURBATIONS)
+    if kind == "random" and k != 1:
+        raise ConfigError("sam_steps", "must be 1 with the random perturbation (no gradient ascent)", k)
+    if kind == "random" and not cfg.sam_normalize:
+        raise ConfigError("sam_perturbation", "'random' draws a direction of norm rho: needs the normalized ascent (sam_normalize)", kind)
+    where = check_choice("sam_ascent_batch", cfg.sam_ascent_batch, SAM_ASCENT_BATCHES)
+    if where == "other" and kind == "random":
+        raise ConfigError("sam_ascent_batch", "'other' needs the gradient ascent: the random perturbation uses no "
+                          "ascent batch (sam_perturbation = 'gradient')", where)
+    if where == "other" and not (cfg.task == "sam" or cfg.switch_to == "sam"):
+        raise ConfigError("sam_ascent_batch", "'other' applies only to SAM steps (task sam, or switch_to sam)", where)
+
+
 def resolve(cfg: TrainConfig, world_size: int = 1) -> TrainConfig:
     """Validate ``cfg`` (:class:`ConfigError` naming the field and its range) and fill in the defaults.
 
@@ -266,11 +311,14 @@ def resolve(cfg: TrainConfig, world_size: int = 1) -> TrainConfig:
     check_seed(cfg.seed)
     check_choice("dtype", cfg.dtype, DTYPES)
     check_bool("augment", cfg.augment)
+    check_speed(cfg)
     _check_sizes(cfg, world_size)
+    resolve_settings(cfg)
     attack, eps, alpha = _resolve_attack(cfg)
     reg, reg_lambda, grad_align, reg_h = _resolve_reg(cfg, attack, eps)
     opt, lr, wd, sched = _resolve_optimizer(cfg)
     check_nonneg("rho", cfg.rho)
+    _check_sam_variant(cfg)
     per_rank = cfg.batch_size // world_size
     m = cfg.m if cfg.m is not None else per_rank
     check_int("m", m, 1, per_rank)
@@ -287,7 +335,49 @@ def resolve(cfg: TrainConfig, world_size: int = 1) -> TrainConfig:
                   nfgsm_k=float(cfg.nfgsm_k), optimizer=opt, lr=lr, weight_decay=wd, schedule=sched, eps=eps,
                   alpha=alpha, m=int(m), decay_at=tuple(float(a) for a in cfg.decay_at), sparsity_layers=layers,
                   resume=resume)
-    return fit_to_data(out, cfg.n_train, cfg.n_test) if cfg.n_train and cfg.n_test else out
+    # the training set is what remains after the held-out split of early stopping
+    return fit_to_data(out, cfg.n_train - cfg.early_stop_n, cfg.n_test) if cfg.n_train and cfg.n_test else out
+
+
+def check_speed(cfg: TrainConfig) -> None:
+    """Check the speed options (``bf16``, ``channels_last``, ``data_on_device``, ``compile``): booleans;
+    ``bf16`` excludes ``amp`` (float16 + GradScaler on cuda) and needs ``dtype="float32"`` (autocast does
+    not touch float64); ConfigError naming the field."""
+    for name in ("bf16", "channels_last", "data_on_device", "compile"):
+        check_bool(name, getattr(cfg, name))
+    if cfg.bf16 and cfg.amp:
+        raise ConfigError("bf16", "cannot be combined with amp (choose one precision: amp = float16 + GradScaler "
+                          "on cuda, bfloat16 on cpu; bf16 = bfloat16 everywhere)", cfg.bf16)
+    if cfg.bf16 and cfg.dtype != "float32":
+        raise ConfigError("bf16", f"needs dtype float32 (autocast leaves {cfg.dtype} alone)", cfg.bf16)
+
+
+def resolve_settings(cfg: TrainConfig) -> None:
+    """Check the deep-net settings (``width``, ``label_noise``, ``early_stop``/``early_stop_n``,
+    ``switch_at``/``switch_to``); ConfigError naming the field and its valid range."""
+    if cfg.width is not None:
+        if cfg.model not in WIDTH_MODELS:
+            raise ConfigError("width", "applies only to the models " + ", ".join(WIDTH_MODELS), cfg.width)
+        check_int("width", cfg.width, 1, 4096)
+    check_range("label_noise", cfg.label_noise, 0.0, 1.0)
+    check_bool("early_stop", cfg.early_stop)
+    check_int("early_stop_n", cfg.early_stop_n, 0)
+    if cfg.early_stop and cfg.early_stop_n < 1:
+        raise ConfigError("early_stop_n", "must be >= 1 (the held-out images) with early_stop", cfg.early_stop_n)
+    if cfg.early_stop_n and cfg.n_train is not None and cfg.early_stop_n > cfg.n_train - cfg.batch_size:
+        raise ConfigError("early_stop_n", f"must be <= n_train - batch_size = {cfg.n_train - cfg.batch_size} "
+                          "(the held-out images are split off the training set)", cfg.early_stop_n)
+    if cfg.switch_at is None and cfg.switch_to is not None:
+        raise ConfigError("switch_at", f"is needed with switch_to = {cfg.switch_to!r} (the first epoch of it)")
+    if cfg.switch_at is not None and cfg.switch_to is None:
+        raise ConfigError("switch_to", f"is needed with switch_at = {cfg.switch_at} ('sam' or 'erm')")
+    if cfg.switch_to is not None:
+        check_choice("switch_to", cfg.switch_to, SWITCH_TO)
+        need = {"sam": "sgd", "erm": "sam"}[cfg.switch_to]
+        if cfg.task != need:
+            raise ConfigError("switch_to", f"{cfg.switch_to!r} switches from task {need!r}, not {cfg.task!r}",
+                              cfg.switch_to)
+        check_int("switch_at", cfg.switch_at, 1, cfg.epochs)
 
 
 def fit_to_data(cfg: TrainConfig, n_train: int, n_test: int) -> TrainConfig:

@@ -127,9 +127,12 @@ class Conv2d(nn.Conv2d):
 
 
 def use_fast_convs(module: nn.Module) -> nn.Module:
-    """Turn every plain zero-padded ``nn.Conv2d`` inside ``module`` into :class:`Conv2d`, in place
-    (the same parameters: only the class changes, which adds no state); returns ``module``."""
+    """Turn every plain zero-padded ``nn.Conv2d`` inside ``module`` into :class:`Conv2d` and every plain
+    ``nn.BatchNorm2d`` into :class:`toymodels.torch.batchnorm.BatchNorm2d`, in place (the same parameters
+    and buffers: only the class changes, which adds no state); returns ``module``."""
+    from .batchnorm import use_fast_batchnorms
+
     for m in module.modules():
         if type(m) is nn.Conv2d and m.padding_mode == "zeros" and not isinstance(m.padding, str):
             m.__class__ = Conv2d
-    return module
+    return use_fast_batchnorms(module)

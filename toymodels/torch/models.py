@@ -1,4 +1,5 @@
-"""Models of the torch layer: PreAct ResNet-18, DenseNet-BC-100-12 and the single-layer CNN.
+"""Models of the torch layer: PreAct ResNet-18 (BN or GN), WRN-28-10, ResNet-34, DenseNet-BC-100-12 and
+the single-layer CNN.
 
 Every model takes images x ∈ [0, 1]^{C×H×W} (NCHW) and returns logits; input normalization
 (x − μ)/σ happens *inside* the model (a :class:`Normalize` module whose μ, σ are buffers), so
@@ -10,6 +11,10 @@ attacks and the ℓ∞ ball live in pixel space, as in Wong et al. (2020) and th
   shortcut on the pre-activated input when the shape changes), BN-ReLU, global average pooling, a
   linear layer. (Global pooling equals their ``avg_pool2d(·, 4)`` on 32×32 inputs and also works for
   other sizes.)
+* ``"preact-resnet18-gn"`` — the same with GroupNorm (width/2 = 32 groups) in place of every BatchNorm,
+  as the thesis's sharpness experiments (Figs. 5.2–5.4, 5.16–5.17); ``width`` sets the model width
+  factor of both (Fig. 5.18).
+* ``"wrn-28-10"`` and ``"resnet34"`` — :mod:`toymodels.torch.resnets`.
 * ``"densenet100-12"`` — DenseNet-BC (Huang et al. 2017) with depth L = 100 and growth k = 12: a 3×3
   stem conv to 2k channels, three dense blocks of (L − 4)/6 = 16 bottleneck layers
   (BN-ReLU-1×1 conv to 4k, BN-ReLU-3×3 conv to k, concatenated), transitions with compression ½
@@ -30,10 +35,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError, check_choice, check_int
-from .config import MODELS
+from .config import MODELS, WIDTH_MODELS
 from .conv import use_fast_convs
 
-__all__ = ["MODELS", "build_model", "Normalize", "PreActResNet18", "DenseNetBC", "cnn_to_numba",
+__all__ = ["MODELS", "WIDTH_MODELS", "build_model", "norm_layer", "Normalize", "PreActResNet18", "DenseNetBC", "cnn_to_numba",
            "cnn_from_numba", "cnn_twin"]
 
 class Normalize(nn.Module):
@@ -53,14 +58,20 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
-class PreActBlock(nn.Module):
-    """Pre-activation basic block: out = conv(ReLU(BN(conv(ReLU(BN(x)))))) + shortcut."""
+def norm_layer(kind: str, channels: int, groups: int = 32) -> nn.Module:
+    """``nn.BatchNorm2d(channels)`` (``kind="bn"``) or ``nn.GroupNorm(groups, channels)`` (``"gn"``);
+    both have 2·channels parameters (BN's running statistics are buffers)."""
+    return nn.BatchNorm2d(channels) if kind == "bn" else nn.GroupNorm(groups, channels)
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+
+class PreActBlock(nn.Module):
+    """Pre-activation basic block: out = conv(ReLU(N(conv(ReLU(N(x)))))) + shortcut, N = BN or GN."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, norm: str = "bn", groups: int = 32):
         super().__init__()
-        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.bn1 = norm_layer(norm, in_planes, groups)
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = norm_layer(norm, planes, groups)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
         self.shortcut = None
         if stride != 1 or in_planes != planes:
@@ -76,19 +87,25 @@ class PreActBlock(nn.Module):
 
 
 class PreActResNet18(nn.Module):
-    def __init__(self, num_classes: int = 10, in_channels: int = 3):
+    """PreAct ResNet-18 with model width factor ``width`` (stages of width, 2·, 4·, 8·width channels;
+    64 is the standard network) and normalization ``norm``: ``"bn"`` (BatchNorm) or ``"gn"`` (GroupNorm
+    with width/2 groups, 32 at width 64, as the thesis's code for the GN experiments, Figs. 5.2–5.4,
+    5.16–5.17; one group when the width is odd)."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 64, norm: str = "bn"):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
-        layers, in_planes = [], 64
-        for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        groups = width // 2 if width % 2 == 0 else 1
+        self.conv1 = nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False)
+        layers, in_planes = [], width
+        for planes, stride in ((width, 1), (2 * width, 2), (4 * width, 2), (8 * width, 2)):
             blocks = []
             for s in (stride, 1):
-                blocks.append(PreActBlock(in_planes, planes, s))
+                blocks.append(PreActBlock(in_planes, planes, s, norm, groups))
                 in_planes = planes
             layers.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3, self.layer4 = layers
-        self.bn = nn.BatchNorm2d(512)
-        self.linear = nn.Linear(512, num_classes)
+        self.bn = norm_layer(norm, 8 * width, groups)
+        self.linear = nn.Linear(8 * width, num_classes)
 
     def features(self, x):
         out = self.conv1(x)
@@ -183,18 +200,40 @@ def cnn_from_numba(params, image_size: int | None = None, *, dtype=torch.float64
 
 
 def build_model(name: str, num_classes: int = 10, in_channels: int = 3, image_size: int = 32, *,
-                normalize=None, filters: int = 4, dtype: torch.dtype = torch.float32) -> nn.Module:
+                normalize=None, filters: int = 4, width: int | None = None,
+                dtype: torch.dtype = torch.float32) -> nn.Module:
     """Build ``name`` (one of :data:`MODELS`) for ``in_channels``×``image_size``² inputs in [0, 1].
 
     ``normalize=(mean, std)`` (per-channel sequences) prepends a :class:`Normalize` module; None
     feeds the raw pixels. ``filters`` is the number M of conv filters of ``"cnn"`` (thesis: 4).
-    torch's default initialization, drawn from torch's global RNG (seed it first)."""
+    ``width`` is the model width factor of ``preact-resnet18``, ``preact-resnet18-gn`` and
+    ``resnet34`` (None: 64, the standard networks; thesis Fig. 5.18 varies it); other models take none.
+    torch's default initialization (``wrn-28-10``: its reference initialization, see
+    :mod:`toymodels.torch.resnets`), drawn from torch's global RNG (seed it first).
+
+    Parameter counts on 10 classes, 3 input channels (width 64), equal to the reference code (Wong et
+    al. 2020 / the thesis's SAM code for PreAct ResNet-18, TRADES for WRN-28-10, kuangliu's
+    pytorch-cifar for ResNet-34) and checked in tests/test_torch_models.py by a per-layer formula:
+    ``preact-resnet18`` and ``preact-resnet18-gn`` 11,173,962; ``wrn-28-10`` 36,479,194; ``resnet34``
+    21,282,122 (21,328,292 on CIFAR-100)."""
     check_choice("model", name, MODELS)
     check_int("num_classes", num_classes, 2)
     check_int("in_channels", in_channels, 1)
     check_int("image_size", image_size, 1)
-    if name == "preact-resnet18":
-        net = PreActResNet18(num_classes, in_channels)
+    if width is not None:
+        if name not in WIDTH_MODELS:
+            raise ConfigError("width", "applies only to the models " + ", ".join(WIDTH_MODELS), width)
+        check_int("width", width, 1)
+    if name in ("preact-resnet18", "preact-resnet18-gn"):
+        net = PreActResNet18(num_classes, in_channels, width or 64, "gn" if name.endswith("-gn") else "bn")
+    elif name == "wrn-28-10":
+        from .resnets import WideResNet
+
+        net = WideResNet(28, 10, num_classes, in_channels)
+    elif name == "resnet34":
+        from .resnets import ResNet34
+
+        net = ResNet34(num_classes, in_channels, width or 64)
     elif name == "densenet100-12":
         net = DenseNetBC(100, 12, num_classes, in_channels)
     else:

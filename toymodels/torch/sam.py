@@ -1,47 +1,95 @@
-"""Sharpness-aware minimization (thesis Ch. 5) as a torch optimizer wrapper, and one SAM update
-:func:`sam_update` with m-SAM chunks (eq. 5.4), an independent ascent batch (eq. 5.21), BatchNorm
-statistics kept off the perturbed pass, AMP (GradScaler) and DDP.
+"""Sharpness-aware minimization (thesis Ch. 5) as a torch optimizer wrapper for users' own training
+loops, and one SAM update :func:`sam_update` (in :mod:`toymodels.torch.sam_update`, re-exported here)
+with m-SAM chunks (eq. 5.4), an independent ascent batch (eq. 5.21), BatchNorm statistics kept off the
+perturbed pass, AMP (GradScaler or bfloat16 autocast), gradient clipping and DDP.
 
 The SAM step with base step ``B`` (SGD, Adam, ...; the base optimizer's own update rule) is
 
     e(w) = ρ g / ‖g‖₂                  (``normalize=True``, Foret et al.; e = 0 when g = 0)
     e(w) = ρ g                         (``normalize=False``: the thesis's m-SAM / n-SAM / 1-SAM of
                                         eq. 5.4 and 5.8 are unnormalized)
-    w ← B(w, ∇L_D(w + e(w)))
+    w ← B(w, clip(∇L_D(w + e(w))))
 
 where g = ∇L_A(w) is the gradient of the ascent batch A (the descent batch D itself, a chunk of it,
-or a separate batch) and ‖·‖₂ is the norm over all parameters of the optimizer that have a
-gradient. With ``adaptive=True`` (ASAM, Kwon et al.) the ascent is elementwise scaled by T_w = |w|:
-e = ρ T_w² g / ‖T_w g‖₂ (normalized) or ρ T_w² g (unnormalized).
+or a separate batch), ‖·‖₂ is the norm over the parameters with a gradient of the groups with
+``perturb=True`` (groups with ``perturb=False`` are neither perturbed nor counted in the norm: SAM-ON
+perturbs only the normalization layers), and ``clip`` is the optional gradient clipping
+(``max_grad_norm`` / ``clip_fn``, applied to the unscaled descent gradient just before ``B``).
+
+Variants (all per parameter group unless said otherwise):
+
+* ``adaptive=True`` (ASAM, Kwon et al. 2021): elementwise T_w = |w| + η (η = ``eta``; ``eta=None``
+  is T_w = |w|, the elementwise adaptive sharpness of thesis Ch. 7 and davda54/sam's ``adaptive``;
+  Kwon et al. use η = 0.01): e = ρ T_w² g / ‖T_w g‖₂ (normalized) or ρ T_w² g (unnormalized).
+  Weights-only scaling (biases and normalization layers not scaled, as in ASAM's own code): put those
+  in a group with ``adaptive=False``, e.g. ``weights, rest = split_weights(model)`` and
+  ``SAM([{"params": weights}, {"params": rest, "adaptive": False}], SGD, adaptive=True, eta=0.01)``.
+* ``ascent_steps=k`` (global; thesis Fig. 5.4, "projected gradient ascent" on ‖δ‖₂ ≤ ρ): δ₀ = 0,
+  δⱼ = δⱼ₋₁ + (ρ/k) T² gⱼ / ‖T gⱼ‖₂ with gⱼ = ∇L_A(w + δⱼ₋₁) (without the normalization
+  δⱼ = δⱼ₋₁ + (ρ/k) T² gⱼ), T = T_w at the unperturbed w (1 without ``adaptive``); e = δ_k. The
+  projection onto the ball never acts: ‖T⁻¹δ_k‖ ≤ k·ρ/k = ρ by the triangle inequality. k = 1 is SAM.
+* ``perturbation="random"`` (global; the baseline of thesis Fig. 5.1, "random perturbations prior to
+  taking the gradient"): e = ρ T ξ/‖ξ‖₂ with ξ ~ N(0, I) over the perturbed parameters, drawn from
+  ``generator`` (a ``torch.Generator``; the global torch RNG when None) parameter by parameter in
+  group order, on the generator's device, in the parameter's dtype. No ascent gradient is computed:
+  one forward/backward at w + e per update (ERM's cost). Needs ``normalize=True`` and k = 1.
 
 Step sizes. The ascent step size ρ_t of a param group is ``group["ascent_lr"]`` when that is set
 (the ``ascent_lr`` argument), else ``group["rho"]``. Neither is ever derived from ``group["lr"]``, so
 learning-rate schedulers (which write ``group["lr"]`` only) leave the ascent alone: the ascent step
 size is decoupled from γ_t, as ρ_t and γ_t are separate sequences in the thesis. ρ_t is scheduled by
-writing ``group["rho"]`` (e.g. :meth:`SAM.set_rho`, or ``rho_t = c·γ_t`` written by the training loop for
+writing ``group["rho"]`` (:meth:`SAM.set_rho`, with the values of
+:func:`toymodels.torch.sam_schedule.rho_schedule`, or ``rho_t = c·γ_t`` written by the training loop for
 ``toymodels.dln``'s ``rho_schedule="same-as-lr"``); ``ascent_lr`` pins the ascent step to a constant
 that such a ρ schedule does not touch (``ascent_lr=None`` restores the scheduled ρ).
 """
 from __future__ import annotations
 
-import contextlib
+import warnings
 from typing import Callable
 
 import torch
-from torch import nn
 
-from ..errors import ConfigError, check_nonneg
+from ..errors import ConfigError, check_choice, check_int, check_nonneg, check_positive
+from .sam_schedule import rho_schedule
+from .sam_util import _unscale_finite, bn_frozen, has_batchnorm, split_weights
 
-__all__ = ["SAM", "sam_update", "bn_frozen", "has_batchnorm"]
+__all__ = ["SAM", "sam_update", "bn_frozen", "has_batchnorm", "split_weights", "rho_schedule", "PERTURBATIONS"]
+
+PERTURBATIONS = ("gradient", "random")
+_GROUP_KEYS = ("rho", "normalize", "adaptive", "eta", "ascent_lr", "perturb")
+
+
+def check_sam_options(ascent_steps, perturbation, normalize=True) -> tuple[int, str]:
+    """Validate the global options (``ascent_steps`` >= 1, ``perturbation`` in :data:`PERTURBATIONS`,
+    the random perturbation only with one step and the normalized radius); returns them normalized."""
+    k = check_int("ascent_steps", ascent_steps, 1)
+    kind = check_choice("perturbation", perturbation, PERTURBATIONS)
+    if kind == "random" and k != 1:
+        raise ConfigError("ascent_steps", "must be 1 with perturbation='random' (no gradient ascent)", k)
+    if kind == "random" and not normalize:
+        raise ConfigError("perturbation", "'random' draws a direction of norm rho: needs normalize=True", kind)
+    return k, kind
+
+
+def _check_group(g: dict) -> None:
+    check_nonneg("rho", g["rho"])
+    if g.get("ascent_lr") is not None:
+        check_nonneg("ascent_lr", g["ascent_lr"])
+    if g.get("eta") is not None:
+        check_positive("eta", g["eta"])
 
 
 class SAM(torch.optim.Optimizer):
-    """SAM wrapper around a base optimizer (``first_step`` / ``second_step`` / closure ``step``).
+    """SAM wrapper around a base optimizer: ``first_step`` / ``second_step``, ``step(closure)``, or
+    ``scaler.step(sam)`` after ``first_step`` (see the module docstring for the update and variants).
 
     Parameters
     ----------
     params : iterable of tensors or param-group dicts, or None
-        As for any optimizer. May be None when ``base_optimizer`` is an instance (its groups are used).
+        As for any optimizer; a group dict may set ``rho``, ``normalize``, ``adaptive``, ``eta``,
+        ``ascent_lr`` and ``perturb`` (False: the group is neither perturbed nor in the ascent norm).
+        May be None when ``base_optimizer`` is an instance (its groups are used).
     base_optimizer : type or torch.optim.Optimizer
         An optimizer class, constructed as ``base_optimizer(self.param_groups, **base_kwargs)``, or an
         already-built instance (its param groups are shared, ``base_kwargs`` must be empty).
@@ -50,25 +98,64 @@ class SAM(torch.optim.Optimizer):
     normalize : bool
         ρ g/‖g‖ (True, Foret et al.) or ρ g (False, the thesis's eq. 5.4/5.8).
     adaptive : bool
-        Elementwise |w| scaling of the ascent (ASAM).
+        Elementwise T_w = |w| + η scaling of the ascent (ASAM).
+    eta : float or None
+        ASAM's η > 0; None: T_w = |w|.
     ascent_lr : float or None
         Constant ascent step used instead of ``group["rho"]`` (see the module docstring).
+    ascent_steps : int
+        k >= 1 normalized ascent steps of size ρ/k (k + 1 gradient evaluations per update).
+    perturbation : {"gradient", "random"}
+        Worst-case (gradient) ascent, or a random direction of norm ρ.
+    generator : torch.Generator or None
+        Source of the random directions (saved in :meth:`state_dict`).
+    max_grad_norm : float or None
+        Clip the descent gradient to this total ℓ₂ norm (``torch.nn.utils.clip_grad_norm_``) after
+        unscaling and before the base step.
+    clip_fn : callable or None
+        ``clip_fn(params)`` (the parameters with a gradient) instead of / after ``max_grad_norm``; same place.
+    eps : float
+        Added to ‖g‖ in the normalization.
 
     Notes
     -----
-    ``param_groups`` are the base optimizer's own dicts (with the extra keys ``rho``, ``normalize``,
-    ``adaptive``, ``ascent_lr``), so lr schedulers attached to either object act on both.
-    ``state_dict`` holds the base optimizer's state and these groups; the weights saved by
-    ``first_step`` are transient and not part of it (checkpoint between updates, not inside one).
+    ``param_groups`` are the base optimizer's own dicts (with SAM's extra keys), and ``state`` is the
+    base optimizer's state (momentum buffers, Adam moments), so lr schedulers and code reading
+    ``opt.state`` act on both. ``state_dict`` holds the base optimizer's state dict and SAM's own
+    options (ascent steps, perturbation, clipping, the generator's state); ``load_state_dict`` also
+    takes a plain base-optimizer state dict (SAM's group keys then keep their current values). The
+    weights saved by ``first_step`` are transient (checkpoint between updates, not inside one).
+
+    ``step(closure)`` versus davda54/sam (the most popular PyTorch SAM). There, the user runs the first
+    forward + backward at w, then ``optimizer.step(closure)`` runs first_step, the closure once (at
+    w + e) and second_step. Here ``step(closure)`` runs the whole update itself: it zeroes the
+    gradients, calls the closure at w, then k times first_step + closure (k = ``ascent_steps``; for the
+    random perturbation only first_step + closure once), then the base step, and zeroes the gradients
+    (set to None) again. Copying davda54's README loop here gives the same weights but one extra,
+    discarded forward + backward per step (three passes instead of two, and BatchNorm statistics
+    updated by all of them): step warns once when it finds non-zero gradients on entry. For the
+    davda54 pattern use ``first_step`` / ``second_step`` (same names and meaning as there), which also
+    take a GradScaler: ``first_step(scaler=s)`` unscales the ascent gradient (a non-finite one: no
+    perturbation and the gradients are kept, so the descent gradients stay non-finite and the step is
+    skipped), then either ``s.step(sam); s.update()`` or ``second_step(scaler=s)`` (which does both).
+    ``step()`` without a closure after ``first_step`` is ``second_step()`` (that is what
+    ``scaler.step(sam)`` calls: SAM sets ``_step_supports_amp_scaling`` and unscales, clips and skips
+    non-finite steps itself, after restoring w). Under ``torch.autocast`` (bfloat16, no scaler needed)
+    all of these work unchanged: the ascent norm is taken in float64 from the float32 gradients.
     """
 
+    _step_supports_amp_scaling = True
+
     def __init__(self, params, base_optimizer, rho: float = 0.05, *, normalize: bool = True,
-                 adaptive: bool = False, ascent_lr: float | None = None, eps: float = 0.0, **base_kwargs):
-        check_nonneg("rho", rho)
-        if ascent_lr is not None:
-            check_nonneg("ascent_lr", ascent_lr)
+                 adaptive: bool = False, eta: float | None = None, ascent_lr: float | None = None,
+                 ascent_steps: int = 1, perturbation: str = "gradient", generator: torch.Generator | None = None,
+                 max_grad_norm: float | None = None, clip_fn: Callable | None = None, eps: float = 0.0,
+                 **base_kwargs):
         defaults = dict(rho=float(rho), normalize=bool(normalize), adaptive=bool(adaptive),
-                        ascent_lr=None if ascent_lr is None else float(ascent_lr))
+                        eta=None if eta is None else float(eta),
+                        ascent_lr=None if ascent_lr is None else float(ascent_lr), perturb=True)
+        _check_group(dict(defaults, rho=rho, eta=eta, ascent_lr=ascent_lr))
+        self.ascent_steps, self.perturbation = check_sam_options(ascent_steps, perturbation, normalize)
         if isinstance(base_optimizer, torch.optim.Optimizer):
             if base_kwargs:
                 raise ConfigError("base_kwargs", "apply only when base_optimizer is a class, not an instance",
@@ -84,11 +171,22 @@ class SAM(torch.optim.Optimizer):
         else:
             super().__init__(params, defaults)
             self.base_optimizer = base_optimizer(self.param_groups, **base_kwargs)
-        self.param_groups = self.base_optimizer.param_groups
+        for g in self.param_groups:
+            _check_group(g)
+        self._share()
         self.defaults.update(self.base_optimizer.defaults)
         self.defaults.update(defaults)
+        self.generator = generator
+        self.max_grad_norm = None if max_grad_norm is None else check_positive("max_grad_norm", max_grad_norm)
+        self.clip_fn = clip_fn
         self.eps = float(eps)
         self._old: dict[torch.Tensor, torch.Tensor] = {}
+        self._pending = False       # first_step done, second_step not yet
+        self._warned = False
+
+    def _share(self) -> None:
+        self.param_groups = self.base_optimizer.param_groups
+        self.state = self.base_optimizer.state
 
     # ------------------------------------------------------------------ ascent / descent
     @staticmethod
@@ -99,86 +197,202 @@ class SAM(torch.optim.Optimizer):
 
     def set_rho(self, rho: float) -> None:
         """Write ``group["rho"] = rho`` in every group (a ρ schedule calls this once per step)."""
+        check_nonneg("rho", rho)
         for g in self.param_groups:
             g["rho"] = float(rho)
 
+    def _perturbed(self):
+        """(group, parameter) pairs of the groups with ``perturb=True``."""
+        for g in self.param_groups:
+            if g.get("perturb", True):
+                for p in g["params"]:
+                    yield g, p
+
+    def _t(self, g: dict, p: torch.Tensor) -> torch.Tensor:
+        """T_w = |w| + η at the unperturbed w (saved by the first ascent step, if any)."""
+        t = self._old.get(p, p).abs()
+        return t if g.get("eta") is None else t + g["eta"]
+
     @torch.no_grad()
     def grad_norm(self) -> torch.Tensor:
-        """‖g‖₂ over all parameters with a gradient (‖|w| ⊙ g‖₂ for adaptive groups), in float64."""
-        norms = []
-        for g in self.param_groups:
-            for p in g["params"]:
-                if p.grad is None:
-                    continue
-                v = p.grad.abs() * p.abs() if g["adaptive"] else p.grad
-                norms.append(torch.linalg.vector_norm(v.double()))
+        """‖g‖₂ over the perturbed parameters with a gradient (‖T_w g‖₂ for adaptive groups), in float64."""
+        norms = [torch.linalg.vector_norm((p.grad * self._t(g, p) if g["adaptive"] else p.grad).double())
+                 for g, p in self._perturbed() if p.grad is not None]
         if not norms:
             return torch.zeros((), dtype=torch.float64)
         dev = norms[0].device
         return torch.linalg.vector_norm(torch.stack([n.to(dev) for n in norms]))
 
     @torch.no_grad()
-    def first_step(self, zero_grad: bool = False) -> None:
-        """w ← w + e(w) from the current gradients (which must be those of the ascent batch at w);
-        saves w for :meth:`second_step` / :meth:`restore`."""
-        need_norm = any(g["normalize"] and self.ascent_size(g) != 0.0 for g in self.param_groups)
-        # the norm stays a device tensor: no host sync per step
-        norm = self.grad_norm() + self.eps if need_norm else None
-        for g in self.param_groups:
-            rho = self.ascent_size(g)
-            for p in g["params"]:
-                if p.grad is None:
-                    continue
-                self._old[p] = p.detach().clone()
-                if rho == 0.0:
-                    continue
-                if g["normalize"]:
-                    # no ascent direction when the gradient vanishes (as toymodels.dln's kernel)
-                    nrm = norm.to(p.device)
-                    scale = torch.where(nrm > 0, rho / nrm, torch.zeros_like(nrm)).to(p.dtype)
-                else:
-                    scale = rho
-                e = p.grad * scale
-                if g["adaptive"]:
-                    e = e * p * p
-                p.add_(e)
+    def first_step(self, zero_grad: bool = False, scaler=None, *, generator: torch.Generator | None = None) -> bool:
+        """One ascent step from the current gradients (those of the ascent batch at w, or at w + δⱼ₋₁ for
+        the j-th of ``ascent_steps``): w ← w + δ-increment; the first call saves w for
+        :meth:`second_step` / :meth:`restore`. With ``perturbation="random"`` the gradients are not used
+        (and need not exist): w ← w + e with a fresh random direction from ``generator`` (default
+        ``self.generator``).
+
+        With an enabled GradScaler ``scaler`` the gradients are unscaled first; if one is not finite
+        nothing moves and the gradients are kept (so the descent gradients accumulated onto them stay
+        non-finite and ``scaler.step`` skips the update); pass ``zero_grad=True`` then, so that the next
+        backward's scaled gradients are not added to these unscaled ones. Returns whether w was perturbed."""
+        if scaler is not None and scaler.is_enabled() and self.perturbation == "gradient":
+            params = [p for _, p in self._perturbed() if p.grad is not None]
+            if not _unscale_finite(params, 1.0 / float(scaler.get_scale())):
+                self._pending = True
+                return False
+        if self.perturbation == "random":
+            self._random_ascent(self.generator if generator is None else generator)
+        else:
+            self._gradient_ascent()
+        # autocast caches its low-precision copies of the weights until its region is left: without
+        # this, a forward at w + e inside the same autocast region would still see w
+        torch.clear_autocast_cache()
+        self._pending = True
         if zero_grad:
             self.zero_grad()
+        return True
+
+    def _save(self, p: torch.Tensor) -> None:
+        if p not in self._old:
+            self._old[p] = p.detach().clone()
+
+    def _gradient_ascent(self) -> None:
+        k = self.ascent_steps
+        need_norm = any(g["normalize"] and self.ascent_size(g) != 0.0 for g in self.param_groups
+                        if g.get("perturb", True))
+        # the norm stays a device tensor: no host sync per step
+        norm = self.grad_norm() + self.eps if need_norm else None
+        for g, p in self._perturbed():
+            if p.grad is None:
+                continue
+            rho = self.ascent_size(g) / k
+            self._save(p)
+            if rho == 0.0:
+                continue
+            if g["normalize"]:
+                # no ascent direction when the gradient vanishes (as toymodels.dln's kernel)
+                nrm = norm.to(p.device)
+                scale = torch.where(nrm > 0, rho / nrm, torch.zeros_like(nrm)).to(p.dtype)
+            else:
+                scale = rho
+            e = p.grad * scale
+            if g["adaptive"]:
+                t = self._t(g, p)
+                e = e * t * t
+            p.add_(e)
+
+    def _random_ascent(self, gen: torch.Generator | None) -> None:
+        pairs = [(g, p) for g, p in self._perturbed() if p.requires_grad]
+        xis = []
+        for _, p in pairs:
+            if gen is None:
+                xis.append(torch.randn(p.shape, dtype=p.dtype, device=p.device))
+            else:
+                xis.append(torch.randn(p.shape, dtype=p.dtype, device=gen.device, generator=gen).to(p.device))
+        if not pairs:
+            return
+        dev = pairs[0][1].device
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(x.double()).to(dev) for x in xis]))
+        for (g, p), xi in zip(pairs, xis):
+            self._save(p)
+            e = xi * (self.ascent_size(g) / norm).to(p.dtype).to(p.device)
+            if g["adaptive"]:
+                e = e * self._t(g, p)
+            p.add_(e)
 
     @torch.no_grad()
     def restore(self) -> None:
         """w ← the weights saved by :meth:`first_step` (no base step)."""
         for p, old in self._old.items():
             p.copy_(old)
+        if self._old:
+            torch.clear_autocast_cache()
         self._old.clear()
+        self._pending = False
 
     @torch.no_grad()
-    def second_step(self, zero_grad: bool = False) -> None:
-        """Restore w and take the base step with the current gradients (those at the perturbed point)."""
+    def clip_(self) -> None:
+        """Clip the current gradients (``max_grad_norm``, then ``clip_fn``); they must be unscaled."""
+        if self.max_grad_norm is None and self.clip_fn is None:
+            return
+        params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
+        if self.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
+        if self.clip_fn is not None:
+            self.clip_fn(params)
+
+    @torch.no_grad()
+    def _descent(self):
+        """Restore w; unscale (``scaler.step(sam)`` sets ``grad_scale`` / ``found_inf``), clip, base step
+        unless a gradient was non-finite. Returns whether the base step ran."""
         self.restore()
+        scale, found_inf = getattr(self, "grad_scale", None), getattr(self, "found_inf", None)
+        if found_inf is not None and float(found_inf) > 0:
+            return False
+        if scale is not None:
+            for g in self.param_groups:
+                for p in g["params"]:
+                    if p.grad is not None:
+                        p.grad.div_(scale.to(p.grad.device, p.grad.dtype))
+        self.clip_()
         self.base_optimizer.step()
+        torch.clear_autocast_cache()
         self._mark_stepped()
+        return True
+
+    def second_step(self, zero_grad: bool = False, scaler=None) -> None:
+        """Restore w and take the base step with the current gradients (those at the perturbed point),
+        clipped. With an enabled GradScaler: ``scaler.step(self)`` (unscale, clip, step unless
+        non-finite) and ``scaler.update()``."""
+        if scaler is not None and scaler.is_enabled():
+            scaler.step(self)
+            scaler.update()
+        else:
+            self._descent()
         if zero_grad:
             self.zero_grad()
 
     def step(self, closure: Callable[[], torch.Tensor] | None = None):
-        """One SAM update. ``closure`` runs forward + backward on the batch and returns the loss; it is
-        called twice, at w and at w + e(w), each time after the gradients were zeroed here (so it need
-        not zero them). Returns the closure's loss at w.
+        """Without ``closure``: :meth:`second_step` (after :meth:`first_step`; used by ``scaler.step``).
+        With ``closure`` (forward + backward on the batch, returning the loss): one whole SAM update, see
+        the class docstring (closure calls: 1 + ascent_steps, or 1 for the random perturbation; each
+        after the gradients were zeroed here). Returns the closure's loss at w (at w + e for the random
+        perturbation).
 
-        BatchNorm running statistics are updated by both closure calls here; use :func:`sam_update`
-        (or :func:`bn_frozen` inside the closure's second call) to keep the perturbed pass out of them."""
+        BatchNorm running statistics are updated by every closure call here; use :func:`sam_update`
+        (or :func:`bn_frozen` inside the closure's later calls) to keep the perturbed passes out of them."""
         if closure is None:
-            raise ConfigError("closure", "is needed by SAM.step (forward + backward, returning the loss); or "
-                              "call first_step() / second_step() yourself")
-        with torch.enable_grad():
-            self.zero_grad()
-            loss = closure()
-        self.first_step(zero_grad=True)
-        with torch.enable_grad():
-            closure()
-        self.second_step()
+            if not self._pending:
+                raise ConfigError("closure", "is needed by SAM.step (forward + backward, returning the loss) "
+                                  "unless first_step() was called; or call first_step() / second_step()")
+            return self._descent()
+        self._warn_davda54()
+        self.zero_grad()
+        if self.perturbation == "random":
+            self.first_step()
+            with torch.enable_grad():
+                loss = closure()
+        else:
+            with torch.enable_grad():
+                loss = closure()
+            for _ in range(self.ascent_steps):
+                self.first_step(zero_grad=True)
+                with torch.enable_grad():
+                    closure()
+        self._descent()
+        self.zero_grad()
         return loss
+
+    def _warn_davda54(self) -> None:
+        if self._warned:
+            return
+        grads = [p.grad for g in self.param_groups for p in g["params"] if p.grad is not None]
+        if grads and bool(torch.stack([gr.ne(0).any().to(grads[0].device) for gr in grads]).any()):
+            self._warned = True
+            warnings.warn("SAM.step(closure) found gradients already computed: it calls the closure itself at w "
+                          "and at w + e and discards them (davda54/sam's README pattern costs one extra forward + "
+                          "backward here). Either drop your own first backward, or call first_step()/second_step().",
+                          stacklevel=2)
 
     def _mark_stepped(self) -> None:
         # lr schedulers attached to this wrapper look for this flag (set by the wrapped ``step``) to
@@ -187,15 +401,40 @@ class SAM(torch.optim.Optimizer):
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
-        """The base optimizer's state dict (its param groups carry SAM's keys) under ``"base_optimizer"``."""
-        return {"base_optimizer": self.base_optimizer.state_dict(), "sam_eps": self.eps}
+        """``{"base_optimizer": <the base optimizer's state dict, its groups carrying SAM's keys>,
+        "sam": {eps, ascent_steps, perturbation, max_grad_norm, generator (its state or None)}}``."""
+        gen = None if self.generator is None else self.generator.get_state()
+        return {"base_optimizer": self.base_optimizer.state_dict(),
+                "sam": {"eps": self.eps, "ascent_steps": self.ascent_steps, "perturbation": self.perturbation,
+                        "max_grad_norm": self.max_grad_norm, "generator": gen}}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.base_optimizer.load_state_dict(state_dict["base_optimizer"])
-        # the base optimizer rebuilt its group dicts: share them again
-        self.param_groups = self.base_optimizer.param_groups
-        self.eps = float(state_dict.get("sam_eps", self.eps))
+        """Load :meth:`state_dict`'s output, or a plain base-optimizer state dict (``state`` and
+        ``param_groups``; SAM's options and group keys then keep their current values)."""
+        if "base_optimizer" in state_dict:
+            base_sd = state_dict["base_optimizer"]
+            own = state_dict.get("sam", {"eps": state_dict.get("sam_eps", self.eps)})
+        elif {"state", "param_groups"} <= set(state_dict):
+            base_sd, own = state_dict, {}
+        else:
+            raise ConfigError("state_dict", "must be SAM.state_dict() or a base optimizer's state dict",
+                              sorted(state_dict))
+        kept = [{k: g[k] for k in _GROUP_KEYS if k in g} for g in self.param_groups]
+        self.base_optimizer.load_state_dict(base_sd)
+        # the base optimizer rebuilt its group dicts and its state: share them again
+        self._share()
+        for g, keep in zip(self.param_groups, kept):
+            for k, v in keep.items():
+                g.setdefault(k, v)
+        self.eps = float(own.get("eps", self.eps))
+        self.ascent_steps, self.perturbation = check_sam_options(
+            own.get("ascent_steps", self.ascent_steps), own.get("perturbation", self.perturbation),
+            all(g["normalize"] for g in self.param_groups))
+        self.max_grad_norm = own.get("max_grad_norm", self.max_grad_norm)
+        if own.get("generator") is not None and self.generator is not None:
+            self.generator.set_state(own["generator"].cpu())
         self._old.clear()
+        self._pending = False
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.base_optimizer.zero_grad(set_to_none=set_to_none)
@@ -212,217 +451,4 @@ def _flatten_params(params) -> list:
     return out
 
 
-# ---------------------------------------------------------------------- BatchNorm
-_BN = nn.modules.batchnorm._BatchNorm
-
-
-def has_batchnorm(model: nn.Module) -> bool:
-    """Whether ``model`` has a BatchNorm layer that tracks running statistics."""
-    return any(isinstance(m, _BN) and m.track_running_stats for m in model.modules())
-
-
-@contextlib.contextmanager
-def bn_frozen(model: nn.Module):
-    """Inside the block, forward passes in train mode still normalize with batch statistics but leave
-    every BatchNorm's ``running_mean``, ``running_var`` and ``num_batches_tracked`` exactly as they were
-    (saved on entry, restored on exit: exact even with ``momentum=None`` or non-finite batch stats)."""
-    saved = []
-    for mod in model.modules():
-        if isinstance(mod, _BN) and mod.track_running_stats:
-            saved.append((mod, [None if t is None else t.detach().clone() for t in
-                                (mod.running_mean, mod.running_var, mod.num_batches_tracked)]))
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for mod, (rm, rv, nbt) in saved:
-                for cur, old in ((mod.running_mean, rm), (mod.running_var, rv), (mod.num_batches_tracked, nbt)):
-                    if cur is not None and old is not None:
-                        cur.copy_(old)
-
-
-# ---------------------------------------------------------------------- one update
-def _is_ddp(model) -> bool:
-    return isinstance(model, nn.parallel.DistributedDataParallel)
-
-
-def _params(opt: SAM) -> list[torch.Tensor]:
-    return [p for g in opt.param_groups for p in g["params"]]
-
-
-def _zero_grads(params) -> None:
-    # in place (keeps DDP's bucket views)
-    for p in params:
-        if p.grad is not None:
-            p.grad.zero_()
-
-
-@torch.no_grad()
-def _unscale_finite(params, inv_scale: float) -> bool:
-    """Multiply the gradients by ``inv_scale``; return whether all are finite."""
-    flags = []
-    for p in params:
-        if p.grad is not None:
-            if inv_scale != 1.0:
-                p.grad.mul_(inv_scale)
-            flags.append(torch.isfinite(p.grad).all().to(params[0].device))
-    return bool(torch.stack(flags).all()) if flags else True
-
-
-def sam_update(model: nn.Module, optimizer: SAM, loss_fn: Callable, x: torch.Tensor, y: torch.Tensor, *,
-               m: int | None = None, ascent_x: torch.Tensor | None = None,
-               ascent_y: torch.Tensor | None = None, scaler=None, autocast_dtype: torch.dtype | None = None
-               ) -> float:
-    """One SAM update of ``model`` on the batch (x, y); returns the loss at w (see below).
-
-    With b = len(x) and ``loss_fn(model(x), y)`` the *mean* loss of a batch:
-
-    * m-SAM (eq. 5.4 per chunk; ``m`` divides b, default m = b): the batch is split into b/m
-      consecutive chunks G; for each, the ascent uses G's own gradient g_G = ∇L_G(w) and the descent
-      gradient of G is taken at its own point w + e_G(w); the base step uses their average
-      (1/(b/m)) Σ_G ∇L_G(w + e_G(w)) = (1/b) Σ_G Σ_{i∈G} ∇ℓᵢ(w + e_G(w)). m = 1 is 1-SAM and m = b
-      is plain (n-)SAM. Returned loss: the mean of the chunk losses at w (= L_batch(w)).
-    * independent ascent batch (eq. 5.21; ``ascent_x``, ``ascent_y`` given, m must be None or b): e from
-      ∇L_A(w) on (ascent_x, ascent_y), descent ∇L_D(w + e) on (x, y). Returned loss: L_A(w).
-
-    BatchNorm: running statistics are updated only by forward passes at the unperturbed w; every pass
-    at w + e runs under :func:`bn_frozen`. With one chunk (m = b, or eq. 5.21) that is the clean
-    forward of the ascent batch (the batch itself for SAM), so the statistics end exactly as after
-    one plain forward of that batch. With several chunks all passes are frozen and one extra no-grad
-    forward of the whole clean batch at w updates them (only if the model has BatchNorm), so m-SAM
-    also ends with the statistics of one plain forward of the batch.
-
-    AMP: with a ``torch.amp.GradScaler`` the forwards run under ``torch.autocast`` when the scaler is
-    enabled (``autocast_dtype``, default float16 on cuda and bfloat16 on cpu) and the losses are
-    scaled; the ascent gradients are unscaled before their norm is taken, and a non-finite ascent
-    gradient skips the whole update (weights and optimizer state unchanged, the scale is backed off
-    as ``scaler.update()`` would do). The descent goes through ``scaler.unscale_`` / ``scaler.step``
-    (skipped on inf) / ``scaler.update`` on the base optimizer.
-
-    DDP: if ``model`` is a ``DistributedDataParallel``, every ascent backward runs under
-    ``model.no_sync()``: each replica ascends with its own local gradient (per-replica m-sharpness, as
-    in the original SAM implementations; ‖g‖ is the local norm). Descent backwards of all chunks but
-    the last accumulate under ``no_sync``; the last one all-reduces the accumulated descent gradient.
-    """
-    b, m, independent = _check_update_args(optimizer, x, m, ascent_x, ascent_y)
-    u = _Update(model, optimizer, loss_fn, scaler, autocast_dtype, x.device.type)
-    optimizer.zero_grad()
-    if independent or m == b:
-        xa, ya = (ascent_x, ascent_y) if independent else (x, y)
-        clean_loss, finite = _single_ascent(u, x, y, xa, ya)
-    else:
-        clean_loss, finite = _chunked_ascents(u, x, y, m)
-    if not finite:
-        return u.skip(clean_loss)
-    optimizer.restore()
-    if not independent and m < b and has_batchnorm(model):
-        with torch.no_grad(), u.autocast():
-            model(x)
-    u.base_step()
-    return float(clean_loss)
-
-
-def _check_update_args(optimizer, x, m, ascent_x, ascent_y) -> tuple[int, int, bool]:
-    if not isinstance(optimizer, SAM):
-        raise TypeError(f"sam_update needs a SAM optimizer, got {type(optimizer).__name__}")
-    b = int(x.shape[0])
-    independent = ascent_x is not None or ascent_y is not None
-    if independent and (ascent_x is None or ascent_y is None):
-        raise ConfigError("ascent_x", "and ascent_y must be given together (eq. 5.21)")
-    m = b if m is None else int(m)
-    if not 1 <= m <= b or b % m:
-        raise ConfigError("m", f"must be an integer in [1, {b}] dividing the batch size {b}", m)
-    if independent and m != b:
-        raise ConfigError("m", "must be the batch size with an independent ascent batch (eq. 5.21): m-SAM chunks "
-                               "and eq. 5.21 exclude each other", m)
-    return b, m, independent
-
-
-class _Update:
-    """The passes of one :func:`sam_update`: forward/backward with BatchNorm frozen or not, DDP gradient
-    sync or not, under autocast and loss scaling when AMP is on; the ascent's finiteness check; the
-    skipped update; the base step."""
-
-    def __init__(self, model, optimizer: SAM, loss_fn, scaler, autocast_dtype, dev_type: str):
-        self.model, self.optimizer, self.loss_fn, self.scaler = model, optimizer, loss_fn, scaler
-        self.params = _params(optimizer)
-        self.amp = scaler is not None and scaler.is_enabled()
-        dt = autocast_dtype or (torch.float16 if dev_type == "cuda" else torch.bfloat16)
-        self.autocast = ((lambda: torch.autocast(device_type=dev_type, dtype=dt)) if self.amp
-                         else contextlib.nullcontext)
-        self.no_sync = model.no_sync if _is_ddp(model) else contextlib.nullcontext
-
-    def forward_backward(self, xb, yb, *, frozen: bool, sync: bool) -> torch.Tensor:
-        # DDP decides in the forward whether the backward all-reduces: no_sync wraps both
-        with (bn_frozen(self.model) if frozen else contextlib.nullcontext()), \
-                (contextlib.nullcontext() if sync else self.no_sync()):
-            with self.autocast():
-                loss = self.loss_fn(self.model(xb), yb)
-            (loss if self.scaler is None else self.scaler.scale(loss)).backward()
-        return loss.detach()
-
-    def ascent(self, xb, yb, *, frozen: bool) -> tuple[torch.Tensor, bool]:
-        """The ascent pass: (loss, whether the unscaled gradients are finite)."""
-        loss = self.forward_backward(xb, yb, frozen=frozen, sync=False)
-        if self.scaler is None:
-            return loss, True
-        inv = 1.0 / float(self.scaler.get_scale()) if self.amp else 1.0
-        return loss, _unscale_finite(self.params, inv)
-
-    def skip(self, loss) -> float:
-        """Non-finite ascent gradient: nothing moves; back the scale off like scaler.update() would."""
-        self.optimizer.zero_grad()
-        if self.amp:
-            self.scaler.update(float(self.scaler.get_scale()) * self.scaler.get_backoff_factor())
-        return float(loss)
-
-    def base_step(self) -> None:
-        base = self.optimizer.base_optimizer
-        if self.scaler is not None:
-            self.scaler.unscale_(base)
-            self.scaler.step(base)
-            self.scaler.update()
-        else:
-            base.step()
-        self.optimizer._mark_stepped()
-
-
-def _single_ascent(u: _Update, x, y, xa, ya) -> tuple[torch.Tensor, bool]:
-    """SAM (one chunk) or eq. 5.21: ascend on (xa, ya) at w, then the descent gradient of (x, y) at w + e.
-    Returns (L_A(w), finite)."""
-    loss, finite = u.ascent(xa, ya, frozen=False)
-    if finite:
-        u.optimizer.first_step(zero_grad=True)
-        u.forward_backward(x, y, frozen=True, sync=True)
-    return loss, finite
-
-
-def _chunked_ascents(u: _Update, x, y, m: int) -> tuple[torch.Tensor, bool]:
-    """m-SAM: each chunk ascends with its own gradient and adds its descent gradient at its own point;
-    the sum is averaged over the b/m chunks. Returns (mean chunk loss at w, finite)."""
-    params, k = u.params, x.shape[0] // m
-    acc: list | None = None     # descent-gradient sums of the chunks done so far
-    losses = []
-    for c in range(k):
-        xc, yc = x[c * m:(c + 1) * m], y[c * m:(c + 1) * m]
-        if c > 0:
-            acc = [None if p.grad is None else p.grad.detach().clone() for p in params]
-        _zero_grads(params)
-        loss_c, finite = u.ascent(xc, yc, frozen=True)
-        losses.append(loss_c)
-        if not finite:   # w is clean here: restored after the previous chunk
-            return torch.stack(losses).mean(), False
-        u.optimizer.first_step(zero_grad=False)
-        with torch.no_grad():   # the previous chunks' descent sums back, then this chunk's on top
-            for i, p in enumerate(params):
-                if p.grad is not None:
-                    a = None if acc is None else acc[i]
-                    p.grad.zero_() if a is None else p.grad.copy_(a)
-        u.forward_backward(xc, yc, frozen=True, sync=(c == k - 1))
-        if c < k - 1:
-            u.optimizer.restore()
-    with torch.no_grad():
-        for p in params:
-            if p.grad is not None:
-                p.grad.div_(k)
-    return torch.stack(losses).mean(), True
+from .sam_update import sam_update  # noqa: E402  (sam_update imports SAM from here)

@@ -39,7 +39,7 @@ from typing import Callable, Iterable, Sequence
 from .._io import atomic_write, to_jsonable, write_json
 from ..errors import ConfigError, RunError, check_int
 
-__all__ = ["SweepPoint", "parse_grid", "expand", "run_point", "run_sweep"]
+__all__ = ["SweepPoint", "parse_grid", "expand", "run_point", "run_sweep", "visible_gpus"]
 
 
 @dataclass(frozen=True)
@@ -132,10 +132,43 @@ class SweepReport:
         return sum(1 for p in self.points if p.get("returncode") != 0)
 
 
-def _local_map(fn: Callable[[SweepPoint], dict], points: list[SweepPoint], workers: int):
-    # threads suffice: each thread just waits on its subprocess
+def visible_gpus() -> list[str]:
+    """The GPUs local workers can be given: the entries of ``CUDA_VISIBLE_DEVICES`` when it is set, else
+    ``0 .. n−1`` with n from torch when it is installed (imported here only), else none."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g.strip() for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    try:
+        import torch
+    except ImportError:
+        return []
+    return [str(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+
+
+def _local_map(fn: Callable[..., dict], points: list[SweepPoint], workers: int, gpus: Sequence[str] = ()):
+    """Run ``fn`` over ``points`` on ``workers`` threads (each just waits on its subprocess). With two or
+    more ``gpus``, a point runs with ``CUDA_VISIBLE_DEVICES`` set to one GPU that no other running point
+    holds while there are at least as many GPUs as workers (else the GPUs are shared round-robin), so that
+    several local workers do not all land on the first GPU."""
+    import queue
+
+    slots = None
+    if len(gpus) >= 2 and workers >= 2:
+        slots = queue.Queue()
+        for i in range(workers):
+            slots.put(gpus[i % len(gpus)])
+
+    def task(p):
+        if slots is None:
+            return fn(p)
+        gpu = slots.get()
+        try:
+            return {**fn(p, env={"CUDA_VISIBLE_DEVICES": gpu}), "gpu": gpu}
+        finally:
+            slots.put(gpu)
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(fn, p) for p in points]
+        futures = [pool.submit(task, p) for p in points]
         for fut in as_completed(futures):
             yield fut.result()
 
@@ -170,7 +203,7 @@ def _dask_map(fn: Callable[[SweepPoint], dict], points: list[SweepPoint], addres
 
 def run_sweep(points: list[SweepPoint], *, out: str | os.PathLike | None = None, cluster: str | None = None,
               workers: int = 1, timeout: float | None = None, on_result: Callable[[dict], None] | None = None,
-              runner: Callable[[SweepPoint], dict] = run_point) -> SweepReport:
+              runner: Callable[..., dict] = run_point, gpus: Sequence[str] | str | None = "auto") -> SweepReport:
     """Run ``points`` (skipping those already finished in ``out``) and collect their results.
 
     Parameters
@@ -180,6 +213,8 @@ def run_sweep(points: list[SweepPoint], *, out: str | os.PathLike | None = None,
     cluster : None (local), a Dask scheduler address, or ``"local-dask"``
     workers : concurrent points (local) or LocalCluster workers (``"local-dask"``)
     timeout : seconds per point (None: no limit)
+    gpus : local executor only: GPU ids handed out to the workers, one per running point
+        (:func:`_local_map`); ``"auto"`` = :func:`visible_gpus` when ``workers`` ≥ 2, None or ``()``: none
     """
     check_int("workers", workers, 1)
     report = SweepReport(executor="local" if cluster is None else f"dask:{cluster}")
@@ -198,10 +233,13 @@ def run_sweep(points: list[SweepPoint], *, out: str | os.PathLike | None = None,
                 continue
         todo.append(p)
 
-    def fn(p):
-        return runner(p) if timeout is None else runner(p, timeout=timeout)
+    def fn(p, **kw):
+        return runner(p, **kw) if timeout is None else runner(p, timeout=timeout, **kw)
 
-    results = _local_map(fn, todo, workers) if cluster is None else _dask_map(fn, todo, cluster, workers)
+    if gpus == "auto":
+        gpus = visible_gpus() if (cluster is None and workers >= 2) else ()
+    results = (_local_map(fn, todo, workers, tuple(gpus or ())) if cluster is None
+               else _dask_map(fn, todo, cluster, workers))
     for res in results:
         res = to_jsonable(res)
         if pdir is not None:

@@ -22,7 +22,7 @@ from ..optional import missing_modules
 from ..errors import ConfigError, RunError
 from ..rng import SEED_MAX
 
-__all__ = ["COMMAND", "add_arguments", "summarize"]
+__all__ = ["COMMAND", "add_arguments", "summarize", "add_gpus", "gpu_list"]
 
 _CLUSTER = r"local-dask|[a-z]+://\S+|[A-Za-z0-9_.-]+:[0-9]+"
 
@@ -42,6 +42,7 @@ def add_arguments(p) -> None:
                    default=None, help="Dask scheduler address (tcp://host:8786), or local-dask for a throw-away "
                                       "LocalCluster; default: run locally")
     p.add_argument("--workers", type=Int(1, 1024), default=1, help="points run at once (default 1)")
+    add_gpus(p)
     p.add_argument("--timeout", type=Num(0, 10 ** 7, lo_open=True), default=None,
                    help="seconds per point, at most 1e7 (default: no limit)")
     p.add_argument("--metric", type=Text(r"[\w.-]+", "a dotted key of the runs' JSON, e.g. final.pgd_acc"),
@@ -49,6 +50,17 @@ def add_arguments(p) -> None:
     p.add_argument("--dry-run", action="store_true", help="list the points' command lines and exit (honours --json)")
     p.add_argument("base", nargs="*", metavar="BASE", type=Text(r"(?s).+", "a non-empty argument"),
                    help="after --: the base command line of python -m MODULE")
+
+
+def add_gpus(p) -> None:
+    p.add_argument("--gpus", type=Text(r"auto|none|\d+(,\d+)*", "auto, none or GPU ids such as 0,1,2"), default="auto",
+                   help="local workers: one GPU per running point, from these ids (auto: CUDA_VISIBLE_DEVICES or "
+                        "all GPUs torch sees, when --workers >= 2; none: leave CUDA_VISIBLE_DEVICES alone)")
+
+
+def gpu_list(text: str):
+    """The ``--gpus`` value as :func:`toymodels.torch.sweep.run_sweep`'s ``gpus``."""
+    return "auto" if text == "auto" else (() if text == "none" else tuple(text.split(",")))
 
 
 def _get(obj, dotted: str):
@@ -126,7 +138,7 @@ def run(a, session) -> Result:
 
     points, grid, seeds = _points(a)
     config = {"module": a.module, "base_args": list(a.base), "grid": grid, "seeds": seeds, "cluster": a.cluster,
-              "workers": a.workers, "timeout": a.timeout, "metric": a.metric, "dry_run": a.dry_run}
+              "workers": a.workers, "gpus": a.gpus, "timeout": a.timeout, "metric": a.metric, "dry_run": a.dry_run}
     if a.dry_run:
         payload = {"dry_run": True, "n_points": len(points),
                    "points": [{**p.describe(), "key": p.key, "argv": ["python", *p.argv()[1:]]} for p in points]}
@@ -134,7 +146,7 @@ def run(a, session) -> Result:
     t0 = time.perf_counter()
     with session.progress(len(points), desc="sweep", unit="run") as bar:
         report = run_sweep(points, out=session.out, cluster=a.cluster, workers=a.workers, timeout=a.timeout,
-                           on_result=lambda r: bar.update(1))
+                           on_result=lambda r: bar.update(1), gpus=gpu_list(a.gpus))
         bar.update(report.skipped)
     payload = {"dry_run": False, "executor": report.executor, "n_points": len(points), "n_skipped": report.skipped,
                "n_failed": report.n_failed, "runtime_s": time.perf_counter() - t0, "points": report.points}

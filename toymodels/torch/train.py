@@ -8,7 +8,9 @@ Objective per minibatch B (mean cross-entropy ℓ of the logits of x ∈ [0, 1])
   :func:`toymodels.torch.attacks.gradalign`; ``grad_align`` > 0 is the same), or GradAlign-FD, ELLE,
   the input-gradient-norm penalty or CURE of :mod:`toymodels.torch.regularizers`; ``free``
   replays each minibatch ``free_replays`` times with a persistent δ (Free-AT).
-* ``sam``: the SAM / m-SAM update of :func:`toymodels.torch.sam.sam_update` (ρ, m, normalized or not).
+* ``sam``: the SAM / m-SAM update of :func:`toymodels.torch.sam.sam_update` (ρ, m, normalized or not,
+  ``sam_steps`` ascent steps or ``sam_perturbation="random"``; ``sam_ascent_batch="other"``: n-SAM, the
+  ascent on another batch drawn by :func:`other_batch`, eq. 5.21); ``train_acc`` from the first pass's logits.
 * ``sgd``: plain (1/|B|) Σ ℓ(xₙ, yₙ).
 
 Learning rate per iteration t of T = epochs · steps_per_epoch: ``cyclic`` (Wong et al.: 0 → lr at
@@ -25,6 +27,18 @@ test points with fixed noise): ``train_loss``/``train_acc`` (on the inputs train
 :func:`toymodels.cnn.train.detect_co` of the AT history; ``final`` repeats the evaluation with
 PGD-``final_pgd_steps``-``final_restarts`` on ``final_n`` points. A NaN/inf training loss stops the run:
 ``diverged`` and ``diverged_at`` = {epoch, step, loss}.
+
+Deep-net settings (thesis Ch. 5): ``label_noise`` p replaces ⌊pN⌋ training labels by other classes
+(:func:`toymodels.torch.data.add_label_noise`); ``early_stop_n`` images are split off the training set
+(:func:`toymodels.torch.data.heldout_split`) and every epoch's record gets ``heldout_acc`` (PGD accuracy
+for ``at``, clean accuracy otherwise); with ``early_stop`` the model of the best epoch (earliest on ties)
+is kept (also in the checkpoint) and the result adds ``best_epoch``, ``best_heldout_acc`` and
+``final_best`` (the final evaluation of that model) beside ``final`` (the last model). With label noise
+every record gets ``noisy_fit``, the fraction of (the first ≤ 1024) relabelled training points predicted
+with their noisy label.
+``switch_at``/``switch_to`` switch SAM → ERM (task sam) or ERM → SAM (task sgd) from epoch
+``switch_at`` on (:func:`phase_of`); the optimizer is the SAM wrapper throughout and ERM steps use its
+base optimizer, so momentum carries over the switch, and a resume continues the same phases.
 
 Checkpoints (``out`` set): ``<out>/checkpoint.pt`` every ``checkpoint_every`` epochs, written through
 :func:`toymodels._io.atomic_write` (a temporary file in ``out``, renamed into place; removed on any
@@ -48,6 +62,9 @@ cuda backward; ``deterministic=False`` lets cuDNN autotune (faster, not bitwise 
 
 AMP (``amp=True``): the training forward passes run under float16 autocast with a GradScaler on cuda
 (bfloat16 autocast, no scaler, on cpu); the attacks, GradAlign and the evaluation run in full precision.
+Speed options (:mod:`toymodels.torch.speed`): ``bf16`` (the whole training step — attack and regularizer
+included — under bfloat16 autocast, no scaler, cuda and cpu), ``channels_last``, ``data_on_device``
+(each epoch's batches built on the device at once, bitwise the same batches) and ``compile``.
 
 DDP: under ``torchrun`` (any number of processes) the process group is initialised (gloo on cpu, nccl on
 cuda), each epoch's permutation is split DistributedSampler-style across ranks, each rank uses
@@ -78,12 +95,15 @@ from ..rng import child_seed
 from . import attacks, regularizers
 from .config import (ATTACKS, CHECKPOINT, REGS, RESUMABLE, SCHEDULES, TASKS, TrainConfig, default_reg_lambda,
                      fit_to_data, resolve)
-from .data import channel_stats, load
+from .data import channel_stats, noisy_count, prepare
+from .cpu_memory import keep_freed_memory
 from .device import device_name, resolve_device, seed_everything, torch_generator
 from .models import build_model
+from .speed import bf16_autocast, compile_failure, compile_module, epoch_batches, is_compile_error, prepare_model, \
+    step_autocast
 
-__all__ = ["TrainConfig", "run", "resolve", "lr_schedule", "at_step", "TASKS", "ATTACKS", "REGS", "SCHEDULES",
-           "CHECKPOINT"]
+__all__ = ["TrainConfig", "run", "resolve", "lr_schedule", "at_step", "phase_of", "best_epoch", "TASKS", "ATTACKS",
+           "REGS", "SCHEDULES", "CHECKPOINT"]
 
 
 def lr_schedule(cfg: TrainConfig, steps_per_epoch: int) -> np.ndarray:
@@ -207,11 +227,13 @@ def _sharp_loss_sum(net, x, y, rho, m, normalize) -> float:
         norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads)) if normalize else 1.0
         scale = float(rho / norm) if (not normalize or float(norm) > 0) else 0.0
         with torch.no_grad():
+            # restore w exactly (w + e − e is not w in floating point: the evaluation must not move training)
+            saved = [p.detach().clone() for p in params]
             for p, g in zip(params, grads):
                 p.add_(g, alpha=scale)
             total += float(F.cross_entropy(net(xb), yb, reduction="sum"))
-            for p, g in zip(params, grads):
-                p.sub_(g, alpha=scale)
+            for p, w in zip(params, saved):
+                p.copy_(w)
     return total
 
 
@@ -321,14 +343,17 @@ def at_step(cfg: TrainConfig, model, net, x, y, gen: torch.Generator, backward_s
         # these attacks draw nothing: GradAlign's η can be drawn first (same draws), so that its
         # host-to-device copy waits for an idle GPU rather than stalling it in the middle of the step
         noise = attacks.uniform_noise(x.shape, cfg.eps, gen, x)
-    xa, g_clean = _attack_input(cfg, net, x, y, gen)
+    full = step_autocast(getattr(cfg, "bf16", False), amp_ctx)     # bf16: the attack and R in bfloat16 too
+    with full():
+        xa, g_clean = _attack_input(cfg, net, x, y, gen)
     reg_off = None
     if reg_name == "elle-a" and lam == 0:
-        with torch.no_grad():
+        with torch.no_grad(), full():
             reg_off = _regularizer(cfg, reg_name, net, x, y, gen, None, None)
         reg = None
     else:
-        reg = _regularizer(cfg, reg_name, net, x, y, gen, noise, g_clean)
+        with full():
+            reg = _regularizer(cfg, reg_name, net, x, y, gen, noise, g_clean)
     with amp_ctx():
         out = model(xa)
         loss = F.cross_entropy(out.float() if out.dtype in (torch.float16, torch.bfloat16) else out, y)
@@ -379,6 +404,8 @@ class _Run:
     lrs: np.ndarray
     ev_idx: torch.Tensor
     sparsity_x: torch.Tensor | None
+    hold: tuple | None = None       # held-out (x, y) of early stopping, on the device
+    noisy_idx: torch.Tensor | None = None   # label noise: positions of (at most 1024) relabelled training points
 
     @property
     def ckpt_path(self) -> str | None:
@@ -407,6 +434,7 @@ class _State:
     free_delta: torch.Tensor | None = None
     diverged_at: dict | None = None
     sched: ElleA | None = None
+    best: dict | None = None        # early stopping: {"epoch", "acc", "model_state"} of the best epoch
 
 
 def _device(cfg: TrainConfig, D: _Dist) -> torch.device:
@@ -423,35 +451,46 @@ def _optimizer(cfg: TrainConfig, net, device):
         base_cls, base_kw = torch.optim.SGD, dict(base_kw, momentum=cfg.momentum)
     else:
         base_cls = torch.optim.Adam
-    if cfg.task == "sam":
+    if cfg.task == "sam" or cfg.switch_to == "sam":      # ERM -> SAM: the SAM wrapper from the start
         from .sam import SAM
 
-        opt = SAM(net.parameters(), base_cls, rho=cfg.rho, normalize=cfg.sam_normalize, **base_kw)
+        opt = SAM(net.parameters(), base_cls, rho=cfg.rho, normalize=cfg.sam_normalize, ascent_steps=cfg.sam_steps,
+                  perturbation=cfg.sam_perturbation, **base_kw)
     else:
         opt = base_cls(net.parameters(), **base_kw)
     amp_on = bool(cfg.amp) and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp_on)
     amp_ctx = (lambda: torch.autocast("cuda", dtype=torch.float16)) if amp_on else \
         (lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(cfg.amp)))
+    if cfg.bf16:                                  # bfloat16 on every device, no scaler (toymodels.torch.speed)
+        amp_ctx = bf16_autocast(device)
     return opt, scaler, amp_on, amp_ctx
 
 
 def _setup(cfg: TrainConfig, D: _Dist) -> _Run:
     """Device, data, model (the same initial weights on every rank), optimizer, batches and schedule."""
     device = _device(cfg, D)
+    if device.type == "cpu":
+        keep_freed_memory()             # large activations: no fresh mmap + page faults per tensor (cpu_memory)
     dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
-    xtr, ytr, xte, yte, K = load(cfg.dataset, cfg.data_dir, cfg.n_train, cfg.n_test, seed=cfg.seed)
+    d = prepare(cfg.dataset, cfg.data_dir, cfg.n_train, cfg.n_test, seed=cfg.seed, label_noise=cfg.label_noise,
+                heldout=cfg.early_stop_n)
+    xtr, ytr, xte, yte, K = d["x_train"], d["y_train"], d["x_test"], d["y_test"], d["num_classes"]
     cfg = fit_to_data(cfg, len(ytr), len(yte))
     C, H = xtr.shape[1], xtr.shape[2]
     norm = None if cfg.model == "cnn" else channel_stats(cfg.dataset, xtr)
     data = (xtr.to(device, dtype), ytr.to(device), xte.to(device, dtype), yte.to(device))
     seed_everything(cfg.seed)
-    net = build_model(cfg.model, K, C, H, normalize=norm, filters=cfg.filters, dtype=dtype).to(device)
+    net = build_model(cfg.model, K, C, H, normalize=norm, filters=cfg.filters, width=cfg.width,
+                      dtype=dtype).to(device)
+    prepare_model(net, channels_last=cfg.channels_last)
     model = net
     if D.on:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         model = DDP(net, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:                               # the training loss's module; attacks use the eager net
+        model = compile_module(model)
     opt, scaler, amp_on, amp_ctx = _optimizer(cfg, net, device)
     per_rank, N = cfg.batch_size // D.world, len(ytr)
     shard_len = math.ceil(N / D.world)
@@ -460,7 +499,9 @@ def _setup(cfg: TrainConfig, D: _Dist) -> _Run:
                 gen=torch_generator(cfg.seed, "attack-noise", D.rank), spe=spe, bs=min(per_rank, shard_len),
                 shard_len=shard_len, lrs=lr_schedule(cfg, spe),
                 ev_idx=torch.arange(max(cfg.eval_n, cfg.final_n), device=device),
-                sparsity_x=data[0][:cfg.sparsity_n] if cfg.task == "sgd" else None)
+                sparsity_x=data[0][:cfg.sparsity_n] if cfg.task == "sgd" else None,
+                hold=(d["x_hold"].to(device, dtype), d["y_hold"].to(device)) if cfg.early_stop_n else None,
+                noisy_idx=torch.nonzero(d["noisy"]).flatten()[:1024].to(device) if cfg.label_noise > 0 else None)
 
 
 def _resume(r: _Run, path: str) -> _State:
@@ -485,6 +526,7 @@ def _resume(r: _Run, path: str) -> _State:
     st = _State(ck["history"], ck["epoch"] + 1, None if delta is None else delta.to(r.device), sched=_sched(r.cfg))
     if st.sched is not None:
         st.sched.load_state_dict(ck["elle_a"])
+    st.best = ck.get("best")
     return st
 
 
@@ -497,6 +539,8 @@ def _start(r: _Run) -> _State:
     if r.cfg.resume != "no" and os.path.exists(path):
         return _resume(r, path)
     rec = r.evaluate(r.cfg.eval_n, r.cfg.eval_pgd_steps, 1)
+    if r.noisy_idx is not None and len(r.noisy_idx):
+        rec["noisy_fit"] = _noisy_fit(r)
     return _State([{"epoch": 0, "train_loss": None, "train_acc": None, **rec}], sched=_sched(r.cfg))
 
 
@@ -511,8 +555,14 @@ def _step(r: _Run, st: _State, x, y) -> tuple[float, float]:
     if cfg.task == "sam":
         from .sam import sam_update
 
-        loss = sam_update(r.model, r.opt, F.cross_entropy, x, y, m=cfg.m, scaler=r.scaler if r.amp_on else None)
-        return loss, float("nan")
+        # cpu --amp: bfloat16 autocast, no scaler; the random perturbation draws from this rank's
+        # checkpointed generator; the accuracy is that of the first pass's logits (n-SAM: the ascent batch's)
+        xa, ya = other_batch(r, len(y)) if cfg.sam_ascent_batch == "other" else (None, None)
+        loss, logits = sam_update(r.model, r.opt, F.cross_entropy, x, y, m=cfg.m, ascent_x=xa, ascent_y=ya,
+                                  scaler=r.scaler if r.amp_on else None,
+                                  autocast_dtype=torch.bfloat16 if (cfg.amp and not r.amp_on) or cfg.bf16 else None,
+                                  generator=r.gen, return_logits=True)
+        return loss, float((logits.argmax(1) == (y if ya is None else ya)).float().mean())
     if cfg.attack == "free":
         if st.free_delta is None or st.free_delta.shape != x.shape:
             st.free_delta = torch.zeros_like(x)
@@ -522,6 +572,25 @@ def _step(r: _Run, st: _State, x, y) -> tuple[float, float]:
         return loss, acc
     reduce = (lambda v: r.D.sum([v], r.device)[0] / r.D.world) if r.D.on else None
     return at_step(cfg, r.model, r.net, x, y, r.gen, r.backward_step, r.amp_ctx, sched=st.sched, reduce=reduce)
+
+
+def other_batch(r: _Run, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ascent batch of n-SAM (``sam_ascent_batch="other"``, thesis Sec. 5.11: eq. 5.21 with the
+    ascent on a batch J_t other than the descent batch I_t): ``n`` training examples drawn uniformly
+    without replacement (``torch.randperm(N)[:n]``) by this rank's checkpointed generator ``r.gen``, so
+    a resumed run draws the same ones; with ``augment`` cropped and flipped by ``r.gen`` too. J_t is
+    independent of I_t (it may share examples with it). Under DDP each rank draws its own from the whole
+    training set."""
+    xtr, ytr = r.data[0], r.data[1]
+    idx = torch.randperm(len(ytr), generator=r.gen)[:n].to(r.device)
+    x = xtr[idx]
+    if r.cfg.augment:
+        from .augment import random_crop_flip
+
+        x = random_crop_flip(x, r.gen)
+    if getattr(r.cfg, "channels_last", False) and x.dim() == 4:     # as the descent batches
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, ytr[idx]
 
 
 def _epoch(r: _Run, st: _State, epoch: int, bar) -> tuple[float, float] | None:
@@ -535,16 +604,15 @@ def _epoch(r: _Run, st: _State, epoch: int, bar) -> tuple[float, float] | None:
     # crops and flips from their own stream, restarted each epoch: a resumed run draws the same ones
     # (under DDP every rank draws the same offsets, for its own images)
     aug = torch_generator(r.cfg.seed, "augment", epoch) if r.cfg.augment else None
-    if aug is not None:
-        from .augment import random_crop_flip
     tot_loss = tot_acc = 0.0
-    for i in range(r.spe):
+    # the same batches with or without data_on_device (built at once on the device, or step by step)
+    batches = epoch_batches(xtr, ytr, perm, r.spe, r.bs, aug, on_device=r.cfg.data_on_device,
+                            channels_last=r.cfg.channels_last)
+    for i, (xb, yb) in enumerate(batches):
         step = (epoch - 1) * r.spe + i
         for g in r.opt.param_groups:
             g["lr"] = float(r.lrs[step])
-        idx = perm[i * r.bs:(i + 1) * r.bs]
-        xb = xtr[idx] if aug is None else random_crop_flip(xtr[idx], aug)
-        loss, acc = _step(r, st, xb, ytr[idx])
+        loss, acc = _switched_step(r, st, xb, yb, epoch)
         bad = 0.0 if math.isfinite(loss) else 1.0
         if D.on:
             bad = D.sum([bad], r.device)[0]
@@ -554,6 +622,117 @@ def _epoch(r: _Run, st: _State, epoch: int, bar) -> tuple[float, float] | None:
         tot_loss, tot_acc = tot_loss + loss, tot_acc + acc
         bar.update(1)
     return tot_loss / r.spe, tot_acc / r.spe
+
+
+# ------------------------------------------------------------------------------------------------
+# deep-net settings of thesis Ch. 5 (issue 16): ERM <-> SAM switching, early stopping
+# ------------------------------------------------------------------------------------------------
+def phase_of(cfg: TrainConfig, epoch: int) -> str:
+    """The method of ``epoch``: ``"sam"`` or ``"erm"`` (tasks sam / sgd) until ``switch_at`` − 1, then
+    ``switch_to``; ``"at"`` for adversarial training. Depends only on the epoch (resume-safe)."""
+    first = {"sam": "sam", "sgd": "erm"}.get(cfg.task, cfg.task)
+    return first if cfg.switch_at is None or epoch < cfg.switch_at else cfg.switch_to
+
+
+def _erm_step(r: _Run, x, y) -> tuple[float, float]:
+    """One plain ERM step (mean cross-entropy) with the base optimizer of the SAM wrapper."""
+    base = getattr(r.opt, "base_optimizer", r.opt)
+    base.zero_grad(set_to_none=True)
+    with r.amp_ctx():
+        out = r.model(x)
+        loss = F.cross_entropy(out.float() if out.dtype in (torch.float16, torch.bfloat16) else out, y)
+    r.scaler.scale(loss).backward()
+    r.scaler.step(base)
+    r.scaler.update()
+    return float(loss.detach()), float((out.detach().argmax(1) == y).float().mean())
+
+
+def _switched_step(r: _Run, st: _State, x, y, epoch: int) -> tuple[float, float]:
+    """``_step`` without a switch; with ``switch_to``, the step of :func:`phase_of` ``(epoch)``."""
+    if r.cfg.switch_to is None:
+        return _step(r, st, x, y)
+    if phase_of(r.cfg, epoch) == "erm":
+        return _erm_step(r, x, y)
+    if r.cfg.task == "sam":
+        return _step(r, st, x, y)
+    # ERM -> SAM: exactly train-sam's step (the same SAM options of the config)
+    import dataclasses
+
+    return _step(dataclasses.replace(r, cfg=dataclasses.replace(r.cfg, task="sam")), st, x, y)
+
+
+def best_epoch(values) -> tuple[int, float]:
+    """``(epoch, value)`` of the largest value among ``(epoch, value)`` pairs; the earliest epoch on ties
+    (the rule :func:`run` applies epoch by epoch for ``early_stop``)."""
+    best = None
+    for e, v in values:
+        if best is None or v > best[1]:
+            best = (int(e), float(v))
+    return best
+
+
+def _heldout_acc(r: _Run) -> float:
+    """Accuracy on the held-out split: under PGD-``eval_pgd_steps`` (α = ε/4, one random start from the
+    fixed stream ``(seed, "heldout-noise")``) for task ``at`` (Rice et al. 2020), clean otherwise. The
+    held-out set is replicated: every rank computes the same number."""
+    x, y = r.hold
+    r.net.eval()
+    g = torch_generator(r.cfg.seed, "heldout-noise")
+    correct = 0.0
+    for i in range(0, len(y), 500):
+        xb, yb = x[i:i + 500], y[i:i + 500]
+        if r.cfg.task == "at":
+            starts = attacks.uniform_noise((1,) + tuple(xb.shape), r.cfg.eps, g, xb)
+            xb = xb + attacks.pgd(r.net, xb, yb, r.cfg.eps, r.cfg.eps / 4, r.cfg.eval_pgd_steps, 1, noise=starts)
+        with torch.no_grad():
+            correct += float((r.net(xb).argmax(1) == yb).sum())
+    return correct / len(y)
+
+
+@torch.no_grad()
+def _noisy_fit(r: _Run) -> float:
+    """Label noise: the fraction of the (first ≤ 1024) relabelled training points the model predicts with
+    their *noisy* label (eval mode, no augmentation) — how far it has fitted the noise (thesis Fig. 5.12)."""
+    r.net.eval()
+    x, y = r.data[0][r.noisy_idx], r.data[1][r.noisy_idx]
+    hits = sum(float((r.net(x[i:i + 500]).argmax(1) == y[i:i + 500]).sum()) for i in range(0, len(y), 500))
+    return hits / len(y)
+
+
+def _track_best(r: _Run, st: _State, epoch: int) -> float:
+    """The held-out accuracy of this epoch; keeps the model state of the best epoch so far in ``st.best``
+    (with ``early_stop``)."""
+    acc = _heldout_acc(r)
+    if r.cfg.early_stop and (st.best is None or acc > st.best["acc"]):
+        st.best = {"epoch": epoch, "acc": acc,
+                   "model_state": {k: v.detach().clone() for k, v in r.net.state_dict().items()}}
+    return acc
+
+
+def _final_best(r: _Run, st: _State) -> dict | None:
+    """The final evaluation of the early-stopped (best) model, or None without ``early_stop``."""
+    if st.best is None:
+        return None
+    import copy
+
+    net = copy.deepcopy(r.net)
+    net.load_state_dict(st.best["model_state"])
+    _, _, xte, yte = r.data
+    return _evaluate(r.cfg, net, xte, yte, r.ev_idx[:r.cfg.final_n], r.D, r.device,
+                     pgd_steps=r.cfg.final_pgd_steps, restarts=r.cfg.final_restarts, sparsity_x=r.sparsity_x)
+
+
+def _settings_result(r: _Run, st: _State, final_best) -> dict:
+    """The result fields of the deep-net settings (only those configured)."""
+    out = {}
+    if r.cfg.early_stop:
+        out.update(best_epoch=None if st.best is None else st.best["epoch"],
+                   best_heldout_acc=None if st.best is None else st.best["acc"], final_best=final_best)
+    if r.cfg.label_noise > 0:
+        out["n_noisy_labels"] = int(noisy_count(len(r.data[1]), r.cfg.label_noise))
+    if r.cfg.switch_to is not None:
+        out["phases"] = {"first": phase_of(r.cfg, 1), "then": r.cfg.switch_to, "switch_at": r.cfg.switch_at}
+    return out
 
 
 def _checkpoint(r: _Run, st: _State, epoch: int) -> None:
@@ -568,7 +747,7 @@ def _checkpoint(r: _Run, st: _State, epoch: int) -> None:
             "rng_states": states[0]["rng"], "free_delta": states[0]["free_delta"],
             "rank_states": states, "world_size": r.D.world, "history": st.history, "config": r.cfg.as_dict(),
             "scaler_state": r.scaler.state_dict() if r.amp_on else None,
-            "elle_a": None if st.sched is None else st.sched.state_dict()})
+            "elle_a": None if st.sched is None else st.sched.state_dict(), "best": st.best})
 
 
 def _train(r: _Run, st: _State, show: bool) -> None:
@@ -582,8 +761,12 @@ def _train(r: _Run, st: _State, show: bool) -> None:
                 return
             tr_loss, tr_acc = r.D.sum(list(means), r.device)
             rec = r.evaluate(cfg.eval_n, cfg.eval_pgd_steps, 1)
+            if r.hold is not None:
+                rec["heldout_acc"] = _track_best(r, st, epoch)
+            if r.noisy_idx is not None and len(r.noisy_idx):
+                rec["noisy_fit"] = _noisy_fit(r)
             st.history.append({"epoch": epoch, "train_loss": tr_loss / r.D.world,
-                               "train_acc": None if cfg.task == "sam" else tr_acc / r.D.world, **rec,
+                               "train_acc": None if math.isnan(tr_acc) else tr_acc / r.D.world, **rec,
                                **({} if st.sched is None else {"elle_a_lambda": st.sched.lam,
                                                                "elle_a_switch_ons": st.sched.n_on})})
             if r.ckpt_path and (epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs):
@@ -604,11 +787,17 @@ def run(cfg: TrainConfig, *, progress: bool = True, return_model: bool = False):
             os.makedirs(r.cfg.out, exist_ok=True)
         st = _start(r)
         t0 = time.perf_counter()
-        _train(r, st, progress)
+        try:
+            _train(r, st, progress)
+        except Exception as exc:
+            if r.cfg.compile and is_compile_error(exc):
+                raise compile_failure(exc, r.device) from None
+            raise
         runtime = time.perf_counter() - t0
-        final = None
+        final = final_best = None
         if st.diverged_at is None:
             final = r.evaluate(r.cfg.final_n, r.cfg.final_pgd_steps, r.cfg.final_restarts)
+            final_best = _final_best(r, st)
     co_epoch = attacks.detect_co(st.history) if r.cfg.task == "at" else None
     result = {
         "config": r.cfg.as_dict(), "device": device_name(r.device), "world_size": D.world, "task": r.cfg.task,
@@ -616,5 +805,6 @@ def run(cfg: TrainConfig, *, progress: bool = True, return_model: bool = False):
         "history": st.history, "co_epoch": co_epoch, "co": None if r.cfg.task != "at" else int(co_epoch is not None),
         "final": final, "diverged": st.diverged_at is not None, "diverged_at": st.diverged_at,
         "steps_per_epoch": r.spe, "runtime_s": runtime, "n_params": sum(p.numel() for p in r.net.parameters()),
+        **_settings_result(r, st, final_best),
     }
     return (result, r.net) if return_model else result

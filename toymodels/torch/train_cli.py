@@ -26,8 +26,9 @@ from contextlib import contextmanager
 
 from .._cli import Choice, Command, Int, InDir, ListOf, Num, Result, Text, parse_number
 from ..datasets import IMAGE_DATASETS
-from .config import (ATTACKS, DEVICE_PATTERN, DTYPES, MODELS, OPTIMIZERS, REGS, SCHEDULES, SCHEMES, WARMUPS,
-                     TrainConfig)
+from .config import (ATTACKS, DEVICE_PATTERN, DTYPES, MODELS, OPTIMIZERS, REGS, SCHEDULES, SCHEMES, SWITCH_TO,
+                     WARMUPS, WIDTH_MODELS, TrainConfig)
+from .config import SAM_ASCENT_BATCHES, SAM_PERTURBATIONS
 
 __all__ = ["COMMANDS", "add_arguments", "config_from_args", "DEVICE", "MAX_IMAGES"]
 
@@ -75,6 +76,40 @@ def _data_options(p, d: TrainConfig) -> None:
     p.add_argument("--augment", action="store_true",
                    help="standard augmentation of the training batches: random crop with zero padding 4 and "
                         "random horizontal flip")
+    _settings_options(p, d)
+
+
+def _settings_options(p, d: TrainConfig) -> None:
+    """The deep-net settings of thesis Ch. 5 (model width, label noise, early stopping)."""
+    p.add_argument("--width", type=Int(1, 4096, "model width factor"), default=None,
+                   help="model width factor of " + ", ".join(WIDTH_MODELS) + " (default 64; thesis Fig. 5.18)")
+    p.add_argument("--label-noise", type=Num(0, 1), default=d.label_noise,
+                   help="fraction p in [0, 1] of training labels replaced, once, by a uniformly drawn different "
+                        "class (floor(p·n) labels; thesis Figs. 5.12, 5.22 use 0.6)")
+    p.add_argument("--early-stop", action="store_true",
+                   help="keep the model of the epoch with the best held-out accuracy (PGD accuracy for train-at); "
+                        "needs --early-stop-n")
+    p.add_argument("--early-stop-n", type=Int(0, MAX_IMAGES, _IMAGES), default=d.early_stop_n,
+                   help="training images held out (not trained on) for early stopping (default 0)")
+
+
+def _switch_options(p, task: str, d: TrainConfig) -> None:
+    """ERM -> SAM (train-sgd) / SAM -> ERM (train-sam) switching (thesis Figs. 5.8-5.9)."""
+    other = "erm" if task == "sam" else "sam"
+    p.add_argument("--switch-at", type=Int(1, 10 ** 6), default=None,
+                   help=f"first epoch trained with --switch-to (in [1, --epochs]; default: no switch)")
+    p.add_argument("--switch-to", type=Choice(*SWITCH_TO), default=None,
+                   help=f"the method from --switch-at on: {other} (default with --switch-at)")
+    if task == "sgd":
+        p.add_argument("--rho", type=Num(0), default=d.rho, help="SAM's ρ >= 0 after an ERM -> SAM switch "
+                       "(default 0.05; the thesis uses 0.4 on CIFAR-10, 0.2 on CIFAR-100)")
+        _ascent_batch_option(p, d)
+
+
+def _ascent_batch_option(p, d: TrainConfig) -> None:
+    p.add_argument("--sam-ascent-batch", type=Choice(*SAM_ASCENT_BATCHES), default=d.sam_ascent_batch,
+                   help="same (SAM, default) or other: the ascent on another batch of the same size drawn "
+                   "from the training set (n-SAM of thesis Fig. 5.1, eq. 5.21)")
 
 
 def _optim_options(p, d: TrainConfig) -> None:
@@ -132,6 +167,11 @@ def _task_options(p, task: str, d: TrainConfig) -> None:
         p.add_argument("--m", type=Int(1, 2 ** 16, "examples per step"), default=None,
                        help="m-SAM chunk size, dividing the per-process batch (default: that batch)")
         p.add_argument("--no-normalize", action="store_true", help="ascent ρ∇L instead of ρ∇L/‖∇L‖")
+        p.add_argument("--sam-steps", type=Int(1, 1000, "each costs a forward + backward"), default=d.sam_steps,
+                       help="ascent steps k: k normalized steps of size ρ/k (thesis Fig. 5.4; default 1 = SAM)")
+        p.add_argument("--sam-perturbation", type=Choice(*SAM_PERTURBATIONS), default=d.sam_perturbation,
+                       help="gradient (SAM, default) or random: a random direction of norm ρ (thesis Fig. 5.1)")
+        _ascent_batch_option(p, d)
     else:
         p.add_argument("--sparsity-layers", type=ListOf(Text(_LAYER, "NAME, NAME:in, NAME:relu or auto")),
                        default=d.sparsity_layers, help="comma-separated layers: NAME (module output), NAME:in "
@@ -153,6 +193,13 @@ def _eval_options(p, d: TrainConfig) -> None:
     p.add_argument("--final-pgd-steps", type=Int(1, 10 ** 4), default=d.final_pgd_steps)
     p.add_argument("--final-restarts", type=Int(1, 10 ** 3), default=d.final_restarts, help="thesis: PGD-50-10")
     p.add_argument("--amp", action="store_true", help="mixed precision (float16 + GradScaler on cuda)")
+    p.add_argument("--bf16", action="store_true",
+                   help="bfloat16 autocast of the whole training step, no GradScaler, cuda and cpu (not with --amp)")
+    p.add_argument("--channels-last", action="store_true", help="model and training batches in channels-last format")
+    p.add_argument("--data-on-device", action="store_true",
+                   help="build each epoch's batches (gather + augmentation) on the device at once (same batches)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the training forward (a failed compilation exits 1)")
     p.add_argument("--nondeterministic", action="store_true",
                    help="cuda: let cuDNN autotune its kernels (faster; runs are then not bitwise reproducible)")
     p.add_argument("--checkpoint-every", type=Int(1, 10 ** 6), default=d.checkpoint_every,
@@ -170,6 +217,8 @@ def add_arguments(p, task: str) -> None:
     _data_options(p, d)
     _optim_options(p, d)
     _task_options(p, task, d)
+    if task in ("sam", "sgd"):
+        _switch_options(p, task, d)
     _eval_options(p, d)
 
 
@@ -180,9 +229,17 @@ def config_from_args(a, task: str) -> TrainConfig:
               warmup_frac=a.warmup_frac, warmup_ratio=a.warmup_ratio, decay_at=tuple(a.decay_at),
               decay_factor=a.decay_factor, eps=a.eps, eval_n=a.eval_n, eval_pgd_steps=a.eval_pgd_steps,
               final_n=a.final_n, final_pgd_steps=a.final_pgd_steps, final_restarts=a.final_restarts,
-              filters=a.filters, dtype=a.dtype, augment=a.augment, amp=a.amp,
+              filters=a.filters, dtype=a.dtype, augment=a.augment, amp=a.amp, bf16=a.bf16,
+              channels_last=a.channels_last, data_on_device=a.data_on_device, compile=a.compile,
               deterministic=not a.nondeterministic, device=a.device, seed=a.seed, out=a.out,
-              checkpoint_every=a.checkpoint_every, resume=a.resume)
+              checkpoint_every=a.checkpoint_every, resume=a.resume, width=a.width, label_noise=a.label_noise,
+              early_stop=a.early_stop, early_stop_n=a.early_stop_n)
+    if task in ("sam", "sgd") and a.switch_at is not None:
+        kw.update(switch_at=a.switch_at, switch_to=a.switch_to or ("erm" if task == "sam" else "sam"))
+    elif task in ("sam", "sgd") and a.switch_to is not None:
+        kw.update(switch_to=a.switch_to)
+    if task == "sgd":
+        kw.update(rho=a.rho, sam_ascent_batch=a.sam_ascent_batch)
     if task == "at":
         lam = a.grad_align
         if lam == "default":
@@ -193,7 +250,8 @@ def config_from_args(a, task: str) -> TrainConfig:
                   grad_align=float(lam), grad_align_exact=a.grad_align_exact, nfgsm_k=a.nfgsm_k, reg=a.reg,
                   reg_lambda=a.reg_lambda, reg_h=a.reg_h, reg_scheme=a.reg_scheme)
     elif task == "sam":
-        kw.update(rho=a.rho, m=a.m, sam_normalize=not a.no_normalize)
+        kw.update(rho=a.rho, m=a.m, sam_normalize=not a.no_normalize, sam_steps=a.sam_steps,
+                  sam_perturbation=a.sam_perturbation, sam_ascent_batch=a.sam_ascent_batch)
     else:
         kw.update(sparsity_layers=tuple(a.sparsity_layers), sparsity_threshold=a.sparsity_threshold,
                   sparsity_neurons=a.sparsity_neurons, sparsity_n=a.sparsity_n)
