@@ -46,6 +46,9 @@ KNOWN_WRONG: dict[str, str] = {}
 
 # snippet of ERRATA.md (unique, contains the reference) -> {item: substring | (first, last) for a range}
 TABLE: dict[str, dict[str, object]] = {
+    # ---- torch-layer recipes (Ch. 2 settings)
+    "Sec. 2.9, l.610": {"610": "with the maximum learning rate 0.3"},
+    "App. 2.11.4, l.800": {"800": "suffered from catastrophic overfitting"},
     # ---- Ch. 3, Table 3.7 (the ℓ₂ ablation's η^rand)
     "Table 3.7's ℓ₂ ablation (l.1414)": {"1414": "where the step 7 in Algorithm 3 is"},
     "is step 6 (l.1013)": {"1013": r"$\rho \leftarrow \text{Uniform}(\{-1, 1\})$"},

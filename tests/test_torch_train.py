@@ -133,6 +133,7 @@ def test_corrupt_checkpoint_is_a_resume_error(tmp_path):
     dict(task="at", attack="free", free_replays=2, optimizer="sgd", lr=0.05),   # persistent δ, momentum
     dict(task="sam", m=8),
     dict(task="at", attack="fgsm", reg="elle-a", reg_lambda=50.0),   # ELLE-A's λ schedule state
+    dict(task="at", attack="fgsm-rs", eps_ramp=2),                   # ε ramp across the checkpoint
 ])
 def test_resume_reproduces_uninterrupted_run(tmp_path, interrupted_after_checkpoint, kw):
     cfg = train.TrainConfig(**TINY_CFG, **kw)

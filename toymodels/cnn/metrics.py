@@ -21,7 +21,7 @@ from .attacks import _rng, fgsm, pgd
 from .model import CNNParams, _cosines, _input_grad_core, _losses_core, _perturbation, _validate
 
 __all__ = ["grad_alignment", "cos_fgsm_pgd", "linearization_error", "linearization_curve",
-           "LinearizationCurve"]
+           "LinearizationCurve", "zeroed_corners"]
 
 
 def grad_alignment(params: CNNParams, x, y, eps: float, noise=None, *, seed=0, clip: bool = True,
@@ -82,6 +82,26 @@ def linearization_error(params: CNNParams, x, y, deltas, *, backend: str = "numb
     return out[0] if single else out
 
 
+def zeroed_corners(grad, shape: tuple[int, int], eps: float, fractions, rng) -> np.ndarray:
+    """The perturbations of App. 2.10.1, (len(fractions), N, d): the start δ₀ = ε·sign(grad) (``grad``
+    (N, …) given: FGSM) or a uniformly random corner of the ℓ∞ ball drawn from ``rng`` (``grad`` None),
+    and for each fraction f the first ⌈f·d⌉ coordinates of one random permutation per example zeroed
+    (nested supports). Shared with :mod:`toymodels.torch.linearization`, so both draw the same δ."""
+    N, d = shape
+    if grad is not None:
+        base = eps * np.sign(np.asarray(grad, dtype=np.float64)).reshape(N, d)
+    else:
+        base = eps * (2.0 * rng.integers(0, 2, size=(N, d)) - 1.0)
+    order = np.argsort(rng.random((N, d)), axis=1)
+    deltas = np.empty((len(fractions), N, d))
+    for j, f in enumerate(fractions):
+        dl = base.copy()
+        k = int(np.ceil(f * d - 1e-12))
+        np.put_along_axis(dl, order[:, :k], 0.0, axis=1)
+        deltas[j] = dl
+    return deltas
+
+
 @dataclass
 class LinearizationCurve:
     """Linearization error against ‖δ‖₂ at ‖δ‖∞ = ε (App. 2.10.1, Fig. 2.10).
@@ -125,19 +145,8 @@ def linearization_curve(params: CNNParams, x, y, eps: float, fractions=(0.0, 0.2
     rng = _rng(seed)
     N = x.shape[0]
     d = x[0].size
-    if start == "fgsm":
-        _, g = _input_grad_core(P, x, y, backend)
-        base = eps * np.sign(g).reshape(N, d)
-    else:
-        base = eps * (2.0 * rng.integers(0, 2, size=(N, d)) - 1.0)
-    order = np.argsort(rng.random((N, d)), axis=1)
-    deltas = np.empty((fr.size, N, d))
-    for j, f in enumerate(fr):
-        dl = base.copy()
-        k = int(np.ceil(f * d - 1e-12))
-        np.put_along_axis(dl, order[:, :k], 0.0, axis=1)
-        deltas[j] = dl
-    deltas = deltas.reshape((fr.size,) + x.shape)
+    g = _input_grad_core(P, x, y, backend)[1] if start == "fgsm" else None
+    deltas = zeroed_corners(g, (N, d), eps, fr, rng).reshape((fr.size,) + x.shape)
     errs = linearization_error(params, x, y, deltas, backend=backend)
     l2 = np.sqrt((deltas.reshape(fr.size, N, d) ** 2).sum(axis=2))
     return LinearizationCurve(start, float(eps), fr, l2, errs)

@@ -9,6 +9,7 @@ defaults that depend on the task and the model.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 
 from ..datasets import IMAGE_DATASETS
@@ -16,7 +17,7 @@ from ..errors import ConfigError, check_bool, check_choice, check_int, check_non
 from ..rng import check_seed
 
 __all__ = ["MODELS", "TASKS", "ATTACKS", "REGS", "FD_REGS", "SCHEMES", "default_reg_lambda", "SCHEDULES", "WARMUPS",
-           "OPTIMIZERS", "DTYPES", "WIDTH_MODELS", "SWITCH_TO", "resolve_settings", "KINDS", "NORMS", "CHECKPOINT", "RESUME", "RESUMABLE", "DEVICE_PATTERN", "TrainConfig",
+           "OPTIMIZERS", "DTYPES", "WIDTH_MODELS", "SWITCH_TO", "PGD_INITS", "resolve_settings", "KINDS", "NORMS", "CHECKPOINT", "RESUME", "RESUMABLE", "DEVICE_PATTERN", "TrainConfig",
            "resolve", "fit_to_data", "check_speed"]
 
 #: models of :func:`toymodels.torch.models.build_model`
@@ -28,6 +29,8 @@ SWITCH_TO = ("sam", "erm")
 #: training tasks of :func:`toymodels.torch.train.run` (adversarial training, SAM, plain SGD)
 TASKS = ("at", "sam", "sgd")
 ATTACKS = ("none", "fgsm", "fgsm-rs", "pgd", "free", "n-fgsm")
+#: start of the training PGD attack: uniform in the ε-ball, or δ₀ = 0 (the thesis's AT runs, Sec. 2.9)
+PGD_INITS = ("random", "zero")
 #: regularizers of train-at (:mod:`toymodels.torch.regularizers`; "gradalign" is eq. 2.7 by double backprop)
 REGS = ("none", "gradalign", "gradalign-fd", "elle", "elle-a", "gradnorm", "cure")
 #: regularizers that take the finite-difference step ``reg_h`` (gradnorm / cure: exact without it)
@@ -50,7 +53,9 @@ DEVICE_PATTERN = r"auto|cpu|cuda(:[0-9]{1,3})?"
 
 #: config fields that may differ between a run and the checkpoint it resumes from
 RESUMABLE = ("epochs", "out", "resume", "device", "checkpoint_every", "deterministic",
-             "channels_last", "data_on_device", "compile")
+             "channels_last", "data_on_device", "compile", "final_eps", "final_linearization")
+#: the most evaluation radii of ``TrainConfig.final_eps``
+MAX_FINAL_EPS = 32
 
 
 @dataclass
@@ -86,7 +91,9 @@ class TrainConfig:
     attack: str | None = None             # at: fgsm, else none
     eps: float = 8 / 255
     alpha: float | None = None            # fgsm ε, fgsm-rs 1.25ε, pgd ε/4, free ε
+    alpha_eps: float | None = None        # the step size as a multiple of ε: alpha = alpha_eps · eps
     pgd_steps: int = 10
+    pgd_init: str = "random"              # at, attack pgd: random (uniform in the ball) | zero (δ₀ = 0, thesis Sec. 2.9)
     free_replays: int = 4
     grad_align: float = 0.0
     grad_align_exact: bool = False
@@ -101,6 +108,7 @@ class TrainConfig:
     sam_steps: int = 1                    # SAM ascent steps: k normalized steps of ρ/k (thesis Fig. 5.4)
     sam_perturbation: str = "gradient"    # gradient (SAM) | random (a random direction of norm ρ, Fig. 5.1)
     sam_ascent_batch: str = "same"        # same | other (n-SAM of Fig. 5.1: ascent on another drawn batch, eq. 5.21)
+    rho_schedule: str = "constant"        # constant (SAM) | lr: rho_t = rho * lr_t / lr_peak (thesis Fig. 5.21)
     sparsity_layers: tuple = ("auto",)
     sparsity_threshold: float = 0.95
     sparsity_neurons: int | None = 2048
@@ -110,6 +118,9 @@ class TrainConfig:
     final_n: int | None = None            # min(64, test images); thesis: PGD-50-10 on 1,000 points
     final_pgd_steps: int = 50
     final_restarts: int = 1
+    final_eps: tuple = ()                 # at: extra final PGD radii, e.g. ("4/255", "8/255") (check_final_eps)
+    final_linearization: bool = False     # at: linearization error vs ‖δ‖₂ at the end (toymodels.torch.linearization)
+    eps_ramp: int = 0                     # at: training ε (and α) grow linearly from 0 over this many epochs (SVHN: 5)
     filters: int = 4
     dtype: str = "float32"
     augment: bool = False                 # random crop (zero padding 4) + horizontal flip of training batches
@@ -120,6 +131,17 @@ class TrainConfig:
     early_stop_n: int = 0                 # held-out images split off the training set (needed by early_stop)
     switch_at: int | None = None          # first epoch trained with switch_to (1..epochs)
     switch_to: str | None = None          # sam (task sgd: ERM -> SAM) | erm (task sam: SAM -> ERM)
+    # records of thesis Figs. 5.10 / 6.17 (issue 16): see check_records and toymodels.torch.train
+    interpolate_switch: int = 0           # N > 1: loss along (1 − α)·w_switch + α·w_final at N α values
+    interpolate_alpha_min: float = -1.0   # the interpolate command's thesis-code range [-1, 2]
+    interpolate_alpha_max: float = 2.0
+    record_filters: int = 0               # N > 0: weight_change of every conv layer, first N filters of four
+    # m-sharpness of thesis Figs. 5.2, 5.3, 5.19 (issue 16): see check_sharpness, toymodels.torch.msharpness
+    sharpness_rho: tuple = ()             # radii ρ (strings as given); () = off
+    sharpness_steps: tuple = (100,)       # ascent steps K (α = 0.1ρ; α = ρ for K = 1)
+    sharpness_m: tuple = (128,)           # m of the m-sharpness; more than one: also m_sharpness_by_m
+    sharpness_n: int | None = None        # training points (default min(1024, training images))
+    sharpness_every: int = 0              # N > 0: history records every N epochs (epoch 0 included)
     amp: bool = False
     # speed options (issue 16; toymodels.torch.speed): none changes what is computed beyond rounding
     bf16: bool = False                    # bfloat16 autocast (no GradScaler) of the training step, cuda and cpu
@@ -175,10 +197,13 @@ def _check_sizes(cfg: TrainConfig, world_size: int) -> None:
 def _resolve_attack(cfg: TrainConfig) -> tuple[str, float, float]:
     attack = cfg.attack or ("fgsm" if cfg.task == "at" else "none")
     check_choice("attack", attack, ATTACKS)
+    check_choice("pgd_init", cfg.pgd_init, PGD_INITS)
     if cfg.task != "at" and attack != "none":
         raise ConfigError("attack", f"applies only to task 'at' (train-at), not {cfg.task!r}", attack)
     eps = check_range("eps", cfg.eps, 0.0, 1.0, lo_open=True)
     alpha = cfg.alpha
+    if cfg.alpha_eps is not None:
+        alpha = _alpha_of_multiple(cfg, attack, eps)
     default = {"fgsm": eps, "fgsm-rs": 1.25 * eps, "pgd": eps / 4, "free": eps, "none": 0.0, "n-fgsm": eps}[attack]
     if alpha is None:
         alpha = default
@@ -197,6 +222,58 @@ def _resolve_attack(cfg: TrainConfig) -> tuple[str, float, float]:
     if cfg.grad_align > 0 and attack == "free":
         raise ConfigError("grad_align", "cannot be combined with the attack 'free'", cfg.grad_align)
     return attack, eps, float(alpha)
+
+
+def _alpha_of_multiple(cfg: TrainConfig, attack: str, eps: float) -> float:
+    """α = ``alpha_eps`` · ε (thesis Sec. 2.9: PGD-2 AT with α = ε/2, PGD-10 AT with α = 2ε/10, whatever ε
+    is); ``alpha`` may be given too only if it is that value (a resolved config holds both)."""
+    if attack in ("none", "free"):
+        raise ConfigError("alpha_eps", "applies only to the attacks fgsm, fgsm-rs, n-fgsm and pgd", cfg.alpha_eps)
+    hi = 2.0 if attack in ("fgsm-rs", "n-fgsm") else 1.0
+    k = check_range("alpha_eps", cfg.alpha_eps, 0.0, hi, lo_open=True)
+    alpha = float(k) * eps
+    if cfg.alpha is not None and not math.isclose(cfg.alpha, alpha, rel_tol=1e-12):
+        raise ConfigError("alpha_eps", f"gives alpha = {alpha!r}: give alpha or alpha_eps, not both "
+                          f"(alpha = {cfg.alpha!r})", cfg.alpha_eps)
+    return alpha
+
+
+def check_final_eps(cfg: TrainConfig) -> tuple[str, ...]:
+    """``final_eps`` checked: at most :data:`MAX_FINAL_EPS` distinct radii in (0, 1], each a number or a
+    fraction ``a/b`` (a string, as ``--eps`` parses it, or a float), task ``at`` only. Returns them as
+    strings (whitespace stripped; a float as ``str(x)``): the keys of ``final["pgd_acc_by_eps"]``."""
+    keys = _as_keys(cfg.final_eps)
+    if not keys:
+        return ()
+    if cfg.task != "at":
+        raise ConfigError("final_eps", f"applies only to task 'at' (train-at), not {cfg.task!r}", keys)
+    if len(keys) > MAX_FINAL_EPS:
+        raise ConfigError("final_eps", f"must list at most {MAX_FINAL_EPS} radii", len(keys))
+    _check_radii("final_eps", keys, 1.0)
+    return keys
+
+
+def _as_keys(values) -> tuple[str, ...]:
+    """A list of radii (one value, strings or numbers, or None) as stripped strings: the result's keys."""
+    if values is None or isinstance(values, (str, int, float)):
+        values = () if values is None else (values,)
+    return tuple(v.strip() if isinstance(v, str) else str(v) for v in values)
+
+
+def _check_radii(field: str, keys: tuple, hi: float) -> None:
+    """Each of ``keys`` a number or a fraction a/b in (0, ``hi``], no value twice; else ConfigError(field)."""
+    from .._cli import parse_number
+
+    seen = set()
+    for k in keys:
+        try:
+            x = parse_number(k)
+        except ValueError:
+            raise ConfigError(field, f"must be numbers in (0, {hi:g}] (a fraction a/b is allowed)", k) from None
+        check_range(field, x, 0.0, hi, lo_open=True)
+        if x in seen:
+            raise ConfigError(field, "must not repeat a radius", k)
+        seen.add(x)
 
 
 def default_reg_lambda(reg: str, eps: float, dataset: str | None = None) -> float:
@@ -279,6 +356,9 @@ SAM_PERTURBATIONS = ("gradient", "random")
 #: ``TrainConfig.sam_ascent_batch``: the SAM ascent on the descent batch, or on another batch drawn
 #: from the training set (n-SAM, thesis Sec. 5.11 / eq. 5.21)
 SAM_ASCENT_BATCHES = ("same", "other")
+#: ``TrainConfig.rho_schedule``: ρ constant (standard SAM) or following the learning-rate schedule,
+#: ρ_t = ρ · γ_t / max_s γ_s (thesis App. 5.12.6, Fig. 5.21: "the same piecewise constant schedule as γ_t")
+RHO_FOLLOWS = ("constant", "lr")
 
 
 def _check_sam_variant(cfg: TrainConfig) -> None:
@@ -298,6 +378,9 @@ def _check_sam_variant(cfg: TrainConfig) -> None:
                           "ascent batch (sam_perturbation = 'gradient')", where)
     if where == "other" and not (cfg.task == "sam" or cfg.switch_to == "sam"):
         raise ConfigError("sam_ascent_batch", "'other' applies only to SAM steps (task sam, or switch_to sam)", where)
+    rs = check_choice("rho_schedule", cfg.rho_schedule, RHO_FOLLOWS)
+    if rs != "constant" and not (cfg.task == "sam" or cfg.switch_to == "sam"):
+        raise ConfigError("rho_schedule", f"{rs!r} applies only to SAM steps (task sam, or switch_to sam)", rs)
 
 
 def resolve(cfg: TrainConfig, world_size: int = 1) -> TrainConfig:
@@ -335,6 +418,14 @@ def resolve(cfg: TrainConfig, world_size: int = 1) -> TrainConfig:
                   nfgsm_k=float(cfg.nfgsm_k), optimizer=opt, lr=lr, weight_decay=wd, schedule=sched, eps=eps,
                   alpha=alpha, m=int(m), decay_at=tuple(float(a) for a in cfg.decay_at), sparsity_layers=layers,
                   resume=resume)
+    out = replace(out, final_eps=check_final_eps(cfg))
+    out = replace(out, sharpness_rho=check_sharpness(cfg))
+    if cfg.final_linearization and cfg.task != "at":
+        raise ConfigError("final_linearization", f"applies only to task 'at' (train-at), not {cfg.task!r}")
+    if cfg.eps_ramp:
+        if cfg.task != "at":
+            raise ConfigError("eps_ramp", f"applies only to task 'at' (train-at), not {cfg.task!r}", cfg.eps_ramp)
+        check_int("eps_ramp", cfg.eps_ramp, 0, 10 ** 6)
     # the training set is what remains after the held-out split of early stopping
     return fit_to_data(out, cfg.n_train - cfg.early_stop_n, cfg.n_test) if cfg.n_train and cfg.n_test else out
 
@@ -378,6 +469,69 @@ def resolve_settings(cfg: TrainConfig) -> None:
             raise ConfigError("switch_to", f"{cfg.switch_to!r} switches from task {need!r}, not {cfg.task!r}",
                               cfg.switch_to)
         check_int("switch_at", cfg.switch_at, 1, cfg.epochs)
+    check_records(cfg)
+
+
+#: the most α values of ``interpolate_switch`` (as the interpolate command's --points)
+MAX_INTERP_POINTS = 10_001
+
+
+def check_records(cfg: TrainConfig) -> None:
+    """Check the figure records: ``interpolate_switch`` N is 0 (off) or in [2, 10001] and needs a switch
+    (``switch_at``/``switch_to``); ``interpolate_alpha_min`` < ``interpolate_alpha_max``, both in [-100, 100]
+    (other than the defaults −1, 2 only with ``interpolate_switch``); ``record_filters`` in [0, 4096]."""
+    n = check_int("interpolate_switch", cfg.interpolate_switch, 0, MAX_INTERP_POINTS)
+    if n == 1:
+        raise ConfigError("interpolate_switch", f"must be 0 (off) or in [2, {MAX_INTERP_POINTS}] (the α values)", n)
+    if n and cfg.switch_at is None:
+        raise ConfigError("interpolate_switch", "needs switch_at / switch_to: the line runs from the model at the "
+                          "start of the switch epoch to the final model", n)
+    lo = check_range("interpolate_alpha_min", cfg.interpolate_alpha_min, -100.0, 100.0)
+    hi = check_range("interpolate_alpha_max", cfg.interpolate_alpha_max, -100.0, 100.0)
+    if hi <= lo:
+        raise ConfigError("interpolate_alpha_max", f"must be > interpolate_alpha_min = {lo}", hi)
+    if not n and (lo, hi) != (-1.0, 2.0):
+        raise ConfigError("interpolate_alpha_min" if lo != -1.0 else "interpolate_alpha_max",
+                          "applies only with interpolate_switch (the α values)", lo if lo != -1.0 else hi)
+    check_int("record_filters", cfg.record_filters, 0, 4096)
+
+
+#: the most radii / step counts / m values of the m-sharpness options
+MAX_SHARPNESS_LIST = 32
+
+
+def check_sharpness(cfg: TrainConfig) -> tuple[str, ...]:
+    """Check the m-sharpness options (tasks sam and sgd only): ``sharpness_rho`` at most
+    :data:`MAX_SHARPNESS_LIST` distinct radii in (0, 10] (numbers or fractions, kept as the strings given:
+    the keys of the result's ``m_sharpness``); ``sharpness_steps`` distinct ints in [1, 10000];
+    ``sharpness_m`` distinct ints in [1, sharpness_n]; ``sharpness_n`` in [1, training images];
+    ``sharpness_every`` in [0, 10^6], > 0 only with radii. Returns the radii as strings."""
+    keys = _as_keys(cfg.sharpness_rho)
+    every = check_int("sharpness_every", cfg.sharpness_every, 0, 10 ** 6)
+    if not keys:
+        if every:
+            raise ConfigError("sharpness_every", "needs sharpness_rho (the radii to measure)", every)
+        return ()
+    if cfg.task not in ("sam", "sgd"):
+        raise ConfigError("sharpness_rho", f"applies only to tasks 'sam' and 'sgd', not {cfg.task!r}", keys)
+    _check_radii("sharpness_rho", keys, 10.0)
+    n_train = None if cfg.n_train is None else cfg.n_train - cfg.early_stop_n
+    n = cfg.sharpness_n
+    if n is not None:
+        check_int("sharpness_n", n, 1, n_train)
+    for name, lo, hi in (("sharpness_rho", 1, MAX_SHARPNESS_LIST), ("sharpness_steps", 1, MAX_SHARPNESS_LIST),
+                         ("sharpness_m", 1, MAX_SHARPNESS_LIST)):
+        vals = keys if name == "sharpness_rho" else tuple(getattr(cfg, name) or ())
+        if not lo <= len(vals) <= hi:
+            raise ConfigError(name, f"must list {lo} to {hi} values", len(vals))
+        if len(set(vals)) != len(vals):
+            raise ConfigError(name, "must not repeat a value", vals)
+    for k in cfg.sharpness_steps:
+        check_int("sharpness_steps", k, 1, 10_000)
+    top = n if n is not None else (None if n_train is None else min(1024, n_train))
+    for m in cfg.sharpness_m:
+        check_int("sharpness_m", m, 1, top)
+    return keys
 
 
 def fit_to_data(cfg: TrainConfig, n_train: int, n_test: int) -> TrainConfig:

@@ -9,8 +9,11 @@ command-line flags), a grid axis or two (ε, a switch epoch, ...), and two scale
 Every point is one run of ``python -m toymodels.torch <command> <method flags> --<axis> <value> --seed S
 --json`` through :func:`toymodels.torch.sweep.run_sweep` (local workers or Dask, resumable). The figure
 is drawn from the runs' JSON results: ``xy`` (final metrics vs a grid axis, one line per method, mean ±
-s.e. over seeds), ``bars`` (one bar per method and grid value) or ``curves`` (a history metric over
-epochs, averaged over seeds). The built-in recipes live in :mod:`toymodels.torch.recipes`, one file per
+s.e. over seeds), ``bars`` (one bar per method and grid value), ``curves`` (history metrics over epochs,
+averaged over seeds, one panel per metric), ``profile`` (a metric that is itself a curve, a mapping
+x → value such as robust accuracy per evaluation ε or the loss along an interpolation, mean ± s.e. per x)
+or ``filters`` (scalar metrics as bars beside the convolution filters a run recorded). The built-in
+recipes live in :mod:`toymodels.torch.recipes`, one file per
 figure; a recipe can also be read from a JSON file with the same fields (:func:`from_dict`).
 """
 from __future__ import annotations
@@ -27,7 +30,7 @@ from ..errors import ConfigError
 
 __all__ = ["Method", "Scale", "Recipe", "builtin", "load", "from_dict", "points", "table", "plot"]
 
-PLOTS = ("xy", "bars", "curves")
+PLOTS = ("xy", "bars", "curves", "profile", "filters")
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,9 @@ class Scale:
 @dataclass(frozen=True)
 class Recipe:
     """A thesis figure as a sweep; ``metrics`` are dotted keys of the runs' JSON (``final.pgd_acc``) or,
-    for ``plot="curves"``, keys of each entry of the run's ``history``."""
+    for ``plot="curves"``, keys of each entry of the run's ``history``; for ``plot="profile"`` each
+    metric's value is a mapping {x: number} with numeric or fractional x strings, and ``x`` is only the
+    x label. ``plot="filters"`` draws ``metrics`` as bars and the ``filters`` of each method's first run."""
 
     figure: str
     title: str
@@ -128,20 +133,23 @@ def load(name: str) -> Recipe:
     raise ConfigError("recipe", f"must be one of {', '.join(recipes)} or a .json recipe file", name)
 
 
-def points(r: Recipe, *, quick: bool, data_dir: str | None = None, seeds: int | None = None):
-    """[(method name, SweepPoint)] of the recipe at one scale."""
+def points(r: Recipe, *, quick: bool, data_dir: str | None = None, seeds: int | None = None, extra=()):
+    """[(method name, SweepPoint)] of the recipe at one scale; ``extra`` flags are appended to every run's
+    command line after the recipe's own (the last value of a flag wins: ``("--dataset", "cifar100")``
+    gives a figure's CIFAR-100 panel)."""
     from .sweep import expand
 
     s = r.scale(quick)
     if s.data and data_dir is None:
         raise ConfigError("data_dir", f"is required: recipe {r.figure} at full scale reads its dataset from "
                                       "--data-dir (or use --quick for the photos miniature)")
-    extra = ["--data-dir", str(data_dir)] if (s.data and data_dir is not None) else []
+    data = ["--data-dir", str(data_dir)] if (s.data and data_dir is not None) else []
+    extra = list(extra)
     grid = {k: list(v) for k, v in s.grid.items()}
     n = s.seeds if seeds is None else seeds
     out = []
     for m in r.methods:
-        base = [m.command or s.command[0], *s.command[1:], *m.args, *(() if quick else m.full), *extra]
+        base = [m.command or s.command[0], *s.command[1:], *m.args, *(() if quick else m.full), *data, *extra]
         out += [(m.name, p) for p in expand("toymodels.torch", base, grid, list(range(n)))]
     return out
 
@@ -179,11 +187,29 @@ def table(r: Recipe, method_points: list, results: dict[str, dict]) -> list[dict
         for metric in r.metrics:
             if r.plot == "curves":
                 row[metric] = _curve(ok, metric)
+            elif r.plot == "profile":
+                row[metric] = _profile(ok, metric)
             else:
                 mean, se = _mean_se([float(v) for v in (_get(res, metric) for res in ok) if _finite(v)])
                 row[metric] = {"mean": mean, "se": se}
+        if r.plot == "filters":
+            row["filters"] = next((res["filters"] for res in ok if isinstance(res.get("filters"), dict)), None)
         rows.append(row)
     return rows
+
+
+def _profile(results: list[dict], metric: str) -> dict:
+    """{"x": x strings sorted by value, "mean", "se"} over the runs whose ``metric`` is a mapping x → number."""
+    by_x: dict[str, list[float]] = {}
+    for res in results:
+        d = _get(res, metric)
+        if isinstance(d, dict):
+            for k, v in d.items():
+                if _finite(v):
+                    by_x.setdefault(str(k), []).append(float(v))
+    xs = sorted(by_x, key=axis_value)
+    stats = [_mean_se(by_x[k]) for k in xs]
+    return {"x": xs, "mean": [st[0] for st in stats], "se": [st[1] for st in stats]}
 
 
 def _curve(results: list[dict], metric: str) -> dict:
@@ -212,25 +238,48 @@ def _label(row: dict, x: str | None) -> str:
 
 
 def plot(r: Recipe, rows: list[dict], path) -> None:
-    """Draw the recipe's figure from :func:`table` rows into ``path`` (PNG, written atomically)."""
+    """Draw the recipe's figure from :func:`table` rows into ``path`` (PNG, written atomically):
+    ``curves`` and ``profile`` get one panel per metric, ``filters`` a bar panel and one filter mosaic per
+    recorded layer (rows: the initialization, then each method's final filters)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from .._io import save_figure
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    panels = len(r.metrics) if r.plot in ("curves", "profile") else 1
+    layers = _filter_layers(rows) if r.plot == "filters" else []
+    n = panels + len(layers)
+    if layers:                                   # bars on top, one filter mosaic per row below
+        fig, axes = plt.subplots(n, 1, figsize=(7.0, 3.6 + 0.9 * len(layers)), squeeze=False,
+                                 gridspec_kw={"height_ratios": [4] + [1] * len(layers)})
+    else:
+        cols = min(n, 3)
+        fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(4.6 * cols, 3.6 * ((n + cols - 1) // cols)),
+                                 squeeze=False)
+    flat = list(axes.flat)
     styles = ["-", "--", ":", "-."]
     if r.plot == "xy":
-        _plot_xy(ax, r, rows, styles)
-    elif r.plot == "bars":
-        _plot_bars(ax, r, rows)
+        _plot_xy(flat[0], r, rows, styles)
+    elif r.plot in ("bars", "filters"):
+        _plot_bars(flat[0], r, rows)
+    elif r.plot == "curves":
+        _plot_curves(flat, r, rows)
     else:
-        _plot_curves(ax, r, rows, styles)
-    ax.set_ylabel(r.ylabel or ", ".join(r.metrics))
-    ax.set_title(f"Fig. {r.figure}: {r.title}", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+        _plot_profile(flat, r, rows)
+    for k, ax in enumerate(flat[:panels]):
+        if r.plot in ("curves", "profile"):
+            ax.set_ylabel(r.metrics[k])
+        else:
+            ax.set_ylabel(r.ylabel or ", ".join(r.metrics))
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    for ax, layer in zip(flat[panels:], layers):
+        _plot_filters(ax, rows, layer)
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    fig.suptitle(f"Fig. {r.figure}: {r.title}" + (f" ({r.ylabel})" if r.ylabel and panels > 1 else ""), fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
@@ -263,11 +312,68 @@ def _plot_bars(ax, r: Recipe, rows) -> None:
                   rotation=30, ha="right", fontsize=7)
 
 
-def _plot_curves(ax, r: Recipe, rows, styles) -> None:
-    for k, row in enumerate(rows):
-        for j, metric in enumerate(r.metrics):
+def _plot_curves(axes, r: Recipe, rows) -> None:
+    for j, metric in enumerate(r.metrics):
+        for k, row in enumerate(rows):
             c = row[metric]
             if c["epoch"]:
-                ax.plot(c["epoch"], c["mean"], ls=styles[j % len(styles)], color=f"C{k % 10}",
-                        label=f"{_label(row, None)}: {metric}")
-    ax.set_xlabel("epoch")
+                axes[j].plot(c["epoch"], c["mean"], color=f"C{k % 10}", label=_label(row, None))
+        axes[j].set_xlabel("epoch")
+
+
+def _plot_profile(axes, r: Recipe, rows) -> None:
+    scale = 255 if r.x == "eps" else 1
+    for j, metric in enumerate(r.metrics):
+        for k, row in enumerate(rows):
+            c = row[metric]
+            if c["x"]:
+                xs = [axis_value(x) * scale for x in c["x"]]
+                axes[j].errorbar(xs, c["mean"], yerr=[e or 0.0 for e in c["se"]], color=f"C{k % 10}", marker="o",
+                                 ms=3, capsize=2, label=_label(row, None))
+        axes[j].set_xlabel("ε · 255" if r.x == "eps" else (r.x or "x"))
+
+
+def _filter_layers(rows) -> list[str]:
+    for row in rows:
+        if isinstance(row.get("filters"), dict):
+            return list(row["filters"])
+    return []
+
+
+def _mosaic(kernels) -> "np.ndarray":
+    """Kernels (k×k each) side by side with one-pixel gaps, each scaled to [-1, 1] by its largest |value|."""
+    import numpy as np
+
+    ks = [np.asarray(k, dtype=float) for k in kernels]
+    if not ks:
+        return np.full((1, 1), np.nan)
+    h, w = ks[0].shape
+    out = np.full((h, len(ks) * (w + 1) - 1), np.nan)
+    for i, k in enumerate(ks):
+        m = np.abs(k).max()
+        out[:, i * (w + 1):i * (w + 1) + w] = k / m if m > 0 else k
+    return out
+
+
+def _plot_filters(ax, rows, layer: str) -> None:
+    import numpy as np
+
+    strips, names = [], []
+    for row in rows:
+        f = (row.get("filters") or {}).get(layer)
+        if not f:
+            continue
+        if not strips:
+            strips.append(_mosaic(f["init"]))
+            names.append("initialization")
+        strips.append(_mosaic(f["final"]))
+        names.append(_label(row, None))
+    width = max(s.shape[1] for s in strips)
+    gap = np.full((1, width), np.nan)
+    img = np.vstack([part for s in strips for part in (np.pad(s, ((0, 0), (0, width - s.shape[1])),
+                                                                constant_values=np.nan), gap)][:-1])
+    ax.imshow(img, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+    h = strips[0].shape[0] + 1
+    ax.set_yticks([i * h + (h - 1) / 2 for i in range(len(names))], names, fontsize=7)
+    ax.set_xticks([])
+    ax.set_title(f"filters of {layer} (first input channel)", fontsize=8)

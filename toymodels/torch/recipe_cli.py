@@ -31,6 +31,9 @@ def add_arguments(p) -> None:
     p.add_argument("--cluster", type=Text(_CLUSTER, "a Dask scheduler address (tcp://host:8786) or local-dask"),
                    default=None, help="Dask scheduler address, or local-dask; default: run locally")
     p.add_argument("--timeout", type=Num(0, 10 ** 7, lo_open=True), default=None, help="seconds per point")
+    p.add_argument("--extra-args", default="", type=Text(r"[^\n]*", "flags of the runs' command (one quoted string)"),
+                   help="flags appended to every run after the recipe's own, which they override (one quoted "
+                        "string), e.g. \"--dataset cifar100 --model resnet34\" for a CIFAR-100 panel")
     p.add_argument("--dry-run", action="store_true", help="list the points' command lines and exit")
 
 
@@ -72,6 +75,9 @@ def _human(out: dict) -> None:
             if "epoch" in v:
                 last = v["mean"][-1] if v["mean"] else None
                 cells.append(f"{metric}[last]={last:.4g}" if last is not None else f"{metric}=n/a")
+            elif "x" in v:
+                pts = ", ".join(f"{x}: {m:.4g}" for x, m in zip(v["x"], v["mean"]) if m is not None)
+                cells.append(f"{metric}={{{pts}}}" if pts else f"{metric}=n/a")
             elif v["mean"] is None:
                 cells.append(f"{metric}=n/a")
             else:
@@ -81,6 +87,44 @@ def _human(out: dict) -> None:
         print(f"  {row['method']:<16} {params:<24} n={row['n']}  " + "  ".join(cells))
     if out.get("figure_file"):
         print(f"figure: {out['figure_file']}")
+
+
+def _split(text: str) -> list[str]:
+    import shlex
+
+    try:
+        return shlex.split(text)
+    except ValueError as exc:
+        raise ConfigError("extra_args", f"is not a valid flag string ({exc})", text) from None
+
+
+def _check_runs(mp, field: str) -> None:
+    """Parse and check the first run of every method before anything runs: a bad flag is one clear error
+    (exit 2), not a sweep of failed runs."""
+    import contextlib
+    import io
+
+    from .__main__ import CLI
+    from .train_cli import config_from_args
+
+    parser, seen = CLI.parser(), set()
+    tasks = {"train-at": "at", "train-sam": "sam", "train-sgd": "sgd"}
+    for name, p in mp:
+        if name in seen:
+            continue
+        seen.add(name)
+        argv = p.argv()[3:]                      # drop python -m toymodels.torch
+        err = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(err):
+                a = parser.parse_args(argv)
+            if argv[0] in tasks:
+                config_from_args(a, tasks[argv[0]])
+        except SystemExit:
+            msg = err.getvalue().strip().splitlines()[-1:] or ["invalid flags"]
+            raise ConfigError(field, f"makes an invalid {argv[0]} run for {name!r}: {msg[0].split('error: ')[-1]}") from None
+        except ConfigError as exc:
+            raise ConfigError(field, f"makes an invalid {argv[0]} run for {name!r}: {exc}") from None
 
 
 def run(a, session) -> Result:
@@ -93,8 +137,11 @@ def run(a, session) -> Result:
     if a.figure is None:
         raise ConfigError("figure", "is required (a figure id such as 2.8, see --list, or a .json recipe file)")
     r = load(a.figure)
-    mp = points(r, quick=a.quick, data_dir=a.data_dir, seeds=a.seeds)
-    config = {"figure": r.figure, "quick": a.quick, "data_dir": a.data_dir, "seeds": a.seeds, "workers": a.workers,
+    extra = _split(a.extra_args)
+    mp = points(r, quick=a.quick, data_dir=a.data_dir, seeds=a.seeds, extra=extra)
+    _check_runs(mp, "extra_args" if extra else "recipe")
+    config = {"figure": r.figure, "quick": a.quick, "data_dir": a.data_dir, "seeds": a.seeds, "extra_args": extra,
+              "workers": a.workers,
               "gpus": a.gpus, "cluster": a.cluster, "timeout": a.timeout, "dry_run": a.dry_run}
     if a.dry_run:
         payload = {"dry_run": True, "figure": r.figure, "n_points": len(mp),

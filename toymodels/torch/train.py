@@ -10,7 +10,9 @@ Objective per minibatch B (mean cross-entropy ℓ of the logits of x ∈ [0, 1])
   replays each minibatch ``free_replays`` times with a persistent δ (Free-AT).
 * ``sam``: the SAM / m-SAM update of :func:`toymodels.torch.sam.sam_update` (ρ, m, normalized or not,
   ``sam_steps`` ascent steps or ``sam_perturbation="random"``; ``sam_ascent_batch="other"``: n-SAM, the
-  ascent on another batch drawn by :func:`other_batch`, eq. 5.21); ``train_acc`` from the first pass's logits.
+  ascent on another batch drawn by :func:`other_batch`, eq. 5.21); ``train_acc`` from the first pass's logits;
+  ``rho_schedule="lr"``: ρ_t = ρ · γ_t / γ_peak follows the learning rate (:func:`rho_at`, Fig. 5.21; also
+  in the SAM epochs of an ERM → SAM switch), ``"constant"`` (default): ρ in every step.
 * ``sgd``: plain (1/|B|) Σ ℓ(xₙ, yₙ).
 
 Learning rate per iteration t of T = epochs · steps_per_epoch: ``cyclic`` (Wong et al.: 0 → lr at
@@ -23,10 +25,19 @@ test points with fixed noise): ``train_loss``/``train_acc`` (on the inputs train
 ``clean_loss`` (the whole test set) and, for ``at``, ``fgsm_acc``/``fgsm_loss``, ``pgd_acc``/``pgd_loss``
 (PGD-``eval_pgd_steps``, α = ε/4, random start), ``grad_alignment`` (eq. 2.5) and ``cos_fgsm_pgd``; for
 ``sgd`` ``feature_sparsity`` (a dict per layer); for ``sam`` ``sharp_loss`` (the m-sharp loss
-(1/k) Σ_G L_G(w + ρ ∇L_G/‖∇L_G‖) over chunks G of m eval points). ``co_epoch`` is
+(1/k) Σ_G L_G(w + ρ ∇L_G/‖∇L_G‖) over chunks G of m eval points, at the configured ρ); for ``sam`` and
+``sgd`` (epochs ≥ 1) ``train_objective`` = (1/S) Σ_t [L_{B_t}(w_t) + Σ_g (λ_g/2)‖w_{t,g}‖²] over the
+epoch's S steps: ``train_loss`` (the minibatch losses on the inputs trained on — augmented, noisy labels —
+at the iterate w_t before its update, train mode; for SAM the first pass's, at w_t, not at w_t + e; for
+the random perturbation, at w_t + e) plus the ℓ2 term of the optimizer's ``weight_decay`` λ_g over every
+parameter it holds, at the same w_t (:func:`l2_term`; thesis Fig. 5.20). ``co_epoch`` is
 :func:`toymodels.cnn.train.detect_co` of the AT history; ``final`` repeats the evaluation with
-PGD-``final_pgd_steps``-``final_restarts`` on ``final_n`` points. A NaN/inf training loss stops the run:
-``diverged`` and ``diverged_at`` = {epoch, step, loss}.
+PGD-``final_pgd_steps``-``final_restarts`` on ``final_n`` points (with ``final_eps``, train-at, also at each
+listed radius: ``pgd_acc_by_eps`` / ``pgd_loss_by_eps``, :func:`toymodels.torch.records.final_by_eps`). A NaN/inf training loss stops
+the run: ``diverged`` and ``diverged_at`` = {epoch, step, loss}.
+m-sharpness (tasks sam / sgd, ``sharpness_rho`` set; :mod:`toymodels.torch.msharpness`, thesis Figs. 5.2,
+5.3, 5.19): every ``sharpness_every``-th record adds ``m_sharpness`` / ``m_sharpness_train_bn`` (test- /
+training-time BN) and the result ``m_sharpness`` {K: {ρ: value}} and the ratios of :func:`toymodels.torch.records.sharpness_final`.
 
 Deep-net settings (thesis Ch. 5): ``label_noise`` p replaces ⌊pN⌋ training labels by other classes
 (:func:`toymodels.torch.data.add_label_noise`); ``early_stop_n`` images are split off the training set
@@ -39,6 +50,10 @@ with their noisy label.
 ``switch_at``/``switch_to`` switch SAM → ERM (task sam) or ERM → SAM (task sgd) from epoch
 ``switch_at`` on (:func:`phase_of`); the optimizer is the SAM wrapper throughout and ERM steps use its
 base optimizer, so momentum carries over the switch, and a resume continues the same phases.
+Figure records (thesis Figs. 5.10, 6.17): with ``interpolate_switch`` N the weights at the start of epoch
+``switch_at`` are kept (also in the checkpoint) and the result gets ``interpolation`` (the loss and error
+along (1 − α)·w_switch + α·w_final, :func:`toymodels.torch.records.switch_interpolation`); with
+``record_filters`` N it gets ``weight_change`` and ``filters`` (:func:`toymodels.torch.records.filter_records`; W_0 is the seed's initialization, rebuilt on resume).
 
 Checkpoints (``out`` set): ``<out>/checkpoint.pt`` every ``checkpoint_every`` epochs, written through
 :func:`toymodels._io.atomic_write` (a temporary file in ``out``, renamed into place; removed on any
@@ -92,7 +107,7 @@ from ..elle_a import ElleA
 from ..errors import ConfigError
 from ..progress import progress as _progress
 from ..rng import child_seed
-from . import attacks, regularizers
+from . import attacks, records, regularizers
 from .config import (ATTACKS, CHECKPOINT, REGS, RESUMABLE, SCHEDULES, TASKS, TrainConfig, default_reg_lambda,
                      fit_to_data, resolve)
 from .data import channel_stats, noisy_count, prepare
@@ -103,7 +118,7 @@ from .speed import bf16_autocast, compile_failure, compile_module, epoch_batches
     step_autocast
 
 __all__ = ["TrainConfig", "run", "resolve", "lr_schedule", "at_step", "phase_of", "best_epoch", "TASKS", "ATTACKS",
-           "REGS", "SCHEDULES", "CHECKPOINT"]
+           "REGS", "SCHEDULES", "CHECKPOINT", "rho_at", "l2_term"]
 
 
 def lr_schedule(cfg: TrainConfig, steps_per_epoch: int) -> np.ndarray:
@@ -298,7 +313,9 @@ def _attack_input(cfg: TrainConfig, net, x, y, gen):
         return x + attacks.fgsm_rs(net, x, y, cfg.eps, alpha, generator=gen), None
     if cfg.attack == "n-fgsm":
         return x + regularizers.n_fgsm(net, x, y, cfg.eps, k=cfg.nfgsm_k, alpha=alpha, generator=gen), None
-    return x + attacks.pgd(net, x, y, cfg.eps, alpha, cfg.pgd_steps, generator=gen), None
+    # pgd_init "zero": δ₀ = 0 and nothing drawn from gen (Sec. 2.9: "we do not use random initialization")
+    return x + attacks.pgd(net, x, y, cfg.eps, alpha, cfg.pgd_steps, random_start=cfg.pgd_init == "random",
+                           generator=gen), None
 
 
 def _regularizer(cfg: TrainConfig, reg: str, net, x, y, gen, noise, g_clean):
@@ -435,6 +452,9 @@ class _State:
     diverged_at: dict | None = None
     sched: ElleA | None = None
     best: dict | None = None        # early stopping: {"epoch", "acc", "model_state"} of the best epoch
+    w_switch: dict | None = None    # interpolate_switch: the state dict at the start of epoch switch_at
+    l2_mean: float | None = None    # sam/sgd: this epoch's mean over its steps of Σ_g (λ_g/2)‖w_g‖² (train_objective)
+    eps_scale: float = 1.0          # eps_ramp: this step's ε_t / ε (from the step index: a resume continues it)
 
 
 def _device(cfg: TrainConfig, D: _Dist) -> torch.device:
@@ -527,6 +547,7 @@ def _resume(r: _Run, path: str) -> _State:
     if st.sched is not None:
         st.sched.load_state_dict(ck["elle_a"])
     st.best = ck.get("best")
+    st.w_switch = ck.get("w_switch")
     return st
 
 
@@ -541,6 +562,7 @@ def _start(r: _Run) -> _State:
     rec = r.evaluate(r.cfg.eval_n, r.cfg.eval_pgd_steps, 1)
     if r.noisy_idx is not None and len(r.noisy_idx):
         rec["noisy_fit"] = _noisy_fit(r)
+    rec.update(records.sharpness_record(r, 0))
     return _State([{"epoch": 0, "train_loss": None, "train_acc": None, **rec}], sched=_sched(r.cfg))
 
 
@@ -563,6 +585,7 @@ def _step(r: _Run, st: _State, x, y) -> tuple[float, float]:
                                   autocast_dtype=torch.bfloat16 if (cfg.amp and not r.amp_on) or cfg.bf16 else None,
                                   generator=r.gen, return_logits=True)
         return loss, float((logits.argmax(1) == (y if ya is None else ya)).float().mean())
+    cfg = _ramped(cfg, st.eps_scale)
     if cfg.attack == "free":
         if st.free_delta is None or st.free_delta.shape != x.shape:
             st.free_delta = torch.zeros_like(x)
@@ -572,6 +595,19 @@ def _step(r: _Run, st: _State, x, y) -> tuple[float, float]:
         return loss, acc
     reduce = (lambda v: r.D.sum([v], r.device)[0] / r.D.world) if r.D.on else None
     return at_step(cfg, r.model, r.net, x, y, r.gen, r.backward_step, r.amp_ctx, sched=st.sched, reduce=reduce)
+
+
+def _ramped(cfg: TrainConfig, scale: float) -> TrainConfig:
+    """``eps_ramp`` (thesis Sec. 2.9, SVHN: "we linearly increase the perturbation radius from 0 to ε during
+    the first 5 epochs for all methods"): the config of one training step with ε_t = scale·ε and the attack
+    step α_t = scale·α (so α/ε, e.g. FGSM-RS's 1.25, holds), scale = min(1, (t + 1)/(eps_ramp · steps per
+    epoch)) at 0-based step t; the noise of FGSM-RS / N-FGSM / GradAlign and the Free-AT ball scale with ε_t.
+    The regularizer's λ and the evaluations keep the configured ε."""
+    if scale >= 1.0:
+        return cfg
+    import dataclasses
+
+    return dataclasses.replace(cfg, eps=cfg.eps * scale, alpha=None if cfg.alpha is None else cfg.alpha * scale)
 
 
 def other_batch(r: _Run, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -605,6 +641,8 @@ def _epoch(r: _Run, st: _State, epoch: int, bar) -> tuple[float, float] | None:
     # (under DDP every rank draws the same offsets, for its own images)
     aug = torch_generator(r.cfg.seed, "augment", epoch) if r.cfg.augment else None
     tot_loss = tot_acc = 0.0
+    l2 = 0.0 if r.cfg.task in ("sam", "sgd") else None     # Σ over the steps of (λ/2)‖w_t‖² (train_objective)
+    peak = float(np.max(r.lrs))
     # the same batches with or without data_on_device (built at once on the device, or step by step)
     batches = epoch_batches(xtr, ytr, perm, r.spe, r.bs, aug, on_device=r.cfg.data_on_device,
                             channels_last=r.cfg.channels_last)
@@ -612,6 +650,12 @@ def _epoch(r: _Run, st: _State, epoch: int, bar) -> tuple[float, float] | None:
         step = (epoch - 1) * r.spe + i
         for g in r.opt.param_groups:
             g["lr"] = float(r.lrs[step])
+        if r.cfg.rho_schedule == "lr":
+            r.opt.set_rho(rho_at(r.cfg.rho, r.lrs, step, peak))
+        if r.cfg.eps_ramp:
+            st.eps_scale = min(1.0, (step + 1) / (r.cfg.eps_ramp * r.spe))
+        if l2 is not None:
+            l2 = l2 + l2_term(r.opt)
         loss, acc = _switched_step(r, st, xb, yb, epoch)
         bad = 0.0 if math.isfinite(loss) else 1.0
         if D.on:
@@ -621,7 +665,35 @@ def _epoch(r: _Run, st: _State, epoch: int, bar) -> tuple[float, float] | None:
             return None
         tot_loss, tot_acc = tot_loss + loss, tot_acc + acc
         bar.update(1)
+    st.l2_mean = None if l2 is None else float(l2) / r.spe
     return tot_loss / r.spe, tot_acc / r.spe
+
+
+def rho_at(rho: float, lrs, step: int, peak: float | None = None) -> float:
+    """ρ of update ``step`` under ``rho_schedule="lr"``: ρ_t = ρ · (γ_t / γ_peak), γ = ``lrs`` (the run's
+    :func:`lr_schedule`) and γ_peak its maximum (``peak``, computed if not given) — the learning-rate
+    schedule's shape, e.g. ×0.1 at 50 % and 75 % of training for ``schedule="step"`` (thesis Fig. 5.21).
+    Computed from the step index alone, so a resumed run uses the same ρ_t. (Not
+    :func:`toymodels.torch.sam_schedule.rho_schedule` ``("step")``: it decays from step ⌈aT⌉, the
+    learning rate of :func:`lr_schedule` from ⌊aT⌋.)"""
+    peak = float(np.max(lrs)) if peak is None else peak
+    return float(rho) * (float(lrs[step]) / peak)
+
+
+@torch.no_grad()
+def l2_term(opt: torch.optim.Optimizer):
+    """Σ over the optimizer's parameter groups g of (λ_g/2)·‖w_g‖², λ_g = ``g["weight_decay"]`` — the
+    ℓ2 term whose gradient PyTorch's SGD / Adam ``weight_decay`` adds (λ_g·w) to every parameter the
+    optimizer holds (weights, biases and normalization parameters alike). A float64 tensor on the
+    parameters' device (0.0 when no group has weight decay); no host synchronization."""
+    total = 0.0
+    for g in opt.param_groups:
+        lam = float(g.get("weight_decay", 0.0) or 0.0)
+        params = [p for p in g["params"]]
+        if lam and params:
+            norms = torch._foreach_norm([p.detach() for p in params], 2)
+            total = total + torch.stack(norms).double().pow(2).sum() * (lam / 2.0)
+    return total
 
 
 # ------------------------------------------------------------------------------------------------
@@ -718,8 +790,15 @@ def _final_best(r: _Run, st: _State) -> dict | None:
     net = copy.deepcopy(r.net)
     net.load_state_dict(st.best["model_state"])
     _, _, xte, yte = r.data
-    return _evaluate(r.cfg, net, xte, yte, r.ev_idx[:r.cfg.final_n], r.D, r.device,
-                     pgd_steps=r.cfg.final_pgd_steps, restarts=r.cfg.final_restarts, sparsity_x=r.sparsity_x)
+    rec = _evaluate(r.cfg, net, xte, yte, r.ev_idx[:r.cfg.final_n], r.D, r.device,
+                    pgd_steps=r.cfg.final_pgd_steps, restarts=r.cfg.final_restarts, sparsity_x=r.sparsity_x)
+    return {**rec, **records.final_by_eps(r, net)}
+
+
+def _keep_switch(r: _Run, st: _State, epoch: int) -> None:
+    """With ``interpolate_switch``: keep the weights at the start of epoch ``switch_at`` (w_switch)."""
+    if r.cfg.interpolate_switch and epoch == r.cfg.switch_at and st.w_switch is None:
+        st.w_switch = {k: v.detach().clone() for k, v in r.net.state_dict().items()}
 
 
 def _settings_result(r: _Run, st: _State, final_best) -> dict:
@@ -747,7 +826,8 @@ def _checkpoint(r: _Run, st: _State, epoch: int) -> None:
             "rng_states": states[0]["rng"], "free_delta": states[0]["free_delta"],
             "rank_states": states, "world_size": r.D.world, "history": st.history, "config": r.cfg.as_dict(),
             "scaler_state": r.scaler.state_dict() if r.amp_on else None,
-            "elle_a": None if st.sched is None else st.sched.state_dict(), "best": st.best})
+            "elle_a": None if st.sched is None else st.sched.state_dict(), "best": st.best,
+            "w_switch": st.w_switch})
 
 
 def _train(r: _Run, st: _State, show: bool) -> None:
@@ -756,6 +836,7 @@ def _train(r: _Run, st: _State, show: bool) -> None:
     with _progress(total=(cfg.epochs - st.start_epoch + 1) * r.spe, disable=not (show and r.is_main),
                    desc=f"train-{cfg.task}", unit="step") as bar:
         for epoch in range(st.start_epoch, cfg.epochs + 1):
+            _keep_switch(r, st, epoch)
             means = _epoch(r, st, epoch, bar)
             if means is None:
                 return
@@ -765,7 +846,9 @@ def _train(r: _Run, st: _State, show: bool) -> None:
                 rec["heldout_acc"] = _track_best(r, st, epoch)
             if r.noisy_idx is not None and len(r.noisy_idx):
                 rec["noisy_fit"] = _noisy_fit(r)
+            rec.update(records.sharpness_record(r, epoch))
             st.history.append({"epoch": epoch, "train_loss": tr_loss / r.D.world,
+                               **({} if st.l2_mean is None else {"train_objective": tr_loss / r.D.world + st.l2_mean}),
                                "train_acc": None if math.isnan(tr_acc) else tr_acc / r.D.world, **rec,
                                **({} if st.sched is None else {"elle_a_lambda": st.sched.lam,
                                                                "elle_a_switch_ons": st.sched.n_on})})
@@ -783,6 +866,7 @@ def run(cfg: TrainConfig, *, progress: bool = True, return_model: bool = False):
     with _kernels(bool(cfg.deterministic)):
         D = _init_dist(cfg.device)
         r = _setup(resolve(cfg, D.world), D)
+        w0 = records.initial_convs(r.net) if r.cfg.record_filters else None     # the seed's init, also on resume
         if r.cfg.out and r.is_main:
             os.makedirs(r.cfg.out, exist_ok=True)
         st = _start(r)
@@ -797,6 +881,9 @@ def run(cfg: TrainConfig, *, progress: bool = True, return_model: bool = False):
         final = final_best = None
         if st.diverged_at is None:
             final = r.evaluate(r.cfg.final_n, r.cfg.final_pgd_steps, r.cfg.final_restarts)
+            final.update(records.final_by_eps(r, r.net))
+            if r.cfg.final_linearization:
+                final.update(records.final_linearization_of(r))
             final_best = _final_best(r, st)
     co_epoch = attacks.detect_co(st.history) if r.cfg.task == "at" else None
     result = {
@@ -805,6 +892,6 @@ def run(cfg: TrainConfig, *, progress: bool = True, return_model: bool = False):
         "history": st.history, "co_epoch": co_epoch, "co": None if r.cfg.task != "at" else int(co_epoch is not None),
         "final": final, "diverged": st.diverged_at is not None, "diverged_at": st.diverged_at,
         "steps_per_epoch": r.spe, "runtime_s": runtime, "n_params": sum(p.numel() for p in r.net.parameters()),
-        **_settings_result(r, st, final_best),
+        **_settings_result(r, st, final_best), **records.figure_records(r, st, w0), **records.sharpness_final(r, st),
     }
     return (result, r.net) if return_model else result

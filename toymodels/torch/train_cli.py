@@ -26,9 +26,9 @@ from contextlib import contextmanager
 
 from .._cli import Choice, Command, Int, InDir, ListOf, Num, Result, Text, parse_number
 from ..datasets import IMAGE_DATASETS
-from .config import (ATTACKS, DEVICE_PATTERN, DTYPES, MODELS, OPTIMIZERS, REGS, SCHEDULES, SCHEMES, SWITCH_TO,
-                     WARMUPS, WIDTH_MODELS, TrainConfig)
-from .config import SAM_ASCENT_BATCHES, SAM_PERTURBATIONS
+from .config import (ATTACKS, DEVICE_PATTERN, DTYPES, MAX_FINAL_EPS, MODELS, OPTIMIZERS, PGD_INITS, REGS, RHO_FOLLOWS,
+                     SAM_ASCENT_BATCHES, SAM_PERTURBATIONS, SCHEDULES, SCHEMES, SWITCH_TO, WARMUPS, WIDTH_MODELS,
+                     TrainConfig)
 
 __all__ = ["COMMANDS", "add_arguments", "config_from_args", "DEVICE", "MAX_IMAGES"]
 
@@ -58,6 +58,15 @@ class _Lambda(Num):
         if x < 0:
             self.fail(text, self.describe())
         return x
+
+
+class _EpsList(ListOf):
+    """Comma-separated radii checked as ``ListOf`` does, returned as the strings given (stripped): the keys
+    of ``final["pgd_acc_by_eps"]``."""
+
+    def __call__(self, text: str) -> tuple:
+        super().__call__(text)
+        return tuple(part.strip() for part in str(text).split(","))
 
 
 def _data_options(p, d: TrainConfig) -> None:
@@ -104,6 +113,13 @@ def _switch_options(p, task: str, d: TrainConfig) -> None:
         p.add_argument("--rho", type=Num(0), default=d.rho, help="SAM's ρ >= 0 after an ERM -> SAM switch "
                        "(default 0.05; the thesis uses 0.4 on CIFAR-10, 0.2 on CIFAR-100)")
         _ascent_batch_option(p, d)
+        _rho_schedule_option(p, d)
+
+
+def _rho_schedule_option(p, d: TrainConfig) -> None:
+    p.add_argument("--rho-schedule", type=Choice(*RHO_FOLLOWS), default=d.rho_schedule,
+                   help="constant (standard SAM, default) or lr: rho_t = rho * lr_t / peak lr, the learning-rate "
+                   "schedule's shape (thesis Fig. 5.21)")
 
 
 def _ascent_batch_option(p, d: TrainConfig) -> None:
@@ -143,9 +159,27 @@ def _task_options(p, task: str, d: TrainConfig) -> None:
         p.add_argument("--alpha", type=Num(0, 1, lo_open=True), default=None,
                        help="step size (default: fgsm ε, fgsm-rs 1.25ε, pgd ε/4, n-fgsm ε; at most ε, 2ε for "
                        "fgsm-rs and n-fgsm)")
+        p.add_argument("--alpha-eps", type=Num(0, 2, lo_open=True), default=None,
+                       help="step size as a multiple k of ε, α = kε whatever --eps is (thesis Sec. 2.9: PGD-2 AT "
+                       "0.5, PGD-10 AT 0.2); k <= 1, <= 2 for fgsm-rs and n-fgsm")
+        p.add_argument("--final-eps", type=_EpsList(Num(0, 1, lo_open=True), max_len=MAX_FINAL_EPS, unique=True),
+                       default=(), help="after training, also PGD-evaluate the final model at each of these "
+                       "radii (the final evaluation's attack and points; e.g. 2/255,4/255,8/255): "
+                       "final.pgd_acc_by_eps / pgd_loss_by_eps, keyed by the strings given")
+        p.add_argument("--eps-ramp", type=Int(0, 10 ** 6, "epochs"), default=0, metavar="EPOCHS",
+                       help="grow the training attack's eps and step size linearly from 0 to --eps over the first "
+                       "EPOCHS epochs, per step (thesis Sec. 2.9 on SVHN: 5); evaluations use "
+                       "the full eps (default 0: off)")
+        p.add_argument("--final-linearization", action="store_true",
+                       help="after training, the linearization error |l(x+d) - l(x) - <d, grad l(x)>| vs ||d||_2 at "
+                       "||d||_inf = eps (thesis Fig. 2.10) on the final evaluation's points, from FGSM and random "
+                       "corners: final.linearization_fgsm / linearization_random, keyed by ||d||_2")
         p.add_argument("--nfgsm-k", type=Num(0, 255), default=d.nfgsm_k,
                        help="n-fgsm noise U[−kε, kε] (default 2, de Jorge et al. 2022)")
         p.add_argument("--pgd-steps", type=Int(1, 10 ** 4), default=d.pgd_steps)
+        p.add_argument("--pgd-init", type=Choice(*PGD_INITS), default=d.pgd_init,
+                       help="start of the training PGD attack: random (uniform in the ε-ball, default) or zero "
+                       "(δ₀ = 0, as the thesis's PGD-2/PGD-10 AT, Sec. 2.9); evaluations always start at random")
         p.add_argument("--free-replays", type=Int(1, 10 ** 3), default=d.free_replays, help="m of Free-AT")
         p.add_argument("--grad-align", type=_Lambda(0), default=0.0,
                        help="GradAlign λ >= 0, or 'default' = 0.2·10^((255ε−8)/8)")
@@ -172,6 +206,7 @@ def _task_options(p, task: str, d: TrainConfig) -> None:
         p.add_argument("--sam-perturbation", type=Choice(*SAM_PERTURBATIONS), default=d.sam_perturbation,
                        help="gradient (SAM, default) or random: a random direction of norm ρ (thesis Fig. 5.1)")
         _ascent_batch_option(p, d)
+        _rho_schedule_option(p, d)
     else:
         p.add_argument("--sparsity-layers", type=ListOf(Text(_LAYER, "NAME, NAME:in, NAME:relu or auto")),
                        default=d.sparsity_layers, help="comma-separated layers: NAME (module output), NAME:in "
@@ -211,6 +246,31 @@ def _eval_options(p, d: TrainConfig) -> None:
                    help="continue from --out/checkpoint.pt when it exists, else start fresh")
 
 
+class _Strings(ListOf):
+    """A ``ListOf`` checked as such, returned as the strings given (stripped): the m-sharpness radii."""
+
+    def __call__(self, text: str) -> tuple:
+        super().__call__(text)
+        return tuple(part.strip() for part in str(text).split(","))
+
+
+def _sharpness_options(p, d: TrainConfig) -> None:
+    """m-sharpness of the trained model (thesis Figs. 5.2, 5.3, 5.19; toymodels.torch.msharpness)."""
+    p.add_argument("--sharpness-rho", type=_Strings(Num(0, 10, lo_open=True), max_len=32, unique=True), default=(),
+                   help="radii ρ in (0, 10]: the result gets m_sharpness = {K: {ρ: value}} of the final model on "
+                   "--sharpness-n training points (default: none)")
+    p.add_argument("--sharpness-steps", type=ListOf(Int(1, 10_000), max_len=32, unique=True),
+                   default=d.sharpness_steps, help="projected ascent steps K (α = 0.1ρ; α = ρ for K = 1, SAM's "
+                   "step; default 100, the thesis's); several: also m_sharpness_suboptimality s_K / s_Kmin")
+    p.add_argument("--sharpness-m", type=ListOf(Int(1, 2 ** 16), max_len=32, unique=True), default=d.sharpness_m,
+                   help="m of the m-sharpness (default 128); several: also m_sharpness_by_m at the first ρ")
+    p.add_argument("--sharpness-n", type=Int(1, MAX_IMAGES, _IMAGES), default=None,
+                   help="training points of the m-sharpness (default: 1024, or all if fewer)")
+    p.add_argument("--sharpness-every", type=Int(0, 10 ** 6), default=d.sharpness_every,
+                   help="N > 0: history records m_sharpness (test-time BN) and m_sharpness_train_bn (training-time "
+                   "BN) every N epochs, epoch 0 included, at the first ρ, m and the largest K (default 0: off)")
+
+
 def add_arguments(p, task: str) -> None:
     """The options of ``train-<task>`` (no torch import)."""
     d = TrainConfig()
@@ -219,7 +279,25 @@ def add_arguments(p, task: str) -> None:
     _task_options(p, task, d)
     if task in ("sam", "sgd"):
         _switch_options(p, task, d)
+        _interpolate_options(p, d)
+        _sharpness_options(p, d)
     _eval_options(p, d)
+    p.add_argument("--record-filters", type=Int(0, 4096, "filters per layer"), default=d.record_filters,
+                   help="N > 0: the result gets weight_change (‖W_T − W_0‖_F / ‖W_0‖_F of every conv layer) and "
+                   "filters (the first N kernels, first input channel, of four conv layers at init and at the end; "
+                   "thesis Fig. 6.17); default 0 (none)")
+
+
+def _interpolate_options(p, d: TrainConfig) -> None:
+    """The loss along the line from the model at the switch to the final model (thesis Fig. 5.10)."""
+    p.add_argument("--interpolate-switch", type=Int(2, 10_001, "α values"), default=None,
+                   help="N: at the end, train/test loss and error along (1 − α)·w_switch + α·w_final at N α values "
+                   "evenly spaced in [--interpolate-alpha-min, --interpolate-alpha-max] (w_switch: the model at the "
+                   "start of epoch --switch-at; BatchNorm re-estimated as the interpolate command does); needs --switch-at")
+    p.add_argument("--interpolate-alpha-min", type=Num(-100, 100), default=d.interpolate_alpha_min,
+                   help="first α in [-100, 100] (default -1, the thesis code's)")
+    p.add_argument("--interpolate-alpha-max", type=Num(-100, 100), default=d.interpolate_alpha_max,
+                   help="last α in [-100, 100], > --interpolate-alpha-min (default 2, the thesis code's)")
 
 
 def config_from_args(a, task: str) -> TrainConfig:
@@ -238,20 +316,30 @@ def config_from_args(a, task: str) -> TrainConfig:
         kw.update(switch_at=a.switch_at, switch_to=a.switch_to or ("erm" if task == "sam" else "sam"))
     elif task in ("sam", "sgd") and a.switch_to is not None:
         kw.update(switch_to=a.switch_to)
+    if task in ("sam", "sgd"):
+        kw.update(interpolate_switch=a.interpolate_switch or 0, interpolate_alpha_min=a.interpolate_alpha_min,
+                  interpolate_alpha_max=a.interpolate_alpha_max)
+    kw.update(record_filters=a.record_filters)
+    if task in ("sam", "sgd"):
+        kw.update(sharpness_rho=a.sharpness_rho, sharpness_steps=a.sharpness_steps, sharpness_m=a.sharpness_m,
+                  sharpness_n=a.sharpness_n, sharpness_every=a.sharpness_every)
     if task == "sgd":
-        kw.update(rho=a.rho, sam_ascent_batch=a.sam_ascent_batch)
+        kw.update(rho=a.rho, sam_ascent_batch=a.sam_ascent_batch, rho_schedule=a.rho_schedule)
     if task == "at":
         lam = a.grad_align
         if lam == "default":
             from ..cnn.train import default_lambda
 
             lam = default_lambda(float(a.eps))
-        kw.update(attack=a.attack, alpha=a.alpha, pgd_steps=a.pgd_steps, free_replays=a.free_replays,
+        kw.update(alpha_eps=a.alpha_eps, final_eps=tuple(a.final_eps), final_linearization=a.final_linearization,
+                  eps_ramp=a.eps_ramp)
+        kw.update(attack=a.attack, alpha=a.alpha, pgd_steps=a.pgd_steps, pgd_init=a.pgd_init, free_replays=a.free_replays,
                   grad_align=float(lam), grad_align_exact=a.grad_align_exact, nfgsm_k=a.nfgsm_k, reg=a.reg,
                   reg_lambda=a.reg_lambda, reg_h=a.reg_h, reg_scheme=a.reg_scheme)
     elif task == "sam":
         kw.update(rho=a.rho, m=a.m, sam_normalize=not a.no_normalize, sam_steps=a.sam_steps,
-                  sam_perturbation=a.sam_perturbation, sam_ascent_batch=a.sam_ascent_batch)
+                  sam_perturbation=a.sam_perturbation, sam_ascent_batch=a.sam_ascent_batch,
+                  rho_schedule=a.rho_schedule)
     else:
         kw.update(sparsity_layers=tuple(a.sparsity_layers), sparsity_threshold=a.sparsity_threshold,
                   sparsity_neurons=a.sparsity_neurons, sparsity_n=a.sparsity_n)

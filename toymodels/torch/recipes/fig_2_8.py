@@ -1,9 +1,9 @@
 """Fig. 2.8: clean (dashed) and robust (solid) accuracy vs the training/evaluation ε of fast AT methods."""
 from ..recipe import Method, Recipe, Scale
-from . import AT_FULL, AT_QUICK
+from . import AT_FULL, AT_QUICK, GRADALIGN_FULL
 
 METHODS = (Method("FGSM", ("--attack", "fgsm")), Method("FGSM-RS", ("--attack", "fgsm-rs")),
-           Method("N-FGSM", ("--attack", "n-fgsm")), Method("FGSM+GradAlign", ("--attack", "fgsm", "--reg", "gradalign")))
+           Method("N-FGSM", ("--attack", "n-fgsm")), Method("FGSM+GradAlign", ("--attack", "fgsm", "--reg", "gradalign"), full=GRADALIGN_FULL))
 
 RECIPE = Recipe(
     figure="2.8", title="Robustness vs ε of FGSM, FGSM-RS, N-FGSM and FGSM+GradAlign (no early stopping)",
