@@ -234,6 +234,12 @@ def test_extra_args_come_last_and_override_the_recipe(tmp_path):
     assert argv[argv.index("--dataset", argv.index("--dataset") + 1) + 1] == "cifar100" and "0.05" in argv
 
 
+def test_a_missing_data_dir_is_blamed_on_data_dir_not_extra_args(tmp_path):
+    p = _cli("5.1", "--data-dir", str(tmp_path / "absent"), "--dry-run", "--extra-args", "--dataset cifar100")
+    assert p.returncode == 2 and "--data-dir" in p.stderr and "--extra-args" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("extra, word", [("--bogus 3", "unrecognized"), ("--lr -1", "--lr"), ('--dataset "x', "quotation")])
 def test_bad_extra_args_exit_2_before_anything_runs(extra, word, tmp_path):
     p = _cli("2.8", "--quick", "--out", str(tmp_path / "o"), "--extra-args", extra)

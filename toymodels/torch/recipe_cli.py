@@ -121,8 +121,10 @@ def _check_runs(mp, field: str) -> None:
             if argv[0] in tasks:
                 config_from_args(a, tasks[argv[0]])
         except SystemExit:
-            msg = err.getvalue().strip().splitlines()[-1:] or ["invalid flags"]
-            raise ConfigError(field, f"makes an invalid {argv[0]} run for {name!r}: {msg[0].split('error: ')[-1]}") from None
+            msg = (err.getvalue().strip().splitlines()[-1:] or ["invalid flags"])[0].split("error: ")[-1]
+            if msg.startswith("--data-dir "):    # the recipe's own --data-dir, whatever else is given
+                raise ConfigError("data_dir", msg[len("--data-dir "):]) from None
+            raise ConfigError(field, f"makes an invalid {argv[0]} run for {name!r}: {msg}") from None
         except ConfigError as exc:
             raise ConfigError(field, f"makes an invalid {argv[0]} run for {name!r}: {exc}") from None
 
